@@ -1,0 +1,960 @@
+"""The command-line layer: parses arguments, calls the library, renders results.
+
+Exit codes are mapped from exceptions in one place, ``main()``. stdout carries only
+results (task ids, paths, JSON); everything for humans goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from wanvid import __version__
+from wanvid.context import Environment
+from wanvid.errors import BadInputError, ExitStatus, WanvidError
+
+HELP = """Turn a still image (or a first and a last frame) into a video with Alibaba Cloud
+Model Studio's Wan models.
+
+Set DASHSCOPE_API_KEY, then: wanvid generate photo.png -p "the cat turns its head"
+"""
+
+app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode="rich",
+                  context_settings={"help_option_names": ["-h", "--help"]})
+config_app = typer.Typer(help="Show and change settings (API key, region, defaults).",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class State:
+    env: Environment
+    region: str | None = None
+    base_url: str | None = None
+    debug: bool = False
+
+
+_ENV: Environment | None = None  # set by main(); tests pass their own
+
+
+def _state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, State):
+        obj = State(env=_ENV or Environment())
+        ctx.find_root().obj = obj
+    return obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"wanvid {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="intl (Singapore, default), cn (Beijing) or us (Virginia).",
+        envvar=None)] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="API root, e.g. http://127.0.0.1:8000/api/v1 (overrides --region; "
+        "env DASHSCOPE_HTTP_BASE_URL).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Log requests (never the key) and show "
+                                        "tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    st = _state(ctx)
+    st.region, st.base_url, st.debug = region, base_url, debug
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=st.env.stderr,
+                            format="wanvid: debug: %(name)s: %(message)s")
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+
+def _settings(st: State, **kw: Any) -> Any:
+    from wanvid import config
+
+    return config.resolve(st.env, region=st.region, base_url=st.base_url, **kw)
+
+
+def _client(st: State, settings: Any, reporter: Any = None) -> Any:
+    from wanvid.client import Client
+
+    key = settings.require_key()
+    on_retry = None
+    if reporter is not None:
+        on_retry = reporter.note
+    elif not st.debug:
+        def on_retry(msg: str) -> None:
+            st.env.err(f"wanvid: {msg}")
+    return Client(settings.base_url, key, sleep=st.env.sleep, on_retry=on_retry)
+
+
+def _journal(st: State) -> Any:
+    from wanvid.journal import Journal
+
+    return Journal(st.env.journal_path, now=st.env.now)
+
+
+def _expiry_guard(st: State, journal: Any) -> None:
+    """Warn about videos that are paid for, not saved, and about to vanish."""
+    try:
+        soon = journal.expiring(within=7200)
+    except Exception:  # the guard must never break a command
+        return
+    if not soon:
+        return
+    from wanvid.render import fmt_duration
+
+    now = st.env.now()
+    first = min(r.expires_at for r in soon if r.expires_at)
+    st.env.warn(f"{len(soon)} finished video(s) not downloaded yet; the first URL expires in "
+                f"{fmt_duration(first - now)}: run `wanvid wait --pending` to save them")
+
+
+def _read_ids(st: State, ids: list[str] | None) -> list[str]:
+    if ids:
+        return [i.strip() for i in ids if i.strip()]
+    if not st.env.stdin_isatty:
+        return [line.strip() for line in st.env.stdin if line.strip() and not line.startswith("#")]
+    return []
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+) -> None:
+    """List the models, their resolutions, durations and audio support.
+
+    Example: wanvid models --json | jq -r '.[] | select(.audio) | .name'
+    """
+    _models_out(_state(ctx).env, json_out)
+
+
+def _models_out(env: Environment, json_out: bool) -> None:
+    from wanvid.models import MODELS
+    from wanvid.render import emit
+
+    def text(ms: Any) -> list[str]:
+        lines = [f"{'MODEL':<20} {'KIND':<5} {'RESOLUTIONS':<17} {'SECONDS':<8} {'AUDIO':<5} FPS"]
+        for m in MODELS:
+            res = ",".join(r + ("*" if r == m.default_resolution else "") for r in m.resolutions)
+            dur = ",".join(str(d) for d in m.durations)
+            lines.append(f"{m.name:<20} {m.kind:<5} {res:<17} {dur:<8} "
+                         f"{'yes' if m.audio else 'no':<5} {m.fps}")
+        lines.append("(* default resolution; aliases: "
+                     + ", ".join(a for m in MODELS for a in m.aliases) + ")")
+        return lines
+
+    emit(env, [m.to_dict() for m in MODELS], json_mode=json_out, text=text)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@config_app.command("path")
+def config_path_cmd(ctx: typer.Context) -> None:
+    """Print the config file's path."""
+    from wanvid.config import config_path
+
+    st = _state(ctx)
+    st.env.out(str(config_path(st.env)))
+
+
+@config_app.command("list")
+def config_list(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show the effective settings and where the key comes from (the key is redacted)."""
+    from wanvid.config import redact
+    from wanvid.render import emit
+
+    st = _state(ctx)
+    s = _settings(st)
+    data = {
+        "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
+        "region": s.region, "base_url": s.base_url, "model": s.model,
+        "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
+        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs, "fit": s.fit,
+    }
+    emit(st.env, data, json_mode=json_out,
+         text=lambda d: [f"{k} = {v}" for k, v in d.items()])
+
+
+@config_app.command("get")
+def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
+    """Print one stored setting (api_key is shown redacted)."""
+    from wanvid.config import CONFIG_KEYS, config_path, load_file, redact
+
+    st = _state(ctx)
+    if key not in CONFIG_KEYS:
+        raise BadInputError(f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}")
+    data = load_file(config_path(st.env))
+    if key not in data:
+        raise BadInputError(f"{key} is not set in {config_path(st.env)}")
+    value = data[key]
+    st.env.out(redact(value) if key == "api_key" else str(value))
+
+
+@config_app.command("set")
+def config_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="api_key, region, base_url, model, kf2v_model, "
+                                       "output_dir, poll_interval, max_qps, jobs, fit")],
+    value: Annotated[str | None, typer.Argument(help="The value. For api_key leave it out: "
+                                                "it is read from a hidden prompt or stdin.")] = None,
+) -> None:
+    """Store a setting in the config file (mode 0600).
+
+    Example: wanvid config set region cn;  printf %s "$KEY" | wanvid config set api_key
+    """
+    from wanvid.config import config_path, load_file, parse_value, save_file
+
+    st = _state(ctx)
+    if value is None or value == "-":
+        if key != "api_key" and value is None:
+            raise BadInputError(f"config set {key}: give a value")
+        if st.env.stdin_isatty:
+            import getpass
+
+            value = getpass.getpass(f"{key}: ", stream=st.env.stderr)
+        else:
+            value = st.env.stdin.readline()
+    elif key == "api_key":
+        st.env.warn("a key typed on the command line stays in your shell history; next time "
+                    "pipe it in: printf %s \"$KEY\" | wanvid config set api_key")
+    parsed = parse_value(key, value)
+    path = config_path(st.env)
+    data = load_file(path)
+    data[key] = parsed
+    save_file(path, data)
+    st.env.err(f"wanvid: {key} saved in {path}")
+
+
+@config_app.command("unset")
+def config_unset(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
+    """Remove a setting from the config file."""
+    from wanvid.config import config_path, load_file, save_file
+
+    st = _state(ctx)
+    path = config_path(st.env)
+    data = load_file(path)
+    if data.pop(key, None) is None:
+        raise BadInputError(f"{key} is not set in {path}")
+    save_file(path, data)
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+ImageArg = Annotated[str, typer.Argument(
+    metavar="IMAGE", help="First frame: a local file, file:// path, http(s) URL or data: URI.")]
+LastFrameOpt = Annotated[str | None, typer.Option(
+    "--last-frame", "-l", help="Last frame (selects a first+last-frame model).")]
+PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="What should happen.")]
+NegOpt = Annotated[str | None, typer.Option("--negative-prompt", "-n",
+                                            help="What should not appear.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Model (see `wanvid models`); default wan2.2-i2v-flash, or "
+    "wan2.2-kf2v-flash with --last-frame.", autocompletion=lambda: _model_names())]
+ResOpt = Annotated[str | None, typer.Option(
+    "--resolution", "-r", help="480P, 720P or 1080P (per model; default: the model's).",
+    autocompletion=lambda: ["480P", "720P", "1080P"])]
+DurOpt = Annotated[int | None, typer.Option("--duration", "-d",
+                                            help="Seconds (per model: 3-5, 5 or 10).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="0..2147483647.")]
+AudioOpt = Annotated[str | None, typer.Option(
+    "--audio", help="Audio track for wan2.5: WAV/MP3 file or URL, 3-30 s.")]
+NoAudioOpt = Annotated[bool, typer.Option("--no-audio", help="wan2.5: make a silent video.")]
+ExtendOpt = Annotated[bool | None, typer.Option(
+    "--prompt-extend/--no-prompt-extend", help="Let the service rewrite the prompt "
+    "(service default: on).", show_default=False)]
+WatermarkOpt = Annotated[bool | None, typer.Option(
+    "--watermark/--no-watermark", help="Add the 'AI-generated' mark (service default: off).",
+    show_default=False)]
+FitOpt = Annotated[bool | None, typer.Option(
+    "--fit/--no-fit", help="Resize, rotate, flatten and strip local images so the service "
+    "accepts them (needs wanvid[fit]).", show_default=False)]
+FitBgOpt = Annotated[str, typer.Option("--fit-background",
+                                       help="Colour under transparent pixels with --fit.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _model_names() -> list[str]:
+    from wanvid.models import model_names
+
+    return model_names()
+
+
+def _submit_options(image: str, last_frame: str | None, prompt: str | None,
+                    negative_prompt: str | None, model: str | None, resolution: str | None,
+                    duration: int | None, seed: int | None, audio: str | None, no_audio: bool,
+                    prompt_extend: bool | None, watermark: bool | None, fit: bool | None,
+                    fit_background: str, settings: Any) -> Any:
+    from wanvid.params import SubmitOptions
+
+    return SubmitOptions(image=image, last_frame=last_frame, prompt=prompt,
+                         negative_prompt=negative_prompt, model=model, resolution=resolution,
+                         duration=duration, seed=seed, audio=audio, no_audio=no_audio,
+                         prompt_extend=prompt_extend, watermark=watermark,
+                         fit=settings.fit if fit is None else fit, fit_background=fit_background)
+
+
+def prepare(st: State, opts: Any, settings: Any) -> Any:
+    from wanvid.params import prepare_submit
+
+    prepared = prepare_submit(opts, default_model=settings.model,
+                              default_kf2v_model=settings.kf2v_model, region=settings.region,
+                              warn=st.env.warn)
+    for note in prepared.fit_notes:
+        st.env.err(f"wanvid: {note}")
+    return prepared
+
+
+def dry_run_data(prepared: Any, settings: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "method": "POST",
+        "url": settings.base_url + prepared.model.path,
+        "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
+                    "Content-Type": "application/json"},
+        "body": prepared.preview_payload(),
+        "billed_seconds": prepared.duration,
+    }
+    if prepared.predicted_size:
+        w, h = prepared.predicted_size
+        data["predicted_size"] = {"width": w, "height": h, "resolution": prepared.resolution}
+    return data
+
+
+def _dry_run_text(d: dict[str, Any]) -> list[str]:
+    import json
+
+    lines = [f"{d['method']} {d['url']}"]
+    lines += [f"{k}: {v}" for k, v in d["headers"].items()]
+    lines.append("")
+    lines += json.dumps(d["body"], indent=2, ensure_ascii=False).splitlines()
+    ps = d.get("predicted_size")
+    size = (f"about {ps['width']}×{ps['height']} ({ps['resolution']})" if ps
+            else "unknown (the image is a URL)")
+    lines.append(f"# predicted output: {size}; billed: {d['billed_seconds']} s")
+    return lines
+
+
+def do_submit(st: State, prepared: Any, settings: Any, journal: Any,
+              output: str | None = None, fingerprint: str | None = None,
+              client: Any = None) -> dict[str, Any]:
+    """Send one prepared request and journal the task id the moment it comes back."""
+    client = client or _client(st, settings)
+    resp = client.submit(prepared.model.path, prepared.body())
+    out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
+    task_id = out.get("task_id")
+    if not task_id:
+        raise WanvidError("the service accepted the request but returned no task id "
+                          f"(request_id {resp.get('request_id')})")
+    journal.record_submit(str(task_id), model=prepared.model.name, base_url=settings.base_url,
+                          params=prepared.journal_params(), inputs=prepared.input_names(),
+                          status=str(out.get("task_status") or "PENDING"),
+                          fingerprint=fingerprint, output=output)
+    return resp
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    image: ImageArg,
+    last_frame: LastFrameOpt = None,
+    prompt: PromptOpt = None,
+    negative_prompt: NegOpt = None,
+    model: ModelOpt = None,
+    resolution: ResOpt = None,
+    duration: DurOpt = None,
+    seed: SeedOpt = None,
+    audio: AudioOpt = None,
+    no_audio: NoAudioOpt = False,
+    prompt_extend: ExtendOpt = None,
+    watermark: WatermarkOpt = None,
+    fit: FitOpt = None,
+    fit_background: FitBgOpt = "white",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the "
+                                          "request; send nothing.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a task and print its id (the video is fetched later by `wanvid wait`).
+
+    Example: id=$(wanvid submit cat.png -p "the cat yawns") && wanvid wait "$id"
+    """
+    from wanvid.render import emit
+
+    st = _state(ctx)
+    settings = _settings(st)
+    opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
+                           duration, seed, audio, no_audio, prompt_extend, watermark, fit,
+                           fit_background, settings)
+    prepared = prepare(st, opts, settings)
+    if dry_run:
+        emit(st.env, dry_run_data(prepared, settings), json_mode=json_out, text=_dry_run_text)
+        return
+    journal = _journal(st)
+    _expiry_guard(st, journal)
+    resp = do_submit(st, prepared, settings, journal)
+    emit(st.env, resp, json_mode=json_out, text=lambda r: [r["output"]["task_id"]])
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def _status_line(tid: str, out: dict[str, Any], now: float) -> str:
+    from wanvid.journal import expires_from_url
+    from wanvid.render import fmt_duration
+
+    status = out.get("task_status", "UNKNOWN")
+    line = f"{tid} {status}"
+    if status == "SUCCEEDED" and out.get("video_url"):
+        exp = expires_from_url(out["video_url"])
+        left = f" (expires in {fmt_duration(exp - now)})" if exp else ""
+        line += f" {out['video_url']}{left}"
+    elif status in ("FAILED", "CANCELED"):
+        line += f" {out.get('code', '')}: {out.get('message', '')}".rstrip(": ")
+    elif status == "UNKNOWN":
+        line += " (expired after 24 h, or never existed in this region)"
+    return line
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    task_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="TASK_ID...", help="Task ids (or read from stdin, one per line).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ask the service for the status of tasks (one line per task).
+
+    Example: wanvid status 0385dc79-5ff8-4d82-bcb6-0123456789ab --json | jq .output.task_status
+    """
+    from wanvid.poll import FAILED_STATES
+
+    st = _state(ctx)
+    ids = _read_ids(st, task_ids)
+    if not ids:
+        raise BadInputError("status: give at least one TASK_ID (or pipe them in)")
+    settings = _settings(st)
+    client = _client(st, settings)
+    journal = _journal(st)
+    _expiry_guard(st, journal)
+    worst = ExitStatus.OK
+    for tid in ids:
+        resp = client.get_task(tid)
+        out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
+        s = str(out.get("task_status") or "UNKNOWN")
+        if journal.get(tid) is not None or s != "UNKNOWN":
+            journal.update_status(tid, s, video_url=out.get("video_url"), code=out.get("code"),
+                                  message=out.get("message"))
+        if json_out:
+            from wanvid.render import emit_jsonl
+
+            emit_jsonl(st.env, [resp])
+        else:
+            st.env.out(_status_line(tid, out, st.env.now()))
+        if s in FAILED_STATES:
+            worst = ExitStatus.TASK_FAILED
+    if worst:
+        raise typer.Exit(int(worst))
+
+
+# --- wait / download ------------------------------------------------------------------------
+
+
+def _dest_factory(st: State, settings: Any, journal: Any, output: str | None) -> Any:
+    import datetime
+
+    from wanvid.download import output_path
+
+    def dest_for(task_id: str, out: dict[str, Any]) -> Path:
+        rec = journal.get(task_id)
+        template = output or (rec.output if rec is not None else None)
+        stem = ""
+        seed = None
+        model = out.get("model") or ""
+        if rec is not None:
+            model = rec.model or model
+            if rec.inputs:
+                first = rec.inputs[0]
+                if not first.startswith("data:"):
+                    stem = Path(first.split("?")[0].rstrip("/")).stem
+            seed = rec.params.get("seed") if isinstance(rec.params, dict) else None
+        date = datetime.datetime.fromtimestamp(st.env.now()).strftime("%Y%m%d")
+        return output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
+                           date=date, output_dir=settings.output_dir)
+
+    return dest_for
+
+
+def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: str | None,
+             timeout: float | None, interval: float | None, download: bool, force: bool,
+             quiet: bool, json_out: bool, client: Any = None) -> ExitStatus:
+    from wanvid.poll import Waiter, WaitOptions, overall_exit
+    from wanvid.progress import make_reporter
+    from wanvid.render import emit_jsonl
+
+    reporter = make_reporter(st.env, quiet=quiet)
+    client = client or _client(st, settings, reporter=reporter)
+
+    def on_outcome(o: Any) -> None:
+        if json_out:
+            emit_jsonl(st.env, [o.to_dict()])
+        elif o.ok and o.path is not None:
+            st.env.out(str(o.path))
+        elif o.ok:
+            st.env.out(f"{o.task_id} {o.video_url}")
+        if not o.ok:
+            what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
+            st.env.err(f"wanvid: error: {o.task_id} {o.status}: {what}")
+            if o.exit_status in (ExitStatus.TIMEOUT, ExitStatus.NETWORK):
+                st.env.err(f"wanvid: resume with: wanvid wait {o.task_id}")
+
+    opts = WaitOptions(interval=interval or settings.poll_interval, timeout=timeout,
+                       max_qps=settings.max_qps, download=download, force=force)
+    waiter = Waiter(client=client, journal=journal, reporter=reporter, options=opts,
+                    dest_for=_dest_factory(st, settings, journal, output),
+                    clock=st.env.monotonic, wall=st.env.now, sleep=st.env.sleep,
+                    on_outcome=on_outcome)
+    try:
+        outcomes = waiter.run(ids)
+    finally:
+        reporter.close()
+    return overall_exit(outcomes)
+
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Directory, file name, or template with {task_id} {model} {stem} "
+    "{seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Give up waiting after "
+                                                  "this many seconds (exit 6).")]
+IntervalOpt = Annotated[float | None, typer.Option(
+    "--interval", help="Seconds between queries at first (default 5; it backs off to 15).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but results.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    task_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="[TASK_ID...]", help="Task ids; none and stdin not a terminal: read from stdin.")]
+    = None,
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = None,
+    interval: IntervalOpt = None,
+    no_download: Annotated[bool, typer.Option("--no-download", help="Print the video URL "
+                                              "instead of saving the file.")] = False,
+    pending: Annotated[bool, typer.Option("--pending", help="Wait for every unfinished or "
+                                          "not-yet-downloaded task in the journal.")] = False,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per task "
+                                           "(JSON Lines).")] = False,
+) -> None:
+    """Wait for tasks, save each video as soon as it is ready, print the paths.
+
+    Example: wanvid submit cat.png -p "the cat yawns" | wanvid wait -o videos/
+    """
+    st = _state(ctx)
+    settings = _settings(st)
+    journal = _journal(st)
+    ids = _read_ids(st, task_ids)
+    if pending:
+        ids += [r.task_id for r in journal.pending() if r.task_id not in ids]
+        if not ids:
+            st.env.err("wanvid: nothing pending in the journal")
+            return
+    if not ids:
+        raise BadInputError("wait: give TASK_IDs, pipe them in, or use --pending")
+    settings.require_key()
+    _expiry_guard(st, journal)
+    code = run_wait(st, ids, settings=settings, journal=journal, output=output, timeout=timeout,
+                    interval=interval, download=not no_download, force=force, quiet=quiet,
+                    json_out=json_out)
+    if code:
+        raise typer.Exit(int(code))
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="TASK_ID|URL",
+                                          help="A task id, or a video URL.")],
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Save a finished task's video (resumes a partial download; never overwrites
+    without --force).
+
+    Example: wanvid download 0385dc79-5ff8-4d82-bcb6-0123456789ab -o clip.mp4
+    """
+    from wanvid.download import download as fetch
+    from wanvid.progress import make_reporter
+    from wanvid.render import emit
+
+    st = _state(ctx)
+    settings = _settings(st)
+    journal = _journal(st)
+    if target.startswith(("http://", "https://")):
+        url, task_id, out = target, None, {}
+        from urllib.parse import urlsplit
+
+        name = Path(urlsplit(url).path).stem or "video"
+        dest_id = name
+    else:
+        client = _client(st, settings)
+        _expiry_guard(st, journal)
+        task_id = target
+        resp = client.get_task(task_id)
+        out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
+        s = str(out.get("task_status") or "UNKNOWN")
+        journal.update_status(task_id, s, video_url=out.get("video_url"), code=out.get("code"),
+                              message=out.get("message"))
+        if s != "SUCCEEDED":
+            from wanvid.errors import TaskFailedError
+
+            if s in ("PENDING", "RUNNING"):
+                raise BadInputError(f"{task_id} is still {s}; use `wanvid wait {task_id}`")
+            raise TaskFailedError(_status_line(task_id, out, st.env.now()))
+        url = out["video_url"]
+        dest_id = task_id
+    dest = _dest_factory(st, settings, journal, output)(dest_id, out)
+    reporter = make_reporter(st.env, quiet=quiet)
+    reporter.add_task(dest_id)
+    rec = journal.get(task_id) if task_id else None
+    expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
+    try:
+        res = fetch(url, dest, force=force, expected_sha256=expected,
+                    on_progress=lambda d, t: reporter.download_progress(dest_id, d, t))
+        reporter.download_done(dest_id, res.path, res.size, res.skipped)
+    finally:
+        reporter.close()
+    if task_id:
+        journal.record_download(task_id, path=str(res.path), size=res.size, sha256=res.sha256)
+    emit(st.env, {"task_id": task_id, "path": str(res.path), "size": res.size,
+                  "sha256": res.sha256, "skipped": res.skipped},
+         json_mode=json_out, text=lambda d: [d["path"]])
+
+
+# --- generate -------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    image: ImageArg,
+    last_frame: LastFrameOpt = None,
+    prompt: PromptOpt = None,
+    negative_prompt: NegOpt = None,
+    model: ModelOpt = None,
+    resolution: ResOpt = None,
+    duration: DurOpt = None,
+    seed: SeedOpt = None,
+    audio: AudioOpt = None,
+    no_audio: NoAudioOpt = False,
+    prompt_extend: ExtendOpt = None,
+    watermark: WatermarkOpt = None,
+    fit: FitOpt = None,
+    fit_background: FitBgOpt = "white",
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = None,
+    interval: IntervalOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Submit, wait with progress, download: prints the saved video's path.
+
+    Example: wanvid generate cat.png -p "the cat turns its head" -o "{stem}-{seed}.mp4" --seed 7
+    """
+    st = _state(ctx)
+    settings = _settings(st)
+    opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
+                           duration, seed, audio, no_audio, prompt_extend, watermark, fit,
+                           fit_background, settings)
+    prepared = prepare(st, opts, settings)
+    journal = _journal(st)
+    _expiry_guard(st, journal)
+    resp = do_submit(st, prepared, settings, journal, output=output)
+    task_id = resp["output"]["task_id"]
+    if not quiet:
+        st.env.err(f"wanvid: submitted {task_id} ({prepared.model.name}, {prepared.resolution}, "
+                   f"{prepared.duration} s)")
+    code = run_wait(st, [task_id], settings=settings, journal=journal, output=output,
+                    timeout=timeout, interval=interval, download=True, force=force, quiet=quiet,
+                    json_out=json_out)
+    if code:
+        raise typer.Exit(int(code))
+
+
+# --- emulator / demo ------------------------------------------------------------------------
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by "
+                                      "default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8000,
+    pending: Annotated[float, typer.Option("--pending", help="Seconds a task stays PENDING.")]
+    = 1.0,
+    running: Annotated[float, typer.Option("--running", help="Seconds a task stays RUNNING.")]
+    = 3.0,
+    url_ttl: Annotated[float, typer.Option("--url-ttl", help="Seconds a video URL stays "
+                                           "valid.")] = 86400.0,
+    fail_rate: Annotated[float, typer.Option("--fail-rate", help="Share of tasks that end "
+                                             "FAILED (0..1).")] = 0.0,
+    throttle_every: Annotated[int, typer.Option("--throttle-every", help="Answer every Nth "
+                                                "API request with 429.")] = 0,
+    error_every: Annotated[int, typer.Option("--error-every", help="Answer every Nth task "
+                                             "query with 500.")] = 0,
+    drop_download_at: Annotated[float, typer.Option(
+        "--drop-download-at", help="Cut each download once at this fraction (0..1).")] = 0.0,
+    video_mb: Annotated[float, typer.Option("--video-mb", help="Pad the video to this many "
+                                            "MiB.")] = 0.0,
+    key: Annotated[str | None, typer.Option("--key", help="Accept only this API key (default: "
+                                            "any).")] = None,
+) -> None:
+    """Run a local emulator of the Wan video API (no key, no cost).
+
+    Example: wanvid emulator --port 8000 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8000/api/v1
+    DASHSCOPE_API_KEY=test wanvid generate cat.png
+    """
+    from wanvid.emulator import EmulatorConfig, serve_forever
+
+    if not 0 <= fail_rate <= 1 or not 0 <= drop_download_at < 1:
+        raise BadInputError("--fail-rate and --drop-download-at take a fraction between 0 and 1")
+    cfg = EmulatorConfig(host=host, port=port, pending=pending, running=running,
+                         url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
+                         error_every=error_every, drop_download_at=drop_download_at,
+                         video_mb=video_mb, key=key)
+    env = _ENV or Environment()
+    serve_forever(cfg, out=env.stdout, err=env.stderr)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """See it work in seconds, no key: runs a full generate against a built-in emulator
+    and leaves a real MP4 in the current directory.
+
+    Example: wanvid demo
+    """
+    import tempfile
+    from importlib.resources import files
+
+    from wanvid.emulator import Emulator, EmulatorConfig
+
+    st = _state(ctx)
+    emu = Emulator(EmulatorConfig(pending=1.0, running=2.0))
+    base = emu.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            img = Path(tmp) / "wanvid-demo.jpg"
+            img.write_bytes(files("wanvid").joinpath("data/demo.jpg").read_bytes())
+            st.base_url = base
+            environ = dict(st.env.environ)
+            environ["DASHSCOPE_API_KEY"] = "demo-key-for-the-local-emulator"
+            st.env.environ = environ
+            settings = _settings(st)
+            st.env.err(f"wanvid: demo: local emulator at {base} (nothing leaves this machine)")
+            opts = _submit_options(str(img), None, "a slow zoom on a colourful test card",
+                                   None, None, "480P", None, None, None, False, None, None,
+                                   False, "white", settings)
+            prepared = prepare(st, opts, settings)
+            journal = _journal(st)
+            resp = do_submit(st, prepared, settings, journal, output=output)
+            task_id = resp["output"]["task_id"]
+            st.env.err(f"wanvid: demo: submitted {task_id}")
+            code = run_wait(st, [task_id], settings=settings, journal=journal,
+                            output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
+                            interval=0.5, download=True, force=False, quiet=quiet,
+                            json_out=False)
+    finally:
+        emu.stop()
+    if code:
+        raise typer.Exit(int(code))
+
+
+# --- tasks / cancel -------------------------------------------------------------------------
+
+
+@app.command()
+def tasks(
+    ctx: typer.Context,
+    status_filter: Annotated[str | None, typer.Option("--status", help="Only tasks with this "
+                                                      "status (e.g. SUCCEEDED).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only tasks submitted within "
+                                              "this long, e.g. 2h, 30m, 1d.")] = None,
+    remote: Annotated[bool, typer.Option("--remote", help="List the account's tasks from the "
+                                         "service instead of the local journal.")] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="--remote: only this "
+                                              "model.")] = None,
+    page: Annotated[int, typer.Option("--page", help="--remote: page number.")] = 1,
+    page_size: Annotated[int, typer.Option("--page-size", help="--remote: tasks per page.")] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """List tasks from the journal (or, with --remote, from the service).
+
+    Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.[].path'
+    """
+    import time as _time
+
+    from wanvid.render import emit, fmt_duration
+
+    st = _state(ctx)
+    window = _parse_since(since) if since else None
+    now = st.env.now()
+    status_up = status_filter.upper() if status_filter else None
+    if remote:
+        settings = _settings(st)
+        client = _client(st, settings)
+        params: dict[str, Any] = {"status": status_up, "model_name": model,
+                                  "page_no": page, "page_size": page_size}
+        if window:
+            fmt = "%Y-%m-%d %H:%M:%S"
+            params["start_time"] = _time.strftime(fmt, _time.gmtime(now - window))
+            params["end_time"] = _time.strftime(fmt, _time.gmtime(now))
+        resp = client.list_tasks(**params)
+        emit(st.env, resp, json_mode=json_out, text=lambda r: [
+            f"{t.get('task_id')} {t.get('task_status')} {t.get('model_name', '')} "
+            f"{t.get('submit_time', '')}".rstrip() for t in r.get("data") or []])
+        return
+    journal = _journal(st)
+    recs = journal.list(status=status_up, since=(now - window) if window else None)
+
+    def row(r: Any) -> dict[str, Any]:
+        d = {"task_id": r.task_id, "status": r.status, "model": r.model,
+             "submitted_at": r.submitted_at, "path": r.path, "inputs": r.inputs,
+             "expires_at": r.expires_at, "code": r.code, "message": r.message}
+        d["expires_in"] = (r.expires_at - now) if (r.expires_at and not r.path) else None
+        return d
+
+    rows = [row(r) for r in recs]
+
+    def text(rs: list[dict[str, Any]]) -> list[str]:
+        out = []
+        for d in rs:
+            extra = d["path"] or ""
+            if d["expires_in"] is not None and d["status"] == "SUCCEEDED":
+                extra = ("not downloaded, expires in " + fmt_duration(d["expires_in"])
+                         if d["expires_in"] > 0 else "not downloaded, URL expired")
+            elif d["code"]:
+                extra = f"{d['code']}: {d['message'] or ''}"
+            age = fmt_duration(now - d["submitted_at"]) if d["submitted_at"] else "?"
+            out.append(f"{d['task_id']} {d['status']:<9} {d['model'] or '-':<18} {age:>7} ago "
+                       f"{extra}".rstrip())
+        return out
+
+    emit(st.env, rows, json_mode=json_out, text=text)
+
+
+def _parse_since(value: str) -> float:
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)
+    if not m:
+        raise BadInputError(f"--since {value!r}: use a duration like 30m, 2h, 1d")
+    n = float(m.group(1))
+    return n * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID...",
+                                                  help="Tasks to cancel (PENDING only).")],
+) -> None:
+    """Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.
+
+    Example: wanvid tasks --status PENDING --json | jq -r '.[].task_id' | xargs wanvid cancel
+    """
+    from wanvid.errors import RejectedError
+
+    st = _state(ctx)
+    settings = _settings(st)
+    client = _client(st, settings)
+    journal = _journal(st)
+    worst = ExitStatus.OK
+    for tid in task_ids:
+        try:
+            client.cancel(tid)
+        except RejectedError as e:
+            st.env.err(f"wanvid: error: {tid}: cannot cancel ({e.code or ''} {e.message}); "
+                       "only PENDING tasks can be canceled")
+            worst = ExitStatus.REJECTED
+            continue
+        journal.update_status(tid, "CANCELED")
+        st.env.out(f"{tid} CANCELED")
+    if worst:
+        raise typer.Exit(int(worst))
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def _is_click_exception(e: BaseException) -> bool:
+    return hasattr(e, "exit_code") and hasattr(e, "format_message")
+
+
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run the CLI; map every outcome to an exit code in this one place."""
+    global _ENV
+    _ENV = env or Environment()
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    code: int
+    try:
+        rv = app(args=args, prog_name="wanvid", standalone_mode=False)
+        code = int(rv) if isinstance(rv, int) else 0
+    except WanvidError as e:
+        _ENV.err(f"wanvid: error: {e.message}")
+        code = int(e.status)
+    except KeyboardInterrupt:
+        _ENV.err("wanvid: interrupted; finished tasks are in the journal: "
+                 "`wanvid wait --pending` picks them up")
+        code = int(ExitStatus.INTERRUPTED)
+    except typer.Exit as e:
+        code = int(getattr(e, "exit_code", 0) or 0)
+    except typer.Abort:
+        _ENV.err("wanvid: aborted")
+        code = int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        code = 0
+    except Exception as e:
+        if _is_click_exception(e):
+            msg = e.format_message()  # type: ignore[attr-defined]
+            cmd = getattr(getattr(e, "ctx", None), "command_path", "wanvid")
+            _ENV.err(f"wanvid: error: {msg} (see `{cmd} --help`)")
+            code = int(ExitStatus.BAD_INPUT)
+        else:
+            if debug or _ENV.get("WANVID_RAISE"):
+                raise
+            _ENV.err(f"wanvid: internal error: {type(e).__name__}: {e} "
+                     "(run with --debug for a traceback)")
+            code = 1
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,190 @@
+"""HTTP client for the Wan video API (DashScope async task API).
+
+* ``submit`` POSTs to the endpoint the model's kind needs, with ``X-DashScope-Async: enable``.
+  It is retried only where the service certainly created no task (429, refused
+  connection), so one submit can never make two paid tasks.
+* ``get_task`` / ``list_tasks`` are idempotent and retried on 429, 5xx and transport
+  errors with exponential backoff and jitter, honouring Retry-After.
+* Every request has a timeout. The key travels only in the Authorization header to the
+  API host; it never appears in an exception, a log line or ``--debug`` output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from wanvid import __version__
+from wanvid.errors import AuthError, NetworkError, RejectedError, WanvidError
+from wanvid.retry import retry_delay, should_retry_error, should_retry_status
+
+log = logging.getLogger("wanvid.client")
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+MAX_RETRIES = 4
+
+
+class ThrottledError(NetworkError):
+    """429 after all retries."""
+
+
+def parse_error(resp: requests.Response) -> tuple[str | None, str, str | None]:
+    """(code, message, request_id) from an error answer, whatever its shape."""
+    code = message = request_id = None
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        src = data
+        if isinstance(data.get("output"), dict) and not data.get("code"):
+            src = data["output"]
+        code = src.get("code") or None
+        message = src.get("message") or None
+        request_id = data.get("request_id") or None
+    if not message:
+        text = (resp.text or "").strip().replace("\n", " ")
+        message = text[:200] if text else (resp.reason or f"HTTP {resp.status_code}")
+    return (str(code) if code else None), str(message), (str(request_id) if request_id else None)
+
+
+def error_for(resp: requests.Response) -> WanvidError:
+    """Map an HTTP error answer to the exception (and so the exit code) it deserves."""
+    code, message, request_id = parse_error(resp)
+    status = resp.status_code
+    what = f"{code}: {message}" if code else message
+    if status == 401 or (code or "").startswith("InvalidApiKey"):
+        return AuthError(
+            f"the service rejected the API key ({what}); check DASHSCOPE_API_KEY and "
+            "that the key belongs to the region you call (--region)",
+            code=code, request_id=request_id)
+    if status == 429:
+        return ThrottledError(f"rate limited by the service after retries ({what})",
+                              code=code, request_id=request_id)
+    if 400 <= status < 500:
+        return RejectedError(f"the service rejected the request ({status} {what})",
+                             code=code, request_id=request_id)
+    return NetworkError(f"service error {status} ({what})", code=code, request_id=request_id)
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str, *, session: requests.Session | None = None,
+                 timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+                 max_retries: int = MAX_RETRIES, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str], None] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self.on_retry = on_retry
+        self._api_host = urlsplit(self.base_url).netloc
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Client(base_url={self.base_url!r})"
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self._key}", "User-Agent": f"wanvid/{__version__}",
+             "Accept": "application/json"}
+        if extra:
+            h.update(extra)
+        return h
+
+    def _request(self, method: str, path: str, *, idempotent: bool,
+                 body: bytes | None = None, params: dict[str, Any] | None = None,
+                 extra_headers: dict[str, str] | None = None,
+                 max_retries: int | None = None) -> dict[str, Any]:
+        url = self.base_url + path
+        if urlsplit(url).netloc != self._api_host:  # pragma: no cover - defensive
+            raise NetworkError("refusing to send the API key to another host")
+        retries = self.max_retries if max_retries is None else max_retries
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self.session.request(
+                    method, url, data=body, params=params, timeout=self.timeout,
+                    headers=self._headers(extra_headers), allow_redirects=False)
+            except requests.exceptions.RequestException as e:
+                if attempt <= retries and should_retry_error(e, idempotent=idempotent):
+                    delay = retry_delay(attempt)
+                    self._note_retry(f"{method} {path}: {type(e).__name__}; retry {attempt} in {delay:.1f}s")
+                    self.sleep(delay)
+                    continue
+                raise self._transport_error(e, method, idempotent) from None
+            log.debug("%s %s -> %s", method, path, resp.status_code)
+            if resp.status_code < 300:
+                try:
+                    data = resp.json()
+                except ValueError:
+                    raise NetworkError(f"{method} {path}: the service answered {resp.status_code} "
+                                       "with a body that is not JSON") from None
+                if not isinstance(data, dict):
+                    raise NetworkError(f"{method} {path}: unexpected answer from the service")
+                return data
+            if attempt <= retries and should_retry_status(resp.status_code, idempotent=idempotent):
+                delay = retry_delay(attempt, resp.headers.get("Retry-After"))
+                code, _, _ = parse_error(resp)
+                self._note_retry(f"{method} {path}: {resp.status_code} {code or ''}".rstrip()
+                                 + f"; retry {attempt} in {delay:.1f}s")
+                self.sleep(delay)
+                continue
+            raise error_for(resp)
+
+    def _note_retry(self, msg: str) -> None:
+        log.debug(msg)
+        if self.on_retry:
+            self.on_retry(msg)
+
+    def _transport_error(self, e: requests.exceptions.RequestException, method: str,
+                         idempotent: bool) -> NetworkError:
+        kind = "timed out" if isinstance(e, requests.exceptions.Timeout) else "connection failed"
+        where = urlsplit(self.base_url).netloc
+        msg = f"{method} to {where} {kind}"
+        if not idempotent:
+            msg += ("; the service may or may not have created the task: check "
+                    "`wanvid tasks --remote` before submitting again")
+        return NetworkError(msg)
+
+    # --- the API -------------------------------------------------------------------------
+
+    def submit(self, path: str, body: bytes) -> dict[str, Any]:
+        """Create a task. ``body`` is the JSON request, already serialised."""
+        return self._request("POST", path, idempotent=False, body=body,
+                             extra_headers={"X-DashScope-Async": "enable",
+                                            "Content-Type": "application/json"})
+
+    def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:
+        return self._request("GET", f"/tasks/{_quote(task_id)}", idempotent=True,
+                             max_retries=max_retries)
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        # Canceling twice is harmless, so transport errors may be retried.
+        return self._request("POST", f"/tasks/{_quote(task_id)}/cancel", idempotent=True)
+
+    def list_tasks(self, **params: Any) -> dict[str, Any]:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._request("GET", "/tasks", idempotent=True, params=clean)
+
+
+def _quote(task_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(task_id, safe="-_.")
+
+
+def task_output(resp: dict[str, Any]) -> dict[str, Any]:
+    out = resp.get("output")
+    return out if isinstance(out, dict) else {}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,252 @@
+"""Configuration: API key, region, base URL, defaults.
+
+Precedence, highest first: command-line flag > environment > config file > default.
+
+The API key has no command-line flag on purpose (it would land in shell history). It is
+looked up, in order: ``DASHSCOPE_API_KEY``; ``api_key`` in the config file; the file named
+by ``DASHSCOPE_API_KEY_FILE_PATH``; ``~/.dashscope/api_key`` (the official SDK's places).
+
+The config file is ``config.toml`` in the platform's user config dir (``WANVID_CONFIG_DIR``
+overrides it). It is written atomically and with mode 0600 because it may hold the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wanvid.context import Environment
+from wanvid.errors import AuthError, BadInputError
+from wanvid.models import DEFAULT_I2V_MODEL, DEFAULT_KF2V_MODEL, REGIONS, find_model
+
+CONFIG_FILE = "config.toml"
+DEFAULT_REGION = "intl"
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_MAX_QPS = 5.0
+DEFAULT_JOBS = 2
+
+# key -> (type, description). The single list `wanvid config` accepts.
+CONFIG_KEYS: dict[str, tuple[type, str]] = {
+    "api_key": (str, "Model Studio API key (prefer DASHSCOPE_API_KEY in CI)"),
+    "region": (str, "intl (Singapore, default), cn (Beijing) or us (Virginia)"),
+    "base_url": (str, "API root, e.g. http://127.0.0.1:8000/api/v1; overrides region"),
+    "model": (str, f"default first-frame model (default {DEFAULT_I2V_MODEL})"),
+    "kf2v_model": (str, f"default first+last-frame model (default {DEFAULT_KF2V_MODEL})"),
+    "output_dir": (str, "where videos are saved (default: the current directory)"),
+    "poll_interval": (float, f"seconds between status queries at first (default {DEFAULT_POLL_INTERVAL:g})"),
+    "max_qps": (float, f"most task queries per second a wait makes (default {DEFAULT_MAX_QPS:g})"),
+    "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
+    "fit": (bool, "prepare local images with --fit by default (needs wanvid[fit])"),
+}
+
+
+@dataclass
+class Settings:
+    api_key: str | None
+    api_key_source: str | None
+    region: str
+    base_url: str
+    model: str
+    kf2v_model: str
+    output_dir: Path | None
+    poll_interval: float
+    max_qps: float
+    jobs: int
+    fit: bool
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise AuthError(
+                "no API key found; set the DASHSCOPE_API_KEY environment variable, "
+                "or store one with `wanvid config set api_key` (it prompts; nothing is echoed)"
+            )
+        return self.api_key
+
+
+def config_path(env: Environment) -> Path:
+    return env.config_dir / CONFIG_FILE
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise BadInputError(f"{path}: not valid TOML ({e}); fix or delete the file") from None
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot read config file ({e.strerror})") from None
+    return data
+
+
+def save_file(path: Path, data: Mapping[str, Any]) -> None:
+    """Write the config atomically (temp file + rename), mode 0600 from the first byte."""
+    import tomli_w
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            tomli_w.dump(dict(data), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """Turn a `wanvid config set KEY VALUE` string into the stored value, validated."""
+    if key not in CONFIG_KEYS:
+        raise BadInputError(
+            f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}"
+        )
+    typ = CONFIG_KEYS[key][0]
+    raw = raw.strip()
+    value: Any
+    if typ is bool:
+        low = raw.lower()
+        if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise BadInputError(f"config {key}: expected true or false, got {raw!r}")
+        value = low in ("true", "1", "yes", "on")
+    elif typ in (int, float):
+        try:
+            value = typ(raw)
+        except ValueError:
+            raise BadInputError(f"config {key}: expected a number, got {raw!r}") from None
+        if value <= 0:
+            raise BadInputError(f"config {key}: must be greater than 0, got {raw!r}")
+    else:
+        value = raw
+    if key == "region":
+        value = check_region(value, f"config {key}")
+    elif key == "base_url":
+        value = check_base_url(value, f"config {key}")
+    elif key in ("model", "kf2v_model"):
+        m = find_model(value)
+        want = "i2v" if key == "model" else "kf2v"
+        if m is None or m.kind != want:
+            from wanvid.models import models_by_kind
+
+            names = ", ".join(x.name for x in models_by_kind(want))
+            raise BadInputError(f"config {key}: {raw!r} is not a {want} model; one of: {names}")
+        value = m.name
+    elif key == "api_key" and not value:
+        raise BadInputError("config api_key: empty key")
+    return value
+
+
+def check_region(value: str, where: str) -> str:
+    v = value.strip().lower()
+    if v not in REGIONS:
+        raise BadInputError(f"{where}: unknown region {value!r}; use one of: {', '.join(REGIONS)}")
+    return v
+
+
+def check_base_url(value: str, where: str) -> str:
+    v = value.strip().rstrip("/")
+    if not (v.startswith("http://") or v.startswith("https://")):
+        raise BadInputError(
+            f"{where}: {value!r} is not an http(s) URL; e.g. https://dashscope-intl.aliyuncs.com/api/v1"
+        )
+    return v
+
+
+def redact(key: str | None) -> str:
+    """A key shown as `sk-…` plus its last 4 characters; never the key itself."""
+    if not key:
+        return "(not set)"
+    tail = key[-4:] if len(key) >= 12 else ""
+    return f"{key[:3]}…{tail}" if tail else "***"
+
+
+def find_api_key(env: Environment, file_data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The API key and where it came from (see the module docstring for the order)."""
+    k = env.get("DASHSCOPE_API_KEY")
+    if k:
+        return k, "environment (DASHSCOPE_API_KEY)"
+    k = file_data.get("api_key")
+    if isinstance(k, str) and k.strip():
+        return k.strip(), "config file"
+    candidates: list[tuple[Path, str]] = []
+    kp = env.get("DASHSCOPE_API_KEY_FILE_PATH")
+    if kp:
+        candidates.append((Path(kp).expanduser(), "DASHSCOPE_API_KEY_FILE_PATH"))
+    candidates.append((env.home / ".dashscope" / "api_key", "~/.dashscope/api_key"))
+    for p, label in candidates:
+        try:
+            text = p.read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if text:
+            return text, label
+    return None, None
+
+
+def resolve(env: Environment, *, region: str | None = None, base_url: str | None = None,
+            output_dir: str | None = None, poll_interval: float | None = None) -> Settings:
+    """Merge flags, environment, config file and defaults into Settings."""
+    data = load_file(config_path(env))
+    key, source = find_api_key(env, data)
+
+    # Region / base URL: the highest layer that says anything decides; within a layer an
+    # explicit base URL beats a region.
+    layers: list[tuple[str | None, str | None, str]] = [
+        (base_url, region, "flag"),
+        (env.get("DASHSCOPE_HTTP_BASE_URL"), env.get("WANVID_REGION"), "environment"),
+        (_str(data.get("base_url")), _str(data.get("region")), "config file"),
+    ]
+    chosen_region = DEFAULT_REGION
+    chosen_url = REGIONS[DEFAULT_REGION]
+    for url, reg, where in layers:
+        if reg:
+            chosen_region = check_region(reg, f"region ({where})")
+            chosen_url = REGIONS[chosen_region]
+        if url:
+            chosen_url = check_base_url(url, f"base URL ({where})")
+        if url or reg:
+            break
+    # A region picked in a lower layer still names the region (for model names per region).
+    if not region and not env.get("WANVID_REGION") and _str(data.get("region")):
+        chosen_region = check_region(str(data["region"]), "region (config file)")
+
+    out = output_dir or env.get("WANVID_OUTPUT_DIR") or _str(data.get("output_dir"))
+    interval = poll_interval or _num(env.get("WANVID_POLL_INTERVAL")) or _num(data.get("poll_interval"))
+    return Settings(
+        api_key=key,
+        api_key_source=source,
+        region=chosen_region,
+        base_url=chosen_url,
+        model=_str(data.get("model")) or DEFAULT_I2V_MODEL,
+        kf2v_model=_str(data.get("kf2v_model")) or DEFAULT_KF2V_MODEL,
+        output_dir=Path(out).expanduser() if out else None,
+        poll_interval=float(interval or DEFAULT_POLL_INTERVAL),
+        max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
+        jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
+        fit=bool(data.get("fit", False)),
+    )
+
+
+def _str(v: Any) -> str | None:
+    return v.strip() if isinstance(v, str) and v.strip() else None
+
+
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f > 0 else None

@@ -1,0 +1,107 @@
+"""The environment a command runs in: streams, tty flags, env vars, directories, clock.
+
+Commands never reach for ``sys.stdout``, ``os.environ`` or ``time`` directly; they use an
+``Environment``. Tests build one with their own streams, variables, directories and a
+fake clock instead of patching globals (httpie's ``Environment`` / ``MockEnvironment``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """An environment variable's value; an empty (or blank) variable counts as unset."""
+    value = environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+@dataclass
+class Environment:
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin_isatty: bool | None = None
+    stderr_isatty: bool | None = None
+    now: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    cwd: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.stdin_isatty is None:
+            self.stdin_isatty = _isatty(self.stdin)
+        if self.stderr_isatty is None:
+            self.stderr_isatty = _isatty(self.stderr)
+
+    def get(self, name: str) -> str | None:
+        return env_value(self.environ, name)
+
+    @property
+    def config_dir(self) -> Path:
+        override = self.get("WANVID_CONFIG_DIR")
+        if override:
+            return Path(override).expanduser()
+        from platformdirs import user_config_dir
+
+        return Path(user_config_dir("wanvid"))
+
+    @property
+    def state_dir(self) -> Path:
+        override = self.get("WANVID_STATE_DIR")
+        if override:
+            return Path(override).expanduser()
+        from platformdirs import user_state_dir
+
+        return Path(user_state_dir("wanvid"))
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.db"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.get("HOME") or Path.home())
+
+    @property
+    def is_ci(self) -> bool:
+        v = (self.get("CI") or "").lower()
+        return v not in ("", "0", "false", "no")
+
+    @property
+    def interactive(self) -> bool:
+        """True when live progress displays may be drawn (stderr is a terminal, not CI)."""
+        return bool(self.stderr_isatty) and not self.is_ci and self.get("TERM") != "dumb"
+
+    @property
+    def no_color(self) -> bool:
+        return "NO_COLOR" in self.environ
+
+    def out(self, line: str) -> None:
+        """One line of result on stdout."""
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
+
+    def err(self, line: str) -> None:
+        """One human line on stderr."""
+        self.stderr.write(line + "\n")
+        self.stderr.flush()
+
+    def warn(self, line: str) -> None:
+        self.err(f"wanvid: warning: {line}")
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False

@@ -1,0 +1,89 @@
+"""Exit statuses and the exception types that carry them.
+
+One table, one place: every failure wanvid reports is a ``WanvidError`` subclass whose
+``status`` is the process exit code. The CLI maps exceptions to exit codes only here
+(see ``cli.run_command``).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    BAD_INPUT = 2  # bad usage or input; nothing was sent
+    AUTH = 3  # missing or rejected API key
+    REJECTED = 4  # request rejected by the service (other 4xx)
+    TASK_FAILED = 5  # task ended FAILED, CANCELED or UNKNOWN, or its video URL expired
+    TIMEOUT = 6  # timed out waiting
+    NETWORK = 7  # network or service error after retries
+    INTERRUPTED = 130  # Ctrl-C / SIGINT
+
+
+EXIT_CODE_TABLE: list[tuple[int, str]] = [
+    (ExitStatus.OK, "success"),
+    (ExitStatus.BAD_INPUT, "bad usage or input (nothing was sent)"),
+    (ExitStatus.AUTH, "missing or rejected API key"),
+    (ExitStatus.REJECTED, "request rejected by the service (other 4xx)"),
+    (ExitStatus.TASK_FAILED, "task FAILED, CANCELED or UNKNOWN, or its video URL expired"),
+    (ExitStatus.TIMEOUT, "timed out waiting"),
+    (ExitStatus.NETWORK, "network or service error after retries"),
+    (ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
+]
+
+
+class WanvidError(Exception):
+    """Base class: a failure with a one-line message and an exit status."""
+
+    status: ExitStatus = ExitStatus.NETWORK
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"code": self.code or type(self).__name__,
+                                "message": self.message}
+        if self.request_id:
+            d["request_id"] = self.request_id
+        return d
+
+
+class BadInputError(WanvidError):
+    """Bad usage or input, detected before anything was sent."""
+
+    status = ExitStatus.BAD_INPUT
+
+
+class AuthError(WanvidError):
+    status = ExitStatus.AUTH
+
+
+class RejectedError(WanvidError):
+    """The service answered a request with a 4xx other than auth and throttling."""
+
+    status = ExitStatus.REJECTED
+
+
+class TaskFailedError(WanvidError):
+    """A task ended FAILED, CANCELED or UNKNOWN, or its result can no longer be fetched."""
+
+    status = ExitStatus.TASK_FAILED
+
+
+class URLExpiredError(TaskFailedError):
+    """The signed video URL's 24-hour window has passed."""
+
+
+class WaitTimeoutError(WanvidError):
+    status = ExitStatus.TIMEOUT
+
+
+class NetworkError(WanvidError):
+    """Network or service error that persisted after retries."""
+
+    status = ExitStatus.NETWORK

@@ -1,0 +1,129 @@
+"""Progress display on stderr.
+
+* ``RichReporter``: on a terminal, one live display for all tasks: a row per task with
+  its status and elapsed time, and during a download a bytes bar with speed and ETA.
+* ``PlainReporter``: not on a terminal (CI logs, pipes) or with ``CI=true``: no bars,
+  no spinner frames, one plain line per status change and per finished download.
+* ``QuietReporter``: ``-q``: nothing but errors.
+
+``make_reporter`` picks one from the environment; rich is imported only for the first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wanvid.context import Environment
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+class QuietReporter:
+    def add_task(self, task_id: str) -> None:
+        pass
+
+    def status(self, task_id: str, status: str, elapsed: float) -> None:
+        pass
+
+    def download_progress(self, task_id: str, done: int, total: int | None) -> None:
+        pass
+
+    def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlainReporter(QuietReporter):
+    """One line per event, for logs. Download progress is not drawn, only its end."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def status(self, task_id: str, status: str, elapsed: float) -> None:
+        self.env.err(f"wanvid: {task_id} {status} ({elapsed:.0f}s)")
+
+    def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
+        verb = "already saved" if skipped else "saved"
+        self.env.err(f"wanvid: {task_id} {verb} {path} ({human_size(size)})")
+
+    def note(self, message: str) -> None:
+        self.env.err(f"wanvid: {message}")
+
+
+class RichReporter(QuietReporter):
+    """A live table of tasks with download bars, drawn on stderr."""
+
+    def __init__(self, env: Environment) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = Console(file=env.stderr, no_color=env.no_color, force_terminal=True)
+        self.progress = Progress(
+            TextColumn("{task.fields[tid]}", style="bold"),
+            TextColumn("{task.fields[status]:<9}"),
+            TimeElapsedColumn(),
+            BarColumn(bar_width=None),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self.rows: dict[str, Any] = {}
+        self.progress.start()
+
+    def add_task(self, task_id: str) -> None:
+        if task_id not in self.rows:
+            self.rows[task_id] = self.progress.add_task("", tid=task_id, status="QUERYING",
+                                                        total=None, start=True)
+
+    def status(self, task_id: str, status: str, elapsed: float) -> None:
+        self.add_task(task_id)
+        self.progress.update(self.rows[task_id], status=status)
+
+    def download_progress(self, task_id: str, done: int, total: int | None) -> None:
+        self.add_task(task_id)
+        self.progress.update(self.rows[task_id], status="SAVING", completed=done, total=total)
+
+    def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
+        self.add_task(task_id)
+        self.progress.update(self.rows[task_id], status="SAVED", completed=size, total=size)
+        self.progress.console.print(f"{task_id} saved {path} ({human_size(size)})")
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message, markup=False, highlight=False)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(env: Environment, *, quiet: bool = False) -> QuietReporter:
+    if quiet:
+        return QuietReporter()
+    if env.interactive:
+        return RichReporter(env)
+    return PlainReporter(env)
