@@ -1,4 +1,4 @@
-from wanvid.cli import main
+from wanvid.entry import main
 
 if __name__ == "__main__":
     main()

@@ -143,25 +143,9 @@ def models(
 
     Example: wanvid models --json | jq -r '.[] | select(.audio) | .name'
     """
-    _models_out(_state(ctx).env, json_out)
+    from wanvid.render import emit_models
 
-
-def _models_out(env: Environment, json_out: bool) -> None:
-    from wanvid.models import MODELS
-    from wanvid.render import emit
-
-    def text(ms: Any) -> list[str]:
-        lines = [f"{'MODEL':<20} {'KIND':<5} {'RESOLUTIONS':<17} {'SECONDS':<8} {'AUDIO':<5} FPS"]
-        for m in MODELS:
-            res = ",".join(r + ("*" if r == m.default_resolution else "") for r in m.resolutions)
-            dur = ",".join(str(d) for d in m.durations)
-            lines.append(f"{m.name:<20} {m.kind:<5} {res:<17} {dur:<8} "
-                         f"{'yes' if m.audio else 'no':<5} {m.fps}")
-        lines.append("(* default resolution; aliases: "
-                     + ", ".join(a for m in MODELS for a in m.aliases) + ")")
-        return lines
-
-    emit(env, [m.to_dict() for m in MODELS], json_mode=json_out, text=text)
+    emit_models(_state(ctx).env, json_mode=json_out)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -703,6 +687,170 @@ def generate(
     code = run_wait(st, [task_id], settings=settings, journal=journal, output=output,
                     timeout=timeout, interval=interval, download=True, force=force, quiet=quiet,
                     json_out=json_out)
+    if code:
+        raise typer.Exit(int(code))
+
+
+# --- batch ----------------------------------------------------------------------------------
+
+
+@app.command()
+def batch(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="FILE|-", help="Jobs: JSON Lines, or CSV "
+                                          "with a header row; - reads stdin.")],
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Tasks in flight at once "
+                                             "(default: config jobs, 2).")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Template for jobs without their own output, e.g. "
+        "'out/{stem}-{seed}.mp4'.")] = None,
+    no_download: Annotated[bool, typer.Option("--no-download", help="Don't save the videos; "
+                                              "print their URLs.")] = False,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Run the valid jobs even "
+                                               "if some lines are invalid.")] = False,
+    timeout: TimeoutOpt = None,
+    interval: IntervalOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout "
+                                           "(JSON Lines).")] = False,
+) -> None:
+    """Run many jobs: validate all first, keep N in flight, skip jobs already done.
+
+    Example: printf '%s\n' '{"image": "a.png", "prompt": "waves"}' | wanvid batch - -j 2
+    """
+    from wanvid.batch import Summary, prepare_jobs, read_jobs
+    from wanvid.client import ThrottledError
+    from wanvid.poll import FAILED_STATES, Outcome, Waiter, WaitOptions, overall_exit
+    from wanvid.progress import make_reporter
+    from wanvid.render import emit_jsonl
+    from wanvid.retry import retry_delay
+
+    st = _state(ctx)
+    settings = _settings(st)
+    n = jobs or settings.jobs
+    if n < 1:
+        raise BadInputError("--jobs must be at least 1")
+    job_list, bad = read_jobs(source, st.env.stdin)
+    bad += prepare_jobs(job_list, lambda o: prepare(st, o, settings))
+    bad.sort(key=lambda j: j.line)
+    for j in bad:
+        st.env.err(f"wanvid: error: {source}: {j.error}")
+    if bad and not skip_invalid:
+        raise BadInputError(f"{source}: {len(bad)} invalid job(s); nothing was sent. Fix them, "
+                            "or pass --skip-invalid to run the others")
+    valid = [j for j in job_list if j.state != "invalid"]
+    if not valid:
+        raise BadInputError(f"{source}: no jobs to run")
+    journal = _journal(st)
+    _expiry_guard(st, journal)
+    summary = Summary(invalid=len(bad))
+    results: list[dict[str, Any]] = []
+
+    def report(job: Any, data: dict[str, Any]) -> None:
+        row = {"line": job.line, **data}
+        results.append(row)
+        if json_out:
+            emit_jsonl(st.env, [row])
+
+    by_task: dict[str, Any] = {}
+    for j in valid:
+        rec = journal.find_by_fingerprint(j.fingerprint)
+        if rec is None:
+            continue
+        if rec.path and Path(rec.path).is_file() and (rec.size is None
+                                                      or Path(rec.path).stat().st_size == rec.size):
+            j.state = "skipped"
+            summary.skipped += 1
+            report(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
+                        "exit_code": 0})
+            if not json_out:
+                st.env.out(rec.path)
+        elif rec.status not in FAILED_STATES:
+            j.state, j.task_id = "submitted", rec.task_id
+            by_task[rec.task_id] = j
+    queue = [j for j in valid if j.state == "queued"]
+    if not quiet and (queue or by_task):
+        st.env.err(f"wanvid: {len(queue)} job(s) to submit, {len(by_task)} already submitted, "
+                   f"{summary.skipped} already done; {n} in flight at once")
+    reporter = make_reporter(st.env, quiet=quiet)
+    client = _client(st, settings, reporter=reporter)
+    throttles = 0
+
+    def refill(in_flight: int) -> list[str]:
+        nonlocal throttles
+        new: list[str] = []
+        while queue and in_flight + len(new) < n:
+            job = queue[0]
+            try:
+                resp = do_submit(st, job.prepared, settings, journal,
+                                 output=job.output or output, fingerprint=job.fingerprint,
+                                 client=client)
+            except ThrottledError:
+                throttles += 1
+                if in_flight + len(new) > 0:
+                    break  # try again when a task finishes
+                delay = retry_delay(throttles, cap=60)
+                reporter.note(f"throttled by the service; the batch waits {delay:.0f}s")
+                st.env.sleep(delay)
+                continue
+            except (BadInputError, WanvidError) as e:
+                from wanvid.errors import AuthError
+
+                if isinstance(e, AuthError):
+                    raise
+                queue.pop(0)
+                job.state = "error"
+                summary.failed += 1
+                st.env.err(f"wanvid: error: line {job.line}: {e.message}")
+                report(job, {"task_id": None, "status": "ERROR", "exit_code": int(e.status),
+                             "message": e.message})
+                continue
+            throttles = 0
+            queue.pop(0)
+            tid = resp["output"]["task_id"]
+            job.state, job.task_id = "submitted", tid
+            by_task[tid] = job
+            new.append(tid)
+        return new
+
+    outcomes: list[Outcome] = []
+
+    def on_outcome(o: Outcome) -> None:
+        outcomes.append(o)
+        job = by_task.get(o.task_id)
+        if o.ok:
+            summary.succeeded += 1
+            if job is not None and job.prepared is not None:
+                usage = o.usage or {}
+                summary.billed_seconds += int(usage.get("duration") or usage.get("video_duration")
+                                              or job.prepared.duration)
+            if not json_out:
+                st.env.out(str(o.path) if o.path else f"{o.task_id} {o.video_url}")
+        else:
+            summary.failed += 1
+            what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
+            line = f"line {job.line}: " if job is not None else ""
+            st.env.err(f"wanvid: error: {line}{o.task_id} {o.status}: {what}")
+        if job is not None:
+            report(job, o.to_dict())
+
+    opts = WaitOptions(interval=interval or settings.poll_interval, timeout=timeout,
+                       max_qps=settings.max_qps, download=not no_download, force=force)
+    # Each job's output template was journaled with its task (job's own, else -o).
+    waiter = Waiter(client=client, journal=journal, reporter=reporter, options=opts,
+                    dest_for=_dest_factory(st, settings, journal, None),
+                    clock=st.env.monotonic, wall=st.env.now, sleep=st.env.sleep,
+                    on_outcome=on_outcome)
+    try:
+        waiter.run(list(by_task), refill=refill)
+    finally:
+        reporter.close()
+    if not quiet:
+        st.env.err(f"wanvid: batch: {summary.line()}")
+    code = overall_exit(outcomes)
+    if not code and (bad or summary.failed):
+        code = ExitStatus.TASK_FAILED if summary.failed else ExitStatus.BAD_INPUT
     if code:
         raise typer.Exit(int(code))
 

@@ -170,7 +170,11 @@ class Waiter:
             return max(0.0, self.wall() - rec.submitted_at)
         return 0.0
 
-    def run(self, task_ids: list[str]) -> list[Outcome]:
+    def run(self, task_ids: list[str],
+            refill: Callable[[int], list[str]] | None = None) -> list[Outcome]:
+        """Wait for ``task_ids``. ``refill(n)``, if given, is called whenever fewer tasks
+        are in flight than it last allowed, and returns new task ids to wait for (batch
+        submits the next jobs there, so at most N are ever in flight)."""
         start = self.clock()
         deadline = start + self.opt.timeout if self.opt.timeout else None
         heap: list[_Due] = []
@@ -180,16 +184,27 @@ class Waiter:
         results: dict[str, Outcome] = {}
         first_seen: dict[str, float] = {}
         order: list[str] = []
-        for tid in task_ids:
-            if tid in first_seen:
-                continue
-            order.append(tid)
-            first_seen[tid] = start
-            self.reporter.add_task(tid)
-            heapq.heappush(heap, _Due(start, seq, tid))  # first query right away
-            seq += 1
 
-        while heap:
+        def add(ids: list[str]) -> None:
+            nonlocal seq
+            for tid in ids:
+                if tid in first_seen:
+                    continue
+                order.append(tid)
+                first_seen[tid] = self.clock()
+                self.reporter.add_task(tid)
+                heapq.heappush(heap, _Due(self.clock(), seq, tid))  # first query right away
+                seq += 1
+
+        add(task_ids)
+        if refill is not None:
+            add(refill(len(heap)))
+
+        while True:
+            if not heap and refill is not None:
+                add(refill(0))
+            if not heap:
+                break
             item = heapq.heappop(heap)
             tid = item.task_id
             now = self.clock()
@@ -221,6 +236,8 @@ class Waiter:
             except WanvidError as e:
                 out = Outcome(tid, "ERROR", e.status, code=e.code, message=e.message)
                 self._emit(out, results)
+                if refill is not None:
+                    add(refill(len(heap)))
                 continue
             errors.pop(tid, None)
             output = resp.get("output") if isinstance(resp.get("output"), dict) else {}
@@ -239,6 +256,8 @@ class Waiter:
                 seq += 1
                 continue
             self._emit(self._finish(tid, status, output, resp), results)
+            if refill is not None:
+                add(refill(len(heap)))
         return [results[t] for t in order if t in results]
 
     def _emit(self, out: Outcome, results: dict[str, Outcome]) -> None:

@@ -40,3 +40,21 @@ def fmt_duration(seconds: float) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+def emit_models(env: Environment, *, json_mode: bool) -> None:
+    """The model catalogue as a table or JSON (``wanvid models``)."""
+    from wanvid.models import MODELS
+
+    def text(_: Any) -> list[str]:
+        lines = [f"{'MODEL':<20} {'KIND':<5} {'RESOLUTIONS':<17} {'SECONDS':<8} {'AUDIO':<5} FPS"]
+        for m in MODELS:
+            res = ",".join(r + ("*" if r == m.default_resolution else "") for r in m.resolutions)
+            dur = ",".join(str(d) for d in m.durations)
+            lines.append(f"{m.name:<20} {m.kind:<5} {res:<17} {dur:<8} "
+                         f"{'yes' if m.audio else 'no':<5} {m.fps}")
+        lines.append("(* default resolution; aliases: "
+                     + ", ".join(a for m in MODELS for a in m.aliases) + ")")
+        return lines
+
+    emit(env, [m.to_dict() for m in MODELS], json_mode=json_mode, text=text)

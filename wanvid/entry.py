@@ -1,0 +1,36 @@
+"""Console-script entry point with a fast path.
+
+``wanvid --version`` and ``wanvid models [--json]`` are answered here without importing
+Typer (which pulls in click and pydantic), requests or rich: they are used in scripts and
+completions, and must start in a few tens of milliseconds. Everything else goes to
+``wanvid.cli.main``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args == ["--version"]:
+        from wanvid import __version__
+
+        sys.stdout.write(f"wanvid {__version__}\n")
+        sys.exit(0)
+    if args[:1] == ["models"] and set(args[1:]) <= {"--json"}:
+        from wanvid.context import Environment
+        from wanvid.render import emit_models
+
+        try:
+            emit_models(Environment(), json_mode="--json" in args)
+        except BrokenPipeError:
+            pass
+        sys.exit(0)
+    from wanvid.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
