@@ -1060,6 +1060,27 @@ def cancel(
         raise typer.Exit(int(worst))
 
 
+# --- completions ----------------------------------------------------------------------------
+
+
+@app.command()
+def completions(
+    ctx: typer.Context,
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+) -> None:
+    """Print a shell completion script (static: pressing TAB runs no Python).
+
+    Example: wanvid completions bash > ~/.local/share/bash-completion/completions/wanvid
+    """
+    from wanvid.completion import generate
+
+    try:
+        script = generate(shell)
+    except ValueError as e:
+        raise BadInputError(str(e)) from None
+    _state(ctx).env.out(script.removesuffix("\n"))
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
