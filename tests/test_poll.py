@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import FakeClock
 from wanvid.errors import AuthError, ExitStatus, NetworkError, URLExpiredError
 from wanvid.poll import (
     MAX_INTERVAL,
@@ -19,7 +20,6 @@ from wanvid.poll import (
     overall_exit,
 )
 from wanvid.progress import QuietReporter
-from tests.conftest import FakeClock
 
 
 def sdk_queries(duration: float) -> int:
