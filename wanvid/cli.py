@@ -413,7 +413,10 @@ def _status_line(tid: str, out: dict[str, Any], now: float) -> str:
         left = f" (expires in {fmt_duration(exp - now)})" if exp else ""
         line += f" {out['video_url']}{left}"
     elif status in ("FAILED", "CANCELED"):
-        line += f" {out.get('code', '')}: {out.get('message', '')}".rstrip(": ")
+        code, msg = out.get("code"), out.get("message")
+        what = f"{code}: {msg}" if code and msg else (code or msg or "")
+        if what:
+            line += f" {what}"
     elif status == "UNKNOWN":
         line += " (expired after 24 h, or never existed in this region)"
     return line
@@ -1050,7 +1053,7 @@ def cancel(
         try:
             client.cancel(tid)
         except RejectedError as e:
-            st.env.err(f"wanvid: error: {tid}: cannot cancel ({e.code or ''} {e.message}); "
+            st.env.err(f"wanvid: error: {tid}: cannot cancel: {e.message}; "
                        "only PENDING tasks can be canceled")
             worst = ExitStatus.REJECTED
             continue

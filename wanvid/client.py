@@ -22,7 +22,7 @@ import requests
 
 from wanvid import __version__
 from wanvid.errors import AuthError, NetworkError, RejectedError, WanvidError
-from wanvid.retry import retry_delay, should_retry_error, should_retry_status
+from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
 
 log = logging.getLogger("wanvid.client")
 
@@ -149,7 +149,9 @@ class Client:
         kind = "timed out" if isinstance(e, requests.exceptions.Timeout) else "connection failed"
         where = urlsplit(self.base_url).netloc
         msg = f"{method} to {where} {kind}"
-        if not idempotent:
+        if not idempotent and connection_refused(e):
+            msg += "; nothing was sent"
+        elif not idempotent:
             msg += ("; the service may or may not have created the task: check "
                     "`wanvid tasks --remote` before submitting again")
         return NetworkError(msg)

@@ -200,26 +200,26 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
     data = load_file(config_path(env))
     key, source = find_api_key(env, data)
 
-    # Region / base URL: the highest layer that says anything decides; within a layer an
-    # explicit base URL beats a region.
+    # The region: the first of flag > environment > file that names one. The base URL: the
+    # highest layer that says anything decides; within a layer an explicit URL beats a
+    # region. The region still names the region when a URL decides (per-region model names).
     layers: list[tuple[str | None, str | None, str]] = [
         (base_url, region, "flag"),
         (env.get("DASHSCOPE_HTTP_BASE_URL"), env.get("WANVID_REGION"), "environment"),
         (_str(data.get("base_url")), _str(data.get("region")), "config file"),
     ]
     chosen_region = DEFAULT_REGION
-    chosen_url = REGIONS[DEFAULT_REGION]
-    for url, reg, where in layers:
+    for _, reg, where in layers:
         if reg:
             chosen_region = check_region(reg, f"region ({where})")
-            chosen_url = REGIONS[chosen_region]
+            break
+    chosen_url = REGIONS[chosen_region]
+    for url, reg, where in layers:
         if url:
             chosen_url = check_base_url(url, f"base URL ({where})")
-        if url or reg:
             break
-    # A region picked in a lower layer still names the region (for model names per region).
-    if not region and not env.get("WANVID_REGION") and _str(data.get("region")):
-        chosen_region = check_region(str(data["region"]), "region (config file)")
+        if reg:
+            break
 
     out = output_dir or env.get("WANVID_OUTPUT_DIR") or _str(data.get("output_dir"))
     interval = poll_interval or _num(env.get("WANVID_POLL_INTERVAL")) or _num(data.get("poll_interval"))

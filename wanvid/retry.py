@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BASE_DELAY = 1.0
 MAX_DELAY = 30.0
+RETRY_AFTER_MAX = 300.0  # a Retry-After beyond this is clamped (a day-long sleep helps no one)
 
 
 def should_retry_status(status: int, *, idempotent: bool) -> bool:
@@ -95,6 +96,6 @@ def retry_delay(attempt: int, retry_after: str | None = None, *, base: float = B
     exp = min(cap, base * (2 ** max(0, attempt - 1)))
     delay = exp * (0.5 + 0.5 * rand())
     ra = parse_retry_after(retry_after)
-    if ra is not None:
-        delay = max(delay, min(ra, max(cap, ra)))
+    if ra is not None:  # honoured as a floor, within reason
+        delay = max(delay, min(ra, RETRY_AFTER_MAX))
     return delay
