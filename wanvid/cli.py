@@ -496,18 +496,19 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
              quiet: bool, json_out: bool, client: Any = None) -> ExitStatus:
     from wanvid.poll import Waiter, WaitOptions, overall_exit
     from wanvid.progress import make_reporter
-    from wanvid.render import emit_jsonl
 
     reporter = make_reporter(st.env, quiet=quiet)
     client = client or _client(st, settings, reporter=reporter)
 
     def on_outcome(o: Any) -> None:
         if json_out:
-            emit_jsonl(st.env, [o.to_dict()])
+            import json
+
+            reporter.result(json.dumps(o.to_dict(), ensure_ascii=False))
         elif o.ok and o.path is not None:
-            st.env.out(str(o.path))
+            reporter.result(str(o.path))
         elif o.ok:
-            st.env.out(f"{o.task_id} {o.video_url}")
+            reporter.result(f"{o.task_id} {o.video_url}")
         if not o.ok:
             what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
             st.env.err(f"wanvid: error: {o.task_id} {o.status}: {what}")
@@ -722,11 +723,12 @@ def batch(
 
     Example: printf '%s\n' '{"image": "a.png", "prompt": "waves"}' | wanvid batch - -j 2
     """
+    import json
+
     from wanvid.batch import Summary, prepare_jobs, read_jobs
     from wanvid.client import ThrottledError
     from wanvid.poll import FAILED_STATES, Outcome, Waiter, WaitOptions, overall_exit
     from wanvid.progress import make_reporter
-    from wanvid.render import emit_jsonl
     from wanvid.retry import retry_delay
 
     st = _state(ctx)
@@ -747,6 +749,7 @@ def batch(
         raise BadInputError(f"{source}: no jobs to run")
     journal = _journal(st)
     _expiry_guard(st, journal)
+    reporter = make_reporter(st.env, quiet=quiet)
     summary = Summary(invalid=len(bad))
     results: list[dict[str, Any]] = []
 
@@ -754,7 +757,7 @@ def batch(
         row = {"line": job.line, **data}
         results.append(row)
         if json_out:
-            emit_jsonl(st.env, [row])
+            reporter.result(json.dumps(row, ensure_ascii=False))
 
     by_task: dict[str, Any] = {}
     for j in valid:
@@ -768,7 +771,7 @@ def batch(
             report(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
                         "exit_code": 0})
             if not json_out:
-                st.env.out(rec.path)
+                reporter.result(rec.path)
         elif rec.status not in FAILED_STATES:
             j.state, j.task_id = "submitted", rec.task_id
             by_task[rec.task_id] = j
@@ -776,7 +779,6 @@ def batch(
     if not quiet and (queue or by_task):
         st.env.err(f"wanvid: {len(queue)} job(s) to submit, {len(by_task)} already submitted, "
                    f"{summary.skipped} already done; {n} in flight at once")
-    reporter = make_reporter(st.env, quiet=quiet)
     client = _client(st, settings, reporter=reporter)
     throttles = 0
 
@@ -829,7 +831,7 @@ def batch(
                 summary.billed_seconds += int(usage.get("duration") or usage.get("video_duration")
                                               or job.prepared.duration)
             if not json_out:
-                st.env.out(str(o.path) if o.path else f"{o.task_id} {o.video_url}")
+                reporter.result(str(o.path) if o.path else f"{o.task_id} {o.video_url}")
         else:
             summary.failed += 1
             what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
@@ -865,7 +867,7 @@ def batch(
 def emulator(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by "
                                       "default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8765,
     pending: Annotated[float, typer.Option("--pending", help="Seconds a task stays PENDING.")]
     = 1.0,
     running: Annotated[float, typer.Option("--running", help="Seconds a task stays RUNNING.")]
@@ -887,17 +889,19 @@ def emulator(
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
-    Example: wanvid emulator --port 8000 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8000/api/v1
+    Example: wanvid emulator --port 8765 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1
     DASHSCOPE_API_KEY=test wanvid generate cat.png
     """
     from wanvid.emulator import EmulatorConfig, serve_forever
 
-    if not 0 <= fail_rate <= 1 or not 0 <= drop_download_at < 1:
-        raise BadInputError("--fail-rate and --drop-download-at take a fraction between 0 and 1")
     cfg = EmulatorConfig(host=host, port=port, pending=pending, running=running,
                          url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
                          error_every=error_every, drop_download_at=drop_download_at,
                          video_mb=video_mb, key=key)
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise BadInputError(f"emulator: {e}") from None
     env = _ENV or Environment()
     serve_forever(cfg, out=env.stdout, err=env.stderr)
 

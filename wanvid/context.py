@@ -31,6 +31,7 @@ class Environment:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin_isatty: bool | None = None
+    stdout_isatty: bool | None = None
     stderr_isatty: bool | None = None
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
@@ -40,6 +41,8 @@ class Environment:
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:
             self.stdin_isatty = _isatty(self.stdin)
+        if self.stdout_isatty is None:
+            self.stdout_isatty = _isatty(self.stdout)
         if self.stderr_isatty is None:
             self.stderr_isatty = _isatty(self.stderr)
 

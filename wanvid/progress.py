@@ -29,6 +29,13 @@ def human_size(n: int | None) -> str:
 
 
 class QuietReporter:
+    def __init__(self, env: Environment | None = None) -> None:
+        self.env = env
+
+    def out(self, line: str) -> None:
+        if self.env is not None:
+            self.env.out(line)
+
     def add_task(self, task_id: str) -> None:
         pass
 
@@ -44,8 +51,13 @@ class QuietReporter:
     def note(self, message: str) -> None:
         pass
 
+    def result(self, line: str) -> None:
+        """A result line for stdout (paths, URLs, JSON)."""
+        self.out(line)
+
     def close(self) -> None:
         pass
+
 
 
 class PlainReporter(QuietReporter):
@@ -74,26 +86,42 @@ class RichReporter(QuietReporter):
             BarColumn,
             DownloadColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
+        from rich.text import Text
 
+        class OnlyWhileSaving(ProgressColumn):
+            """Shows the wrapped column only once a task's download has started."""
+
+            def __init__(self, inner: ProgressColumn) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def render(self, task: Any) -> Any:
+                return self.inner.render(task) if task.fields.get("saving") else Text("")
+
+        self.env = env
         self.console = Console(file=env.stderr, no_color=env.no_color, force_terminal=True)
         self.progress = Progress(
             TextColumn("{task.fields[tid]}", style="bold"),
             TextColumn("{task.fields[status]:<9}"),
             TimeElapsedColumn(),
-            BarColumn(bar_width=None),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            OnlyWhileSaving(BarColumn(bar_width=30)),
+            OnlyWhileSaving(DownloadColumn()),
+            OnlyWhileSaving(TransferSpeedColumn()),
+            OnlyWhileSaving(TimeRemainingColumn()),
             console=self.console,
             transient=False,
             refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.rows: dict[str, Any] = {}
+        self.pending_results: list[str] = []
         self.progress.start()
 
     def add_task(self, task_id: str) -> None:
@@ -107,23 +135,35 @@ class RichReporter(QuietReporter):
 
     def download_progress(self, task_id: str, done: int, total: int | None) -> None:
         self.add_task(task_id)
-        self.progress.update(self.rows[task_id], status="SAVING", completed=done, total=total)
+        self.progress.update(self.rows[task_id], status="SAVING", completed=done, total=total,
+                             saving=True)
 
     def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
         self.add_task(task_id)
-        self.progress.update(self.rows[task_id], status="SAVED", completed=size, total=size)
+        self.progress.update(self.rows[task_id], status="SAVED", completed=size, total=size,
+                             saving=True)
         self.progress.console.print(f"{task_id} saved {path} ({human_size(size)})")
 
     def note(self, message: str) -> None:
         self.progress.console.print(message, markup=False, highlight=False)
 
+    def result(self, line: str) -> None:
+        # A result line on a terminal would tear the live display: hold it until the end.
+        if self.env.stdout_isatty:
+            self.pending_results.append(line)
+        else:
+            self.env.out(line)
+
     def close(self) -> None:
         self.progress.stop()
+        for line in self.pending_results:
+            self.env.out(line)
+        self.pending_results.clear()
 
 
 def make_reporter(env: Environment, *, quiet: bool = False) -> QuietReporter:
     if quiet:
-        return QuietReporter()
+        return QuietReporter(env)
     if env.interactive:
         return RichReporter(env)
     return PlainReporter(env)

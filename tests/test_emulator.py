@@ -1,0 +1,876 @@
+"""The local emulator of the Wan video API, driven over real loopback HTTP with ``requests``.
+
+Every emulator runs in-process on port 0 with a frozen clock: time moves only through
+``Emulator.advance`` (or the admin route), so nothing here sleeps. Tests that send ``data:``
+URIs (and so go through ``wanvid.media.probe_image``) are grouped at the end of the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from wanvid.emulator import Emulator, EmulatorConfig, load_fixture, padded_video
+from wanvid.errors import BadInputError
+from wanvid.models import I2V_PATH, KF2V_PATH
+
+HTTP_IMG = "https://example.com/first.png"
+HTTP_IMG2 = "https://example.com/last.png"
+AUTH = {"Authorization": "Bearer sk-emulator-test"}
+SUBMIT_HEADERS = {**AUTH, "X-DashScope-Async": "enable", "Content-Type": "application/json"}
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
+BEIJING = timezone(timedelta(hours=8))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+class Api:
+    """A started emulator plus a keep-alive session that speaks to it."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.base = emu.base_url
+        self.root = self.base[: -len("/api/v1")]
+        self.s = requests.Session()
+
+    def submit(self, body: dict[str, Any] | None = None, *, path: str = I2V_PATH,
+               headers: dict[str, str] | None = None, data: bytes | None = None,
+               **fields: Any) -> requests.Response:
+        if data is None:
+            payload = body if body is not None else i2v(**fields)
+            return self.s.post(self.base + path, json=payload,
+                               headers=SUBMIT_HEADERS if headers is None else headers)
+        return self.s.post(self.base + path, data=data,
+                           headers=SUBMIT_HEADERS if headers is None else headers)
+
+    def new_task(self, body: dict[str, Any] | None = None, *, path: str = I2V_PATH,
+                 **fields: Any) -> str:
+        r = self.submit(body, path=path, **fields)
+        assert r.status_code == 200, r.text
+        return str(r.json()["output"]["task_id"])
+
+    def query(self, task_id: str, headers: dict[str, str] | None = None) -> requests.Response:
+        return self.s.get(f"{self.base}/tasks/{task_id}", headers=AUTH if headers is None
+                          else headers)
+
+    def output(self, task_id: str) -> dict[str, Any]:
+        r = self.query(task_id)
+        assert r.status_code == 200, r.text
+        return dict(r.json()["output"])
+
+    def status(self, task_id: str) -> str:
+        return str(self.output(task_id)["task_status"])
+
+    def cancel(self, task_id: str) -> requests.Response:
+        return self.s.post(f"{self.base}/tasks/{task_id}/cancel", headers=AUTH)
+
+    def list(self, **params: Any) -> requests.Response:
+        return self.s.get(f"{self.base}/tasks", params=params, headers=AUTH)
+
+    def finished_url(self, **fields: Any) -> tuple[str, str]:
+        """Submit, run to completion, return (task_id, signed video URL)."""
+        tid = self.new_task(**fields)
+        self.emu.advance(self.emu.config.pending + self.emu.config.running)
+        out = self.output(tid)
+        assert out["task_status"] == "SUCCEEDED", out
+        return tid, str(out["video_url"])
+
+
+def i2v(model: str = "wan2.2-i2v-flash", img: str = HTTP_IMG, prompt: str | None = "a cat",
+        **params: Any) -> dict[str, Any]:
+    inp: dict[str, Any] = {"img_url": img}
+    if prompt is not None:
+        inp["prompt"] = prompt
+    return {"model": model, "input": inp, "parameters": params}
+
+
+def kf2v(model: str = "wan2.2-kf2v-flash", first: str = HTTP_IMG, last: str = HTTP_IMG2,
+         **params: Any) -> dict[str, Any]:
+    return {"model": model, "input": {"first_frame_url": first, "last_frame_url": last,
+                                      "prompt": "a monster looks up"}, "parameters": params}
+
+
+def png(width: int, height: int, *, alpha: bool = False) -> bytes:
+    """A valid RGB (or RGBA) PNG made by hand."""
+    channels, colour = (4, 6) if alpha else (3, 2)
+    row = b"\x00" + b"\x5a" * (width * channels)
+    raw = row * height
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def bmp(width: int, height: int) -> bytes:
+    """A valid 24-bit BMP made by hand."""
+    stride = (width * 3 + 3) & ~3
+    pixels = b"\x40" * (stride * height)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835,
+                       0, 0)
+    header = b"BM" + struct.pack("<IHHI", 14 + 40 + len(pixels), 0, 0, 14 + 40)
+    return header + info + pixels
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def parse_time(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=BEIJING).timestamp()
+
+
+def raw_get(url: str, extra: str = "") -> tuple[int, dict[str, str], bytes]:
+    """GET over a bare socket, reading until the server closes: sees a cut body as it is."""
+    parts = urlsplit(url)
+    target = parts.path + ("?" + parts.query if parts.query else "")
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}"
+                     "Connection: close\r\n\r\n".encode())
+        buf = bytearray()
+        while chunk := sock.recv(65536):
+            buf += chunk
+    head, _, body = bytes(buf).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def mp4_boxes(data: bytes) -> list[tuple[bytes, int]]:
+    """Top-level (type, size) of an MP4, following 32- and 64-bit box sizes."""
+    boxes, pos = [], 0
+    while pos < len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size == 1:
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        assert size >= 8, (kind, size)
+        boxes.append((kind, size))
+        pos += size
+    assert pos == len(data)
+    return boxes
+
+
+def error_of(r: requests.Response) -> tuple[int, str]:
+    body = r.json()
+    assert set(body) == {"request_id", "code", "message"}, body
+    uuid.UUID(body["request_id"])
+    return r.status_code, body["code"]
+
+
+def oss_code(r: requests.Response) -> str:
+    assert r.headers["Content-Type"] == "application/xml"
+    m = re.search(r"<Code>([^<]+)</Code>", r.text)
+    assert m, r.text
+    return m.group(1)
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., Api]]:
+    """Start emulators with a frozen clock (time moves only via advance)."""
+    started: list[Emulator] = []
+
+    def _make(**overrides: Any) -> Api:
+        config = EmulatorConfig(clock=lambda: 5000.0, **overrides)
+        emu = Emulator(config)
+        emu.start()
+        started.append(emu)
+        return Api(emu)
+
+    yield _make
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture
+def api(make: Callable[..., Api]) -> Api:
+    return make()
+
+
+# ----------------------------------------------------------------------------- fixture
+
+
+def test_fixture_is_a_small_h264_mp4() -> None:
+    data = load_fixture()
+    assert len(data) < 60 * 1024
+    boxes = [kind for kind, _ in mp4_boxes(data)]
+    assert boxes[0] == b"ftyp"
+    assert boxes.index(b"moov") < boxes.index(b"mdat")  # +faststart
+    assert b"avc1" in data and b"avcC" in data  # H.264 sample entry
+
+
+def test_padded_video_appends_one_free_box() -> None:
+    fixture = load_fixture()
+    out = padded_video(fixture, 100_000)
+    assert len(out) == 100_000 and out[: len(fixture)] == fixture
+    assert mp4_boxes(bytes(out))[-1] == (b"free", 100_000 - len(fixture))
+    assert padded_video(fixture, len(fixture) + 7) == fixture  # no room for a box header
+
+
+# ------------------------------------------------------------------------------ submit
+
+
+def test_submit_i2v_answers_pending_task(api: Api) -> None:
+    r = api.submit()
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"request_id", "output"}
+    assert set(body["output"]) == {"task_id", "task_status"}
+    assert body["output"]["task_status"] == "PENDING"
+    assert uuid.UUID(body["output"]["task_id"]).version == 4
+    uuid.UUID(body["request_id"])
+    assert api.status(body["output"]["task_id"]) == "PENDING"
+
+
+def test_submit_kf2v_on_its_endpoint(api: Api) -> None:
+    tid = api.new_task(kf2v(), path=KF2V_PATH)
+    api.emu.advance(4)
+    out = api.output(tid)
+    assert out["task_status"] == "SUCCEEDED"
+    assert api.query(tid).json()["usage"] == {"duration": 5, "video_count": 1, "SR": 720}
+
+
+def test_submit_accepts_aliases_lowercase_resolution_and_limits(api: Api) -> None:
+    assert api.submit(i2v("wanx2.1-i2v-turbo", resolution="480p", duration=3)).status_code == 200
+    assert api.submit(i2v("wan2.5-i2v-preview", duration=10, audio=True,
+                          seed=2147483647)).status_code == 200
+    assert api.submit(i2v(seed=0, prompt_extend=False, watermark=True)).status_code == 200
+    assert api.submit(i2v(prompt=None)).status_code == 200  # the prompt is optional
+    wan25 = i2v("wan2.5-i2v-preview")
+    wan25["input"]["audio_url"] = "https://example.com/rap.mp3"
+    assert api.submit(wan25).status_code == 200
+    assert api.submit(kf2v("wanx2.1-kf2v-plus"), path=KF2V_PATH).status_code == 200
+
+
+def _with_input(**changes: Any) -> dict[str, Any]:
+    body = i2v()
+    for k, v in changes.items():
+        if v is None:
+            del body["input"][k]
+        else:
+            body["input"][k] = v
+    return body
+
+
+BAD_SUBMITS: list[tuple[str, dict[str, Any], str, int, str]] = [
+    # (id, body, endpoint, status, code)
+    ("unknown model", i2v("wan9-i2v-ultra"), I2V_PATH, 400, "InvalidParameter"),
+    ("missing model", {"input": {"img_url": HTTP_IMG}}, I2V_PATH, 400, "InvalidParameter"),
+    ("kf2v model on i2v route", kf2v(), I2V_PATH, 400, "InvalidParameter"),
+    ("i2v model on kf2v route", i2v(), KF2V_PATH, 400, "InvalidParameter"),
+    ("missing input", {"model": "wan2.2-i2v-flash"}, I2V_PATH, 400, "InvalidParameter"),
+    ("missing img_url", _with_input(img_url=None), I2V_PATH, 400, "InvalidParameter"),
+    ("empty img_url", _with_input(img_url=""), I2V_PATH, 400, "InvalidParameter"),
+    ("missing last frame", {"model": "wan2.2-kf2v-flash",
+                            "input": {"first_frame_url": HTTP_IMG}}, KF2V_PATH, 400,
+     "InvalidParameter"),
+    ("missing first frame", {"model": "wan2.2-kf2v-flash",
+                             "input": {"last_frame_url": HTTP_IMG}}, KF2V_PATH, 400,
+     "InvalidParameter"),
+    ("file url", _with_input(img_url="file:///tmp/cat.png"), I2V_PATH, 400, "InvalidParameter"),
+    ("prompt not a string", _with_input(prompt=42), I2V_PATH, 400, "InvalidParameter"),
+    ("resolution not offered", i2v("wan2.2-i2v-plus", resolution="720P"), I2V_PATH, 400,
+     "InvalidParameter"),
+    ("resolution not a tier", i2v(resolution="4K"), I2V_PATH, 400, "InvalidParameter"),
+    ("resolution not a string", i2v(resolution=720), I2V_PATH, 400, "InvalidParameter"),
+    ("duration not offered", i2v(duration=10), I2V_PATH, 400, "InvalidParameter"),
+    ("duration as string", i2v("wan2.5-i2v-preview", duration="10"), I2V_PATH, 400,
+     "InvalidParameter"),
+    ("kf2v duration", kf2v(duration=10), KF2V_PATH, 400, "InvalidParameter"),
+    ("audio on silent model", i2v(audio=True), I2V_PATH, 400, "InvalidParameter"),
+    ("audio false on silent model", i2v(audio=False), I2V_PATH, 400, "InvalidParameter"),
+    ("audio_url on silent model", _with_input(audio_url="https://example.com/a.mp3"), I2V_PATH,
+     400, "InvalidParameter"),
+    ("audio not a bool", i2v("wan2.5-i2v-preview", audio="yes"), I2V_PATH, 400,
+     "InvalidParameter"),
+    ("prompt_extend not a bool", i2v(prompt_extend="true"), I2V_PATH, 400, "InvalidParameter"),
+    ("negative seed", i2v(seed=-1), I2V_PATH, 400, "InvalidParameter"),
+    ("seed too big", i2v(seed=2147483648), I2V_PATH, 400, "InvalidParameter"),
+    ("seed as string", i2v(seed="5"), I2V_PATH, 400, "InvalidParameter"),
+    ("seed as float", i2v(seed=1.5), I2V_PATH, 400, "InvalidParameter"),
+    ("seed as bool", i2v(seed=True), I2V_PATH, 400, "InvalidParameter"),
+    ("parameters not an object", {**i2v(), "parameters": [1]}, I2V_PATH, 400,
+     "InvalidParameter"),
+]
+
+
+@pytest.mark.parametrize(("body", "path", "status", "code"),
+                         [case[1:] for case in BAD_SUBMITS], ids=[c[0] for c in BAD_SUBMITS])
+def test_submit_validation(api: Api, body: dict[str, Any], path: str, status: int,
+                           code: str) -> None:
+    r = api.submit(body, path=path)
+    assert error_of(r) == (status, code)
+    assert api.emu.stats.submits == 0 and api.emu.stats.rejected == 1
+    assert api.list().json()["total"] == 0  # nothing was created
+
+
+def test_submit_error_messages_follow_the_service(api: Api) -> None:
+    assert api.submit(kf2v()).json()["message"] == "url error, please check url!"
+    assert api.submit(i2v(), path=KF2V_PATH).json()["message"] == "url error, please check url!"
+    assert api.submit(i2v("nope")).json()["message"] == "Model not exist."
+    r = api.submit(headers={**AUTH, "Content-Type": "application/json"})
+    assert error_of(r) == (403, "AccessDenied")
+    assert r.json()["message"] == "current user api does not support synchronous calls"
+    r = api.submit(headers={**SUBMIT_HEADERS, "X-DashScope-Async": "disable"})
+    assert error_of(r) == (403, "AccessDenied")
+
+
+def test_bad_json_is_invalid_parameter(api: Api) -> None:
+    assert error_of(api.submit(data=b'{"model": ')) == (400, "InvalidParameter")
+    assert error_of(api.submit(data=b"[1, 2]")) == (400, "InvalidParameter")
+    assert error_of(api.submit(data=b"\xff\xfe")) == (400, "InvalidParameter")
+
+
+@pytest.mark.parametrize("auth", [None, "", "Bearer", "Bearer   ", "Basic c2stMQ==", "sk-1"])
+def test_api_key_required_everywhere(api: Api, auth: str | None) -> None:
+    headers = {} if auth is None else {"Authorization": auth}
+    r = api.submit(headers={**headers, "X-DashScope-Async": "enable"})
+    assert error_of(r) == (401, "InvalidApiKey")
+    assert r.json()["message"] == "Invalid API-key provided."
+    assert error_of(api.query(str(uuid.uuid4()), headers=headers)) == (401, "InvalidApiKey")
+    assert error_of(api.s.get(api.base + "/tasks", headers=headers)) == (401, "InvalidApiKey")
+    assert error_of(api.s.post(f"{api.base}/tasks/x/cancel", headers=headers)) == (
+        401, "InvalidApiKey")
+
+
+def test_configured_key_is_the_only_one_accepted(make: Callable[..., Api]) -> None:
+    api = make(key="sk-right")
+    assert error_of(api.submit()) == (401, "InvalidApiKey")
+    ok = {**SUBMIT_HEADERS, "Authorization": "Bearer sk-right"}
+    assert api.submit(headers=ok).status_code == 200
+    assert api.submit(headers={**ok, "Authorization": "Bearer sk-right2"}).status_code == 401
+
+
+def test_long_prompt_is_truncated_not_refused(api: Api) -> None:
+    long_text = "".join(chr(ord("a") + i % 26) for i in range(2500))
+    t22 = api.new_task(i2v(prompt=long_text))
+    t25 = api.new_task(i2v("wan2.5-i2v-preview", prompt=long_text))
+    api.emu.advance(4)
+    assert api.output(t22)["orig_prompt"] == long_text[:800]
+    assert api.output(t25)["orig_prompt"] == long_text[:2000]
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_lifecycle_pending_running_succeeded(api: Api) -> None:
+    tid = api.new_task(prompt="a cat runs")
+    out = api.output(tid)
+    assert out["task_status"] == "PENDING" and TIME_RE.match(out["submit_time"])
+    assert "scheduled_time" not in out and "video_url" not in out
+    api.emu.advance(0.5)
+    assert api.status(tid) == "PENDING"
+    api.emu.advance(0.5)
+    out = api.output(tid)
+    assert out["task_status"] == "RUNNING" and TIME_RE.match(out["scheduled_time"])
+    assert "end_time" not in out and "video_url" not in out
+    api.emu.advance(2.5)
+    assert api.status(tid) == "RUNNING"
+    api.emu.advance(0.5)
+    r = api.query(tid)
+    out = r.json()["output"]
+    assert out["task_status"] == "SUCCEEDED"
+    assert out["orig_prompt"] == "a cat runs"
+    assert out["actual_prompt"].startswith("a cat runs") and len(out["actual_prompt"]) > 20
+    assert out["video_url"].startswith(api.base + f"/files/{tid}.mp4?Expires=")
+    submitted, scheduled, ended = (parse_time(out[k]) for k in
+                                   ("submit_time", "scheduled_time", "end_time"))
+    assert scheduled - submitted == pytest.approx(1.0, abs=0.002)
+    assert ended - scheduled == pytest.approx(3.0, abs=0.002)
+    assert abs(submitted - time.time()) < 60  # wall time, in the service's zone (UTC+8)
+    assert r.json()["usage"] == {"duration": 5, "video_count": 1, "SR": 720}
+
+
+@pytest.mark.parametrize(("body", "usage"), [
+    (i2v("wan2.1-i2v-turbo", resolution="480P", duration=3),
+     {"video_duration": 3, "video_ratio": "standard", "video_count": 1}),
+    (i2v("wanx2.1-i2v-plus"), {"video_duration": 5, "video_ratio": "standard", "video_count": 1}),
+    (i2v("wan2.5-i2v-preview", duration=10), {"duration": 10, "video_count": 1, "SR": 1080}),
+    (i2v("wan2.2-i2v-plus", resolution="480p"), {"duration": 5, "video_count": 1, "SR": 480}),
+])
+def test_usage_is_shaped_per_model(api: Api, body: dict[str, Any],
+                                   usage: dict[str, Any]) -> None:
+    tid = api.new_task(body)
+    api.emu.advance(4)
+    assert api.query(tid).json()["usage"] == usage
+
+
+def test_actual_prompt_only_when_prompt_extend(api: Api) -> None:
+    off = api.new_task(i2v(prompt_extend=False))
+    on = api.new_task(i2v())
+    api.emu.advance(4)
+    assert "actual_prompt" not in api.output(off)
+    assert "actual_prompt" in api.output(on)
+
+
+def test_zero_durations_finish_immediately(make: Callable[..., Api]) -> None:
+    api = make(pending=0, running=0)
+    assert api.status(api.new_task()) == "SUCCEEDED"
+
+
+def test_unknown_and_expired_tasks(api: Api) -> None:
+    ghost = str(uuid.uuid4())
+    r = api.query(ghost)
+    assert r.status_code == 200
+    assert r.json()["output"] == {"task_id": ghost, "task_status": "UNKNOWN"}
+    tid = api.new_task()
+    api.emu.advance(86399)
+    assert api.status(tid) == "SUCCEEDED"
+    api.emu.advance(1)
+    assert api.output(tid) == {"task_id": tid, "task_status": "UNKNOWN"}
+
+
+def test_fail_rate_is_deterministic(make: Callable[..., Api]) -> None:
+    api = make(fail_rate=0.5)
+    tids = [api.new_task() for _ in range(4)]
+    api.emu.advance(4)
+    outs = [api.query(t).json() for t in tids]
+    assert [o["output"]["task_status"] for o in outs] == [
+        "SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED"]
+    failed = outs[1]
+    assert failed["output"]["code"] == "InternalError.Algo" and failed["output"]["message"]
+    assert "video_url" not in failed["output"] and "usage" not in failed
+    third = make(fail_rate=1 / 3)
+    tids = [third.new_task() for _ in range(6)]
+    third.emu.advance(4)
+    assert [third.status(t) for t in tids].count("FAILED") == 2
+    assert third.status(tids[2]) == third.status(tids[5]) == "FAILED"
+
+
+def test_fail_rate_zero_and_one(make: Callable[..., Api]) -> None:
+    always, never = make(fail_rate=1.0), make()
+    a = [always.new_task() for _ in range(3)]
+    n = [never.new_task() for _ in range(3)]
+    always.emu.advance(4)
+    never.emu.advance(4)
+    assert {always.status(t) for t in a} == {"FAILED"}
+    assert {never.status(t) for t in n} == {"SUCCEEDED"}
+
+
+# ------------------------------------------------------------------------------ cancel
+
+
+def test_cancel_pending_task(api: Api) -> None:
+    tid = api.new_task()
+    r = api.cancel(tid)
+    assert r.status_code == 200 and set(r.json()) == {"request_id"}
+    out = api.output(tid)
+    assert out["task_status"] == "CANCELED" and "end_time" in out
+    api.emu.advance(10)
+    assert api.status(tid) == "CANCELED"  # never resumes
+    assert api.emu.stats.cancels == 1
+
+
+def test_cancel_refused_unless_pending(api: Api) -> None:
+    tid = api.new_task()
+    api.emu.advance(1)
+    r = api.cancel(tid)
+    assert error_of(r) == (400, "UnsupportedOperation")
+    assert "PENDING" in r.json()["message"]
+    api.emu.advance(3)
+    assert api.status(tid) == "SUCCEEDED"
+    assert error_of(api.cancel(tid)) == (400, "UnsupportedOperation")
+    assert error_of(api.cancel(str(uuid.uuid4()))) == (400, "UnsupportedOperation")
+
+
+# -------------------------------------------------------------------------------- list
+
+
+def test_list_tasks_filters_and_pages(api: Api) -> None:
+    first = api.new_task()
+    api.emu.advance(10)
+    second = api.new_task(i2v("wan2.1-i2v-turbo"))
+    third = api.new_task()
+    body = api.list().json()
+    assert set(body) == {"request_id", "data", "total", "total_page", "page_no", "page_size"}
+    assert body["total"] == 3 and body["page_no"] == 1 and body["page_size"] == 10
+    assert [row["task_id"] for row in body["data"]] == [third, second, first]  # newest first
+    row = body["data"][2]
+    assert row["task_status"] == "SUCCEEDED" and row["model_name"] == "wan2.2-i2v-flash"
+    assert TIME_RE.match(row["submit_time"])
+
+    flash = api.list(model_name="wan2.2-i2v-flash").json()
+    assert [r["task_id"] for r in flash["data"]] == [third, first]
+    done = api.list(status="SUCCEEDED").json()
+    assert [r["task_id"] for r in done["data"]] == [first]
+    assert api.list(status="PENDING").json()["total"] == 2
+
+    page = api.list(page_size=2, page_no=2).json()
+    assert page["total"] == 3 and page["total_page"] == 2 and page["page_no"] == 2
+    assert [r["task_id"] for r in page["data"]] == [first]
+
+    t0 = parse_time(row["submit_time"])
+    fmt = "%Y-%m-%d %H:%M:%S"
+    later = datetime.fromtimestamp(t0 + 5, BEIJING).strftime(fmt)
+    early = datetime.fromtimestamp(t0 + 1, BEIJING).strftime(fmt)
+    assert [r["task_id"] for r in api.list(start_time=later).json()["data"]] == [third, second]
+    assert [r["task_id"] for r in api.list(end_time=early).json()["data"]] == [first]
+
+
+def test_list_rejects_bad_parameters(api: Api) -> None:
+    assert error_of(api.list(start_time="yesterday")) == (400, "InvalidParameter")
+    assert error_of(api.list(page_size=101)) == (400, "InvalidParameter")
+    assert error_of(api.list(page_no=0)) == (400, "InvalidParameter")
+    assert error_of(api.list(page_no="x")) == (400, "InvalidParameter")
+
+
+def test_list_forgets_tasks_after_a_day(api: Api) -> None:
+    api.new_task()
+    api.emu.advance(86400)
+    assert api.list().json()["total"] == 0
+
+
+# ---------------------------------------------------------------------------- download
+
+
+def test_download_full_and_ranges(api: Api) -> None:
+    fixture = load_fixture()
+    size = len(fixture)
+    tid, url = api.finished_url()
+    assert urlsplit(url).netloc == urlsplit(api.base).netloc  # same server
+    q = parse_qs(urlsplit(url).query)
+    assert set(q) == {"Expires", "OSSAccessKeyId", "Signature"}
+
+    r = requests.get(url)
+    assert r.status_code == 200 and r.content == fixture
+    assert r.headers["Content-Type"] == "video/mp4"
+    assert r.headers["Content-Length"] == str(size)
+    assert r.headers["Accept-Ranges"] == "bytes"
+
+    r = requests.get(url, headers={"Range": "bytes=100-"})
+    assert r.status_code == 206 and r.content == fixture[100:]
+    assert r.headers["Content-Range"] == f"bytes 100-{size - 1}/{size}"
+    assert r.headers["Content-Length"] == str(size - 100)
+
+    r = requests.get(url, headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == fixture[10:20]
+    assert r.headers["Content-Range"] == f"bytes 10-19/{size}"
+
+    r = requests.get(url, headers={"Range": f"bytes={size - 5}-{size + 100}"})
+    assert r.status_code == 206 and r.content == fixture[-5:]
+
+    r = requests.get(url, headers={"Range": "bytes=-7"})
+    assert r.status_code == 206 and r.content == fixture[-7:]
+
+    for start in (size, size + 1000):
+        r = requests.get(url, headers={"Range": f"bytes={start}-"})
+        assert r.status_code == 416
+        assert r.headers["Content-Range"] == f"bytes */{size}"
+
+    r = requests.head(url)
+    assert r.status_code == 200 and r.headers["Content-Length"] == str(size) and not r.content
+
+
+def test_video_url_expires(make: Callable[..., Api]) -> None:
+    api = make(url_ttl=100)
+    _, url = api.finished_url()
+    expires = int(parse_qs(urlsplit(url).query)["Expires"][0])
+    assert abs(expires - (time.time() + 100)) < 60  # epoch: wall time + url_ttl
+    api.emu.advance(98)
+    assert requests.get(url).status_code == 200
+    api.emu.advance(3)
+    r = requests.get(url)
+    assert r.status_code == 403 and oss_code(r) == "AccessDenied"
+    assert "<Message>Request has expired.</Message>" in r.text
+
+
+def test_expires_follows_the_advanced_clock(api: Api) -> None:
+    _, url1 = api.finished_url()
+    api.emu.advance(1000)
+    _, url2 = api.finished_url()
+    e1, e2 = (int(parse_qs(urlsplit(u).query)["Expires"][0]) for u in (url1, url2))
+    assert e2 - e1 == pytest.approx(1004, abs=1)
+
+
+def test_bad_or_missing_signature_is_refused(api: Api) -> None:
+    tid, url = api.finished_url()
+    parts = urlsplit(url)
+    q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+    r = requests.get(base, params={**q, "Signature": "AAAA" + q["Signature"][4:]})
+    assert r.status_code == 403 and oss_code(r) == "SignatureDoesNotMatch"
+    r = requests.get(base, params={**q, "Expires": str(int(q["Expires"]) + 3600)})
+    assert r.status_code == 403 and oss_code(r) == "SignatureDoesNotMatch"
+    other = api.new_task()  # a valid signature is bound to its own object
+    r = requests.get(base.replace(tid, other), params=q)
+    assert r.status_code == 403 and oss_code(r) == "SignatureDoesNotMatch"
+    r = requests.get(base)
+    assert r.status_code == 403 and oss_code(r) == "AccessDenied"
+    assert requests.get(url).status_code == 200
+
+
+def test_purged_video_is_no_such_key(make: Callable[..., Api]) -> None:
+    api = make(url_ttl=3 * 86400)
+    _, url = api.finished_url()
+    api.emu.advance(86400)
+    r = requests.get(url)
+    assert r.status_code == 404 and oss_code(r) == "NoSuchKey"
+
+
+def test_download_needs_no_key_and_records_what_it_saw(api: Api) -> None:
+    _, url = api.finished_url()
+    assert requests.get(url).status_code == 200
+    assert requests.get(url, headers={"Range": "bytes=0-0"}).status_code == 206
+    assert api.emu.stats.download_auth == [None, None]
+    assert requests.get(url, headers=AUTH).status_code == 200  # a leaky client is recorded
+    assert api.emu.stats.download_auth == [None, None, AUTH["Authorization"]]
+    assert api.emu.stats.downloads == 3
+
+
+def test_drop_download_cuts_first_attempt_then_resume_completes(
+        make: Callable[..., Api]) -> None:
+    api = make(drop_download_at=0.5)
+    fixture = load_fixture()
+    size, cut = len(fixture), int(len(fixture) * 0.5)
+    _, url = api.finished_url()
+
+    status, headers, body = raw_get(url)
+    assert status == 200 and headers["content-length"] == str(size)
+    assert len(body) == cut and body == fixture[:cut]  # cut before the full length
+
+    r = requests.get(url, headers={"Range": f"bytes={len(body)}-"})
+    assert r.status_code == 206 and body + r.content == fixture
+
+    r = requests.get(url)  # the same (task, start) is never cut twice
+    assert r.status_code == 200 and r.content == fixture
+    assert api.emu.stats.downloads_cut == 1
+
+    _, url2 = api.finished_url()  # each task's first attempt is cut
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(url2).content  # noqa: B018 - reading the body is the point
+    assert api.emu.stats.downloads_cut == 2
+    assert api.emu.stats.bytes_served == 2 * cut + (size - cut) + size
+
+
+def test_video_mb_pads_a_valid_mp4(make: Callable[..., Api]) -> None:
+    api = make(video_mb=1)
+    fixture = load_fixture()
+    _, url = api.finished_url()
+    a = requests.get(url).content
+    b = requests.get(url).content
+    assert len(a) == 1 << 20 and a == b
+    assert a[4:8] == b"ftyp" and a.startswith(fixture)
+    boxes = mp4_boxes(a)
+    assert boxes[-1] == (b"free", (1 << 20) - len(fixture))
+    tail = requests.get(url, headers={"Range": f"bytes={(1 << 20) - 10}-"})
+    assert tail.status_code == 206 and tail.content == b"\x00" * 10
+
+
+# ----------------------------------------------------------------------- fault injection
+
+
+def test_throttle_every_nth_api_request(make: Callable[..., Api]) -> None:
+    api = make(throttle_every=3)
+    tid = api.new_task()  # 1
+    assert api.query(tid).status_code == 200  # 2
+    r = api.query(tid)  # 3
+    assert error_of(r) == (429, "Throttling.RateQuota")
+    assert r.json()["message"] == "Requests rate limit exceeded, please try again later."
+    assert "Retry-After" not in r.headers
+    assert api.submit().status_code == 200  # 4
+    assert api.list().status_code == 200  # 5
+    assert error_of(api.submit()) == (429, "Throttling.RateQuota")  # 6: no task made
+    assert api.emu.stats.throttled == 2 and api.emu.stats.submits == 2
+    assert api.list().json()["total"] == 2  # 7
+
+
+def test_error_every_nth_task_query(make: Callable[..., Api]) -> None:
+    api = make(error_every=2)
+    tid = api.new_task()
+    codes = [api.query(tid).status_code for _ in range(5)]
+    assert codes == [200, 500, 200, 500, 200]
+    r = api.query(tid)  # the 6th query
+    assert error_of(r) == (500, "InternalError")
+    assert api.submit().status_code == 200  # submits are not affected
+    assert api.emu.stats.errors == 3 and api.emu.stats.queries == 3
+
+
+# ------------------------------------------------------------------- stats and admin
+
+
+def test_stats_counters(api: Api) -> None:
+    tids = [api.new_task() for _ in range(3)]
+    assert api.emu.stats.max_in_flight == 3
+    api.emu.advance(4)
+    api.new_task()  # the first three have finished: in flight is 1 now
+    assert api.emu.stats.max_in_flight == 3
+    urls = [api.output(t)["video_url"] for t in tids]
+    for u in urls[:2]:
+        requests.get(u)
+    api.submit(i2v("nope"))
+    s = api.emu.stats
+    size = len(load_fixture())
+    assert (s.submits, s.queries, s.downloads, s.bytes_served, s.rejected) == (
+        4, 3, 2, 2 * size, 1)
+    assert s.paths["POST /api/v1" + I2V_PATH] == 5
+    assert s.paths["GET /api/v1/tasks/{task_id}"] == 3
+    assert s.paths["GET /api/v1/files/{task_id}.mp4"] == 2
+    assert s.requests == 10
+
+
+def test_admin_routes(api: Api) -> None:
+    tid = api.new_task()
+    r = requests.post(api.root + "/_emulator/advance", params={"seconds": "1.5"})
+    assert r.status_code == 200 and r.json()["offset"] == 1.5
+    assert api.status(tid) == "RUNNING"
+    requests.post(api.root + "/_emulator/advance?seconds=3")
+    assert api.status(tid) == "SUCCEEDED"
+    stats = requests.get(api.root + "/_emulator/stats").json()
+    assert stats["submits"] == 1 and stats["queries"] == 2 and stats["max_in_flight"] == 1
+    assert stats["paths"]["GET /api/v1/tasks/{task_id}"] == 2
+    assert stats["download_auth"] == []
+    for bad in ("", "-1", "abc", "nan", "inf"):
+        r = requests.post(api.root + "/_emulator/advance", params={"seconds": bad})
+        assert r.status_code == 400
+    assert requests.get(api.root + "/_emulator/advance").status_code == 405
+    assert api.emu.now() == 5000.0 + 4.5
+
+
+def test_advance_rejects_going_back(api: Api) -> None:
+    with pytest.raises(ValueError):
+        api.emu.advance(-1)
+
+
+def test_unknown_route_is_404(api: Api) -> None:
+    assert api.s.get(api.base + "/nothing", headers=AUTH).status_code == 404
+    assert api.s.get(api.base + I2V_PATH, headers=AUTH).status_code == 405
+
+
+# ------------------------------------------------------------------------- processes
+
+
+def test_serve_forever_reports_a_busy_port() -> None:
+    from wanvid.emulator import serve_forever
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BadInputError, match=str(port)):
+            serve_forever(EmulatorConfig(port=port))
+
+
+@pytest.mark.parametrize("bad", [{"fail_rate": 1.5}, {"pending": -1}, {"throttle_every": -2},
+                                 {"drop_download_at": -0.1}, {"video_mb": float("nan")},
+                                 {"key": " "}])
+def test_bad_config_is_refused(bad: dict[str, Any]) -> None:
+    from wanvid.emulator import serve_forever
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Emulator(EmulatorConfig(**bad))
+    with pytest.raises(BadInputError):
+        serve_forever(EmulatorConfig(**bad))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_process_prints_url_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wanvid.emulator", "--port", "0", "--pending", "0",
+         "--running", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/v1", url), url
+        root = url[: -len("/api/v1")]
+        r = requests.post(url + I2V_PATH, json=i2v(), headers=SUBMIT_HEADERS)
+        tid = r.json()["output"]["task_id"]
+        requests.post(root + "/_emulator/advance?seconds=1")
+        out = requests.get(f"{url}/tasks/{tid}", headers=AUTH).json()["output"]
+        assert out["task_status"] == "SUCCEEDED"
+        assert requests.get(out["video_url"]).content == load_fixture()
+        assert requests.get(root + "/_emulator/stats").json()["downloads"] == 1
+    finally:
+        proc.send_signal(sig)
+        proc.wait(timeout=10)
+    # Read through the same buffered readers as readline (communicate() would skip their buffers).
+    assert proc.stdout is not None and proc.stderr is not None
+    out_rest, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 0
+    assert out_rest == ""  # stdout carries only the URL line
+    assert "Traceback" not in err and "stopped" in err and "/_emulator/advance" in err
+
+
+# ------------------------------------------------------- data: URIs (wanvid.media probing)
+
+
+def test_submit_i2v_and_kf2v_with_png_data_uris(api: Api) -> None:
+    uri = data_uri(png(400, 400))
+    assert api.submit(i2v(img=uri)).status_code == 200
+    tid = api.new_task(kf2v(first=uri, last=data_uri(png(400, 400))), path=KF2V_PATH)
+    api.emu.advance(4)
+    assert api.status(tid) == "SUCCEEDED"
+
+
+def test_image_size_bounds_are_inclusive(api: Api) -> None:
+    assert api.submit(i2v(img=data_uri(png(360, 2000)))).status_code == 200
+    assert api.submit(i2v(img=data_uri(png(2000, 360)))).status_code == 200
+    assert api.submit(i2v(img=data_uri(png(400, 400), "image/png"))).status_code == 200
+
+
+def test_bmp_data_uri_is_accepted(api: Api) -> None:
+    assert api.submit(i2v(img=data_uri(bmp(400, 400), "image/bmp"))).status_code == 200
+
+
+BIG = png(400, 400) + b"\x00" * (10 * 1024 * 1024)
+BAD_IMAGES: list[tuple[str, str]] = [
+    ("alpha png", data_uri(png(400, 400, alpha=True))),
+    ("too narrow", data_uri(png(359, 400))),
+    ("too short", data_uri(png(400, 359))),
+    ("too wide", data_uri(png(2001, 400))),
+    ("too tall", data_uri(png(400, 2001))),
+    ("not an image", data_uri(b"hello, world" * 10)),
+    ("bad base64", "data:image/png;base64,@@@not-base64@@@"),
+    ("not base64 encoded", "data:image/png," + "x" * 10),
+    ("mime mismatch", data_uri(png(400, 400), "image/jpeg")),
+    ("over 10 MB", data_uri(BIG)),
+]
+
+
+@pytest.mark.parametrize("uri", [b[1] for b in BAD_IMAGES], ids=[b[0] for b in BAD_IMAGES])
+def test_bad_data_uri_images_fail_data_inspection(api: Api, uri: str) -> None:
+    assert error_of(api.submit(i2v(img=uri))) == (400, "InvalidParameter.DataInspection")
+    body = kf2v(last=uri)
+    assert error_of(api.submit(body, path=KF2V_PATH)) == (400, "InvalidParameter.DataInspection")
+    assert api.emu.stats.submits == 0
+
+
+def _wav(seconds: float, rate: int = 8000) -> bytes:
+    frames = int(seconds * rate)
+    data = b"\x00\x00" * frames
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack(
+        "<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_audio_data_uris_are_inspected(api: Api) -> None:
+    def with_audio(uri: str) -> dict[str, Any]:
+        body = i2v("wan2.5-i2v-preview")
+        body["input"]["audio_url"] = uri
+        return body
+
+    assert api.submit(with_audio(data_uri(_wav(4), "audio/wav"))).status_code == 200
+    for bad in (data_uri(_wav(2), "audio/wav"), data_uri(b"not audio" * 50, "audio/wav")):
+        assert error_of(api.submit(with_audio(bad))) == (400, "InvalidParameter.DataInspection")
