@@ -106,7 +106,8 @@ def wv_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DASHSCOPE_", "WANVID_")) and k not in ("CI", "NO_COLOR")}
     env.update(HOME=str(home), WANVID_CONFIG_DIR=str(home / "config"),
-               WANVID_STATE_DIR=str(home / "state"), DASHSCOPE_API_KEY=E2E_KEY)
+               WANVID_STATE_DIR=str(home / "state"), DASHSCOPE_API_KEY=E2E_KEY,
+               WANVID_POLL_INTERVAL="0.2")
     return env
 
 
