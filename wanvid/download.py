@@ -1,0 +1,702 @@
+"""Fetch a finished task's video: resumable, atomic, and in constant memory.
+
+The body streams into ``<dest>.part`` next to the destination, hashed as it is written.
+A cut connection is resumed with an HTTP ``Range`` request (checked against the server's
+``Content-Range``); only a complete, size-checked file that starts with an MP4 ``ftyp``
+box is renamed onto ``dest``. The API key never goes to the storage host: the video URL
+is a pre-signed OSS URL and needs no credentials.
+
+A small ``<dest>.part.json`` sidecar remembers which object (URL without its signature)
+and which ETag/size the ``.part`` belongs to, so a later download of a *different* video
+to the same name starts afresh instead of splicing two videos together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import queue
+import re
+import string
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.auth import AuthBase
+
+from .errors import BadInputError, NetworkError, URLExpiredError, WanvidError
+from .journal import expires_from_url
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+HTTP_RETRIES = 3  # 429 / 5xx answers retried this many times
+MAX_RESTARTS = 3  # times the .part may be thrown away and the download started over
+MAX_BACKOFF = 8.0
+MAX_RETRY_AFTER = 30.0
+HASH_BLOCK = 1 << 20
+WRITEBACK_STEP = 16 << 20  # start writing to disk every 16 MiB rather than all at the end
+
+PLACEHOLDERS = ("task_id", "model", "stem", "seed", "date")
+SANITIZE_MAX = 80  # characters per substituted value
+
+# Errors that mean "the connection broke"; anything else (a full disk...) is not a cut.
+_CUT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.HTTPError,
+    http.client.IncompleteRead,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class WriteError(WanvidError):
+    """The video could not be written to disk."""
+
+
+@dataclass
+class DownloadResult:
+    path: Path
+    size: int
+    sha256: str
+    fetched: int  # bytes transferred over the network by this call
+    resumed: bool  # an earlier partial download was continued
+    skipped: bool  # the file was already there, identical; nothing was fetched
+
+
+class _Cut(Exception):
+    """The body stopped before it was complete; resume from what is on disk."""
+
+
+class _Restart(Exception):
+    """What is on disk cannot be continued; start over from byte 0."""
+
+
+class _NoAuth(AuthBase):
+    """Overrides any session auth (and ~/.netrc) and strips an Authorization header: the
+    storage URL is pre-signed, and the API key must never reach the storage host."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.pop("Authorization", None)
+        return r
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _source(url: str) -> str:
+    """The object a signed URL points at, without the signature (which changes)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path}"
+
+
+def _hash_file(path: Path) -> tuple[int, Any]:
+    """(size, sha256 object) of a file, read in blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return size, h
+
+
+def _backoff(n: int) -> float:
+    return min(0.5 * 2.0 ** (n - 1), MAX_BACKOFF)
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        delay = float(value)
+    except ValueError:
+        try:
+            delay = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return float(max(0.0, min(delay, MAX_RETRY_AFTER)))
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.I)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
+    """``bytes 10-99/100`` -> (10, 99, 100); ``bytes */100`` -> (None, None, 100)."""
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    end = int(m.group(2)) if m.group(2) is not None else None
+    total = int(m.group(3)) if m.group(3) != "*" else None
+    return start, end, total
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    enc = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    value = resp.headers.get("Content-Length", "")
+    if enc not in ("", "identity") or not value.strip().isdigit():
+        return None  # a decoded body's length is not the header's
+    return int(value)
+
+
+def _body_chunks(resp: requests.Response, chunk_size: int) -> Iterator[bytes]:
+    """The body as it arrives. ``read1`` hands over whatever one socket read brought, so a
+    cut loses nothing already received (``iter_content`` drops a partly filled chunk)."""
+    raw = resp.raw
+    if not hasattr(raw, "read1") or not isinstance(raw, urllib3.response.BaseHTTPResponse):
+        yield from resp.iter_content(chunk_size)  # urllib3 1.x
+        return
+    while data := raw.read1(chunk_size, decode_content=True):
+        yield data
+
+
+class _HashPipe:
+    """sha256 computed on a worker thread, so hashing overlaps the network reads and disk
+    writes (hashlib releases the GIL). At most ``depth`` chunks wait in the queue."""
+
+    def __init__(self, h: Any, count: int = 0, depth: int = 8) -> None:
+        self._h = h
+        self.count = count  # bytes handed over so far
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._t = threading.Thread(target=self._run, name="wanvid-sha256", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._q.get()
+            try:
+                if data is None:
+                    return
+                self._h.update(data)
+            finally:
+                self._q.task_done()
+
+    def update(self, data: bytes) -> None:
+        self._q.put(data)
+        self.count += len(data)
+
+    def hexdigest(self) -> str:
+        self._q.join()
+        return str(self._h.hexdigest())
+
+    def close(self) -> None:
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing this range to disk now, so the final fsync has
+    little left to wait for (Linux starts writeback on POSIX_FADV_DONTNEED)."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _write_all(f: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        view = view[n or 0:]
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _expired_message(url: str, status: int) -> str:
+    expires = expires_from_url(url)
+    if expires is not None and expires <= time.time():
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+        return (f"the video URL expired at {when}: its 24-hour window has passed, so the "
+                "task must be generated again")
+    return (f"the storage host refused the video URL (HTTP {status}): its 24-hour window "
+            "has probably passed, so the task must be generated again")
+
+
+# --- the .part file ------------------------------------------------------------------
+
+
+class _Part:
+    """``<dest>.part`` opened and (on POSIX) locked for the whole download, plus its
+    ``.part.json`` sidecar."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.path = dest.with_name(dest.name + ".part")
+        self.meta_path = dest.with_name(dest.name + ".part.json")
+        self.f: IO[bytes] = self._open_locked()
+
+    def _open_locked(self) -> IO[bytes]:
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise BadInputError(f"{self.path}: cannot create file: {e.strerror}") from e
+            f = os.fdopen(fd, "r+b", buffering=0)
+            if fcntl is None:
+                return f
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                f.close()
+                raise BadInputError(
+                    f"{self.dest}: another wanvid process is downloading to this file") from e
+            try:  # the file we locked may have been renamed onto dest meanwhile
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return f
+            except FileNotFoundError:
+                pass
+            f.close()
+
+    def size(self) -> int:
+        return os.fstat(self.f.fileno()).st_size
+
+    def read_meta(self) -> dict[str, Any] | None:
+        try:
+            meta = json.loads(self.meta_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        try:
+            self.meta_path.write_text(json.dumps(meta), "utf-8")
+        except OSError as e:
+            raise WriteError(f"{self.meta_path}: cannot write: {e.strerror}") from e
+
+    def truncate(self) -> None:
+        self.f.seek(0)
+        self.f.truncate(0)
+        with contextlib.suppress(FileNotFoundError):
+            self.meta_path.unlink()
+
+    def head(self) -> bytes:
+        return os.pread(self.f.fileno(), 8, 0) if hasattr(os, "pread") else self._head()
+
+    def _head(self) -> bytes:  # pragma: no cover - Windows
+        pos = self.f.tell()
+        self.f.seek(0)
+        data = self.f.read(8)
+        self.f.seek(pos)
+        return data
+
+    def discard(self) -> None:
+        self.f.close()
+        for p in (self.path, self.meta_path):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def commit(self) -> None:
+        """fsync, then atomically rename onto dest (keeping the lock across the rename
+        on POSIX, so nobody can open the file under its .part name in between)."""
+        os.fsync(self.f.fileno())
+        if os.name != "posix":  # pragma: no cover - Windows can't rename an open file
+            self.f.close()
+        try:
+            os.replace(self.path, self.dest)
+        except OSError as e:
+            raise WriteError(f"{self.dest}: cannot write: {e.strerror}") from e
+        finally:
+            self.f.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.meta_path.unlink()
+        _fsync_dir(self.dest.parent)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# --- download ------------------------------------------------------------------------
+
+
+def download(url: str, dest: Path, *, force: bool = False,
+             session: requests.Session | None = None,
+             on_progress: Callable[[int, int | None], None] | None = None,
+             max_resumes: int = 5, timeout: float = 30.0, chunk_size: int = 1 << 20,
+             expected_sha256: str | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
+    """Download ``url`` to ``dest`` (see the module docstring).
+
+    Raises ``BadInputError`` if ``dest`` exists (unless ``force``, or ``expected_sha256``
+    matches it: then nothing is fetched and ``skipped`` is set), ``URLExpiredError`` when
+    the storage host refuses the URL, ``NetworkError`` when the connection keeps failing
+    (the ``.part`` is kept for a later resume) or the body is not an MP4 video.
+    """
+    dest = Path(dest).expanduser()
+    if dest.is_dir():
+        raise BadInputError(f"{dest}: is a directory; choose a file name with -o")
+    if dest.exists() and not force:
+        size, digest = _check_existing(dest, expected_sha256)  # returns only if identical
+        return DownloadResult(dest, size, digest, 0, False, True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"{dest.parent}: cannot create directory: {e.strerror}") from e
+
+    part = _Part(dest)
+    own_session = session is None
+    sess = session if session is not None else requests.Session()
+    committed = False
+    try:
+        if dest.exists() and not force:  # another process finished it meanwhile
+            size, digest = _check_existing(dest, expected_sha256)
+            part.discard()
+            return DownloadResult(dest, size, digest, 0, False, True)
+        fetcher = _Fetcher(url, part, sess, on_progress=on_progress, max_resumes=max_resumes,
+                           timeout=timeout, chunk_size=chunk_size, sleep=sleep)
+        size, digest = fetcher.run()
+        if expected_sha256 and digest != expected_sha256.lower():
+            part.discard()
+            raise NetworkError(f"{dest}: downloaded video's sha256 {digest} does not match "
+                               f"the expected {expected_sha256}")
+        part.commit()
+        committed = True
+        return DownloadResult(dest, size, digest, fetcher.fetched, fetcher.resumed, False)
+    except URLExpiredError:
+        part.discard()  # the URL is dead for good: these bytes can never be completed
+        raise
+    finally:
+        if not committed and not part.f.closed and part.size() == 0:
+            part.discard()  # nothing worth keeping
+        part.close()
+        if own_session:
+            sess.close()
+
+
+def _check_existing(dest: Path, expected_sha256: str | None) -> tuple[int, str]:
+    """(size, sha256) of ``dest`` if it is the expected file; otherwise BadInputError."""
+    if expected_sha256:
+        size, h = _hash_file(dest)
+        if h.hexdigest() == expected_sha256.lower():
+            return size, h.hexdigest()
+    raise BadInputError(
+        f"{dest}: file exists; pass --force to overwrite it, or choose another -o")
+
+
+class _Fetcher:
+    def __init__(self, url: str, part: _Part, session: requests.Session, *,
+                 on_progress: Callable[[int, int | None], None] | None, max_resumes: int,
+                 timeout: float, chunk_size: int, sleep: Callable[[float], None]) -> None:
+        self.url = url
+        self.part = part
+        self.session = session
+        self.on_progress = on_progress
+        self.max_resumes = max_resumes
+        self.timeout = timeout
+        self.chunk_size = max(int(chunk_size), 8)
+        self.sleep = sleep
+        self.source = _source(url)
+        self.fetched = 0
+        self.resumed = False
+        self.cuts = 0
+        self.http_errors = 0
+        self.restarts = 0
+        # sha256 of the first `pipe.count` bytes of the .part, carried across resumes
+        self.pipe: _HashPipe | None = None
+        self.meta: dict[str, Any] | None = None
+
+    # -- bookkeeping --
+
+    def _restart(self) -> None:
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise NetworkError(f"{urlsplit(self.url).hostname}: the server keeps answering "
+                               "range requests inconsistently; giving up")
+        self.part.truncate()
+        self._drop_pipe()
+        self.meta = None
+
+    def _cut(self, why: str) -> None:
+        self.cuts += 1
+        if self.cuts > self.max_resumes:
+            kept = self.part.size()
+            raise NetworkError(
+                f"download of {self.part.dest.name} kept failing ({why}) after "
+                f"{self.max_resumes} resumes; {kept} bytes are kept in {self.part.path} "
+                "and the next attempt continues from there")
+        self.sleep(_backoff(self.cuts))
+
+    def _drop_pipe(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
+
+    def _pipe_at(self, offset: int) -> _HashPipe:
+        """A hash pipe holding the sha256 of the first ``offset`` bytes of the .part."""
+        if self.pipe is None or self.pipe.count != offset:
+            self._drop_pipe()
+            if offset:
+                size, h = _hash_file(self.part.path)
+                if size != offset:
+                    raise _Restart
+            else:
+                h = hashlib.sha256()
+            self.pipe = _HashPipe(h, offset)
+        return self.pipe
+
+    # -- main loop --
+
+    def run(self) -> tuple[int, str]:
+        self.meta = self.part.read_meta()
+        offset = self.part.size()
+        if offset and self.meta is not None and self.meta.get("source") != self.source:
+            self.part.truncate()  # a different video's leftovers
+            self.meta = None
+        try:
+            while True:
+                try:
+                    result = self._attempt()
+                except _Cut as cut:
+                    self._cut(str(cut))
+                    continue
+                except _Restart:
+                    self._restart()
+                    continue
+                if result is not None:
+                    return result
+        finally:
+            self._drop_pipe()
+
+    def _request(self, offset: int) -> requests.Response:
+        headers = {"Accept-Encoding": "identity"}  # _NoAuth drops any Authorization
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            etag = (self.meta or {}).get("etag")
+            if etag and not etag.startswith("W/"):
+                headers["If-Range"] = etag
+        try:
+            return self.session.get(self.url, headers=headers, stream=True,
+                                    timeout=self.timeout, auth=_NoAuth())
+        except _CUT_ERRORS as e:
+            raise _Cut(type(e).__name__) from e
+
+    def _attempt(self) -> tuple[int, str] | None:
+        offset = self.part.size()
+        resp = self._request(offset)
+        with resp:
+            status = resp.status_code
+            if status == 416 and offset:
+                rng = _content_range(resp.headers.get("Content-Range"))
+                if rng is not None and rng[2] == offset:  # the .part is already complete
+                    digest = self._pipe_at(offset).hexdigest()
+                    self._check_mp4(offset)
+                    self.resumed = True
+                    self._progress(offset, offset)
+                    return offset, digest
+                raise _Restart
+            if status == 403 or (status == 404 and self._url_expired()):
+                raise URLExpiredError(_expired_message(self.url, status), code="URLExpired")
+            if status == 429 or status >= 500:
+                self.http_errors += 1
+                if self.http_errors > HTTP_RETRIES:
+                    raise NetworkError(f"{urlsplit(self.url).hostname} answered HTTP {status} "
+                                       f"{resp.reason or ''}".rstrip() + " after retries")
+                self.sleep(_retry_after(resp) or _backoff(self.http_errors))
+                return None
+            if status not in (200, 206):
+                raise NetworkError(f"{urlsplit(self.url).hostname} answered HTTP {status} "
+                                   f"{resp.reason or ''} for the video URL".rstrip())
+
+            start, total = self._body_start(resp, offset)
+            if start == 0:
+                self.part.truncate()  # whatever was there is replaced, tail included
+                self.meta = {"source": self.source, "etag": resp.headers.get("ETag"),
+                             "total": total}
+                self.part.write_meta(self.meta)
+            else:
+                self.resumed = True
+            pipe = self._pipe_at(start)
+            done = self._stream(resp, start, total, pipe)
+        if total is not None and done < total:
+            raise _Cut(f"connection closed after {done} of {total} bytes")
+        if total is not None and done > total:
+            self.part.discard()
+            raise NetworkError(f"{urlsplit(self.url).hostname} sent {done} bytes, more than "
+                               f"the {total} it announced")
+        if self.part.size() != done:
+            raise _Restart  # the file is not what we wrote: start clean
+        self._check_mp4(done)
+        return done, pipe.hexdigest()
+
+    def _url_expired(self) -> bool:
+        expires = expires_from_url(self.url)
+        return expires is not None and expires <= time.time()
+
+    def _body_start(self, resp: requests.Response, offset: int) -> tuple[int, int | None]:
+        """Where the body starts in the file and the file's total size (if known)."""
+        if resp.status_code == 200:
+            return 0, _content_length(resp)  # a fresh full body (Range ignored or unsent)
+        rng = _content_range(resp.headers.get("Content-Range"))
+        if rng is None or rng[0] is None or rng[0] != offset:
+            raise _Restart  # not the bytes we asked for
+        total = rng[2]
+        meta = self.meta or {}
+        etag = resp.headers.get("ETag")
+        if offset and ((meta.get("total") is not None and total != meta["total"])
+                       or (etag and meta.get("etag") and etag != meta["etag"])):
+            raise _Restart  # the object changed since the .part was started
+        return offset, total
+
+    def _progress(self, done: int, total: int | None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+    def _stream(self, resp: requests.Response, start: int, total: int | None,
+                pipe: _HashPipe) -> int:
+        f = self.part.f
+        f.seek(start)
+        done = flushed = start
+        self._progress(done, total)
+        chunks = _body_chunks(resp, self.chunk_size)
+        checked = start >= 8
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except _CUT_ERRORS as e:
+                raise _Cut(type(e).__name__) from e
+            if not chunk:
+                continue
+            try:
+                _write_all(f, chunk)
+            except OSError as e:
+                raise WriteError(f"{self.part.path}: cannot write: {e.strerror}") from e
+            pipe.update(chunk)
+            n = len(chunk)
+            done += n
+            self.fetched += n
+            if done - flushed >= WRITEBACK_STEP:
+                _start_writeback(f.fileno(), flushed, done - flushed)
+                flushed = done
+            if not checked and done >= 8:
+                self._check_mp4(done)  # fail fast on an error page
+                checked = True
+            self._progress(done, total)
+        return done
+
+    def _check_mp4(self, size: int) -> None:
+        head = self.part.head()
+        if size >= 8 and head[4:8] == b"ftyp":
+            return
+        self.part.discard()
+        raise NetworkError(f"{urlsplit(self.url).hostname} did not return an MP4 video "
+                           "(no 'ftyp' box at the start); nothing was saved")
+
+
+# --- output paths --------------------------------------------------------------------
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+def sanitize(part: str) -> str:
+    """Make a value from the service safe as (part of) one file name: no path separators,
+    no ``..``, no control characters, no leading dots or dashes, at most 80 characters."""
+    s = unicodedata.normalize("NFC", str(part))
+    s = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in s)
+    s = _UNSAFE.sub("_", s)
+    s = re.sub(r"\.{2,}", ".", s)
+    s = s.strip().lstrip(".-").strip()
+    s = s[:SANITIZE_MAX].rstrip(". ")
+    while len(s.encode("utf-8")) > 2 * SANITIZE_MAX:
+        s = s[:-1]
+    if s.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        s = "_" + s
+    return s or "_"
+
+
+def _template_fields(template: str) -> list[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise BadInputError(f"-o {template!r}: {e}") from e
+    return [field for _, field, _, _ in parsed if field is not None]
+
+
+def _literal_tail(template: str) -> str:
+    """The literal text after the last placeholder (where a user-written suffix lives)."""
+    items = list(string.Formatter().parse(template))
+    if not items:
+        return ""
+    literal, field = items[-1][0], items[-1][1]
+    return literal if field is None else ""
+
+
+def output_path(template: str | None, *, task_id: str, model: str = "", stem: str = "",
+                seed: int | None = None, date: str = "",
+                output_dir: Path | None = None) -> Path:
+    """Where to save a task's video.
+
+    ``template`` None -> ``{task_id}.mp4`` (in ``output_dir``, else the current directory);
+    an existing directory or anything ending in ``/`` -> ``DIR/{task_id}.mp4``; otherwise a
+    file name, optionally with ``{task_id}``, ``{model}``, ``{stem}``, ``{seed}`` and
+    ``{date}``; ``.mp4`` is added when the name has no suffix of its own. Every substituted
+    value is passed through ``sanitize`` (task ids and model names come from the service).
+    """
+    base = Path(output_dir).expanduser() if output_dir is not None else Path()
+    default_name = f"{sanitize(task_id)}.mp4"
+    if not template:
+        return base / default_name
+
+    fields = _template_fields(template)
+    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
+    if unknown:
+        shown = ", ".join("{" + f + "}" for f in unknown)
+        allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        raise BadInputError(f"-o {template!r}: unknown placeholder {shown}; "
+                            f"allowed: {allowed}")
+    values: dict[str, str] = {
+        "task_id": sanitize(task_id),
+        "model": sanitize(model),
+        "stem": sanitize(stem),
+        "seed": sanitize(str(seed)) if seed is not None else "noseed",
+        "date": sanitize(date),
+    }
+    try:
+        rendered = template.format_map(values)
+    except (ValueError, IndexError, KeyError) as e:
+        raise BadInputError(f"-o {template!r}: {e}") from e
+
+    is_dir = rendered.endswith(("/", os.sep)) or (os.altsep and rendered.endswith(os.altsep))
+    path = base / Path(rendered).expanduser()
+    if is_dir or path.is_dir():
+        return path / default_name
+    # Only a suffix the user wrote counts: "{model}" must not end in ".2-i2v-flash".
+    tail = _literal_tail(template.replace("\\", "/").rsplit("/", 1)[-1])
+    if not Path("x" + tail).suffix:
+        path = path.with_name(path.name + ".mp4")
+    return path
