@@ -88,17 +88,12 @@ def _settings(st: State, **kw: Any) -> Any:
     return config.resolve(st.env, region=st.region, base_url=st.base_url, **kw)
 
 
-def _client(st: State, settings: Any, reporter: Any = None) -> Any:
+def _client(st: State, settings: Any) -> Any:
     from wanvid.client import Client
 
     key = settings.require_key()
-    on_retry = None
-    if reporter is not None:
-        on_retry = reporter.note
-    elif not st.debug:
-        def on_retry(msg: str) -> None:
-            st.env.err(f"wanvid: {msg}")
-    return Client(settings.base_url, key, sleep=st.env.sleep, on_retry=on_retry)
+    # Retries are logged at debug level (--debug), not surfaced: they are not errors.
+    return Client(settings.base_url, key, sleep=st.env.sleep)
 
 
 def _journal(st: State) -> Any:
@@ -498,7 +493,7 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
     from wanvid.progress import make_reporter
 
     reporter = make_reporter(st.env, quiet=quiet)
-    client = client or _client(st, settings, reporter=reporter)
+    client = client or _client(st, settings)
 
     def on_outcome(o: Any) -> None:
         if json_out:
@@ -526,6 +521,16 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
     finally:
         reporter.close()
     return overall_exit(outcomes)
+
+
+def _check_single_output(output: str | None, count: int) -> None:
+    """-o naming one file cannot hold several videos."""
+    if not output or count < 2 or "{" in output or output.endswith(("/", "\\")):
+        return
+    if Path(output).is_dir():
+        return
+    raise BadInputError(f"-o {output} names one file but there are {count} tasks; give a "
+                        "directory or a template with {task_id} or {stem}")
 
 
 OutputOpt = Annotated[str | None, typer.Option(
@@ -573,6 +578,10 @@ def wait(
     if not ids:
         raise BadInputError("wait: give TASK_IDs, pipe them in, or use --pending")
     settings.require_key()
+    _check_single_output(output, len(ids))
+    if output:
+        for tid in ids:  # so that `wait --pending` after an interrupt keeps the same name
+            journal.set_output(tid, output)
     _expiry_guard(st, journal)
     code = run_wait(st, ids, settings=settings, journal=journal, output=output, timeout=timeout,
                     interval=interval, download=not no_download, force=force, quiet=quiet,
@@ -779,7 +788,7 @@ def batch(
     if not quiet and (queue or by_task):
         st.env.err(f"wanvid: {len(queue)} job(s) to submit, {len(by_task)} already submitted, "
                    f"{summary.skipped} already done; {n} in flight at once")
-    client = _client(st, settings, reporter=reporter)
+    client = _client(st, settings)
     throttles = 0
 
     def refill(in_flight: int) -> list[str]:

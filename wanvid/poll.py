@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from wanvid.errors import (
     WanvidError,
 )
 from wanvid.retry import retry_delay
+
+log = logging.getLogger("wanvid.poll")
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "UNKNOWN"})
@@ -225,11 +228,12 @@ class Waiter:
             except NetworkError as e:  # 429, 5xx, transport: retry this task later
                 errors[tid] = errors.get(tid, 0) + 1
                 delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
+                # Transient: retried quietly (visible with --debug), never surfaced.
                 if (e.code or "").startswith("Throttling") or "rate limited" in e.message:
                     self.limiter.penalize(delay)
-                    self.reporter.note(f"{tid}: throttled by the service; slowing down")
+                    log.debug("%s: throttled by the service; all queries wait %.1fs", tid, delay)
                 else:
-                    self.reporter.note(f"{tid}: {e.message}; retrying in {delay:.0f}s")
+                    log.debug("%s: %s; retrying in %.1fs", tid, e.message, delay)
                 heapq.heappush(heap, _Due(self.clock() + delay, seq, tid))
                 seq += 1
                 continue
