@@ -72,6 +72,8 @@ def _root(
 ) -> None:
     st = _state(ctx)
     st.region, st.base_url, st.debug = region, base_url, debug
+    if ctx.invoked_subcommand in GUARDED and "--help" not in sys.argv[1:]:
+        _expiry_guard(st)
     if debug:
         import logging
 
@@ -102,10 +104,15 @@ def _journal(st: State) -> Any:
     return Journal(st.env.journal_path, now=st.env.now)
 
 
-def _expiry_guard(st: State, journal: Any) -> None:
+GUARDED = {"submit", "status", "wait", "download", "tasks", "cancel", "generate", "batch"}
+
+
+def _expiry_guard(st: State) -> None:
     """Warn about videos that are paid for, not saved, and about to vanish."""
+    if not st.env.journal_path.exists():
+        return
     try:
-        soon = journal.expiring(within=7200)
+        soon = _journal(st).expiring(within=7200)
     except Exception:  # the guard must never break a command
         return
     if not soon:
@@ -389,7 +396,6 @@ def submit(
         emit(st.env, dry_run_data(prepared, settings), json_mode=json_out, text=_dry_run_text)
         return
     journal = _journal(st)
-    _expiry_guard(st, journal)
     resp = do_submit(st, prepared, settings, journal)
     emit(st.env, resp, json_mode=json_out, text=lambda r: [r["output"]["task_id"]])
 
@@ -437,7 +443,6 @@ def status(
     settings = _settings(st)
     client = _client(st, settings)
     journal = _journal(st)
-    _expiry_guard(st, journal)
     worst = ExitStatus.OK
     for tid in ids:
         resp = client.get_task(tid)
@@ -582,7 +587,6 @@ def wait(
     if output:
         for tid in ids:  # so that `wait --pending` after an interrupt keeps the same name
             journal.set_output(tid, output)
-    _expiry_guard(st, journal)
     code = run_wait(st, ids, settings=settings, journal=journal, output=output, timeout=timeout,
                     interval=interval, download=not no_download, force=force, quiet=quiet,
                     json_out=json_out)
@@ -620,7 +624,6 @@ def download(
         dest_id = name
     else:
         client = _client(st, settings)
-        _expiry_guard(st, journal)
         task_id = target
         resp = client.get_task(task_id)
         out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
@@ -691,7 +694,6 @@ def generate(
                            fit_background, settings)
     prepared = prepare(st, opts, settings)
     journal = _journal(st)
-    _expiry_guard(st, journal)
     resp = do_submit(st, prepared, settings, journal, output=output)
     task_id = resp["output"]["task_id"]
     if not quiet:
@@ -757,7 +759,6 @@ def batch(
     if not valid:
         raise BadInputError(f"{source}: no jobs to run")
     journal = _journal(st)
-    _expiry_guard(st, journal)
     reporter = make_reporter(st.env, quiet=quiet)
     summary = Summary(invalid=len(bad))
     results: list[dict[str, Any]] = []

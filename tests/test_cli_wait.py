@@ -1,0 +1,120 @@
+"""wait / download / tasks through the CLI, with `responses` and the fake clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import responses
+
+from tests.conftest import KEY
+
+API = "https://dashscope-intl.aliyuncs.com/api/v1"
+VIDEO = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41" + bytes(5000)
+
+
+def task(tid: str, status: str, *, expires: float = 1_800_050_000.0, **extra: object) -> dict:
+    out: dict = {"task_id": tid, "task_status": status, **extra}
+    if status == "SUCCEEDED":
+        out["video_url"] = f"https://oss.example.com/{tid}.mp4?Expires={int(expires)}&Signature=s"
+    return {"request_id": "r", "output": out}
+
+
+def add_video(rsps: responses.RequestsMock, tid: str) -> None:
+    rsps.add(responses.GET, f"https://oss.example.com/{tid}.mp4", body=VIDEO,
+             headers={"Content-Length": str(len(VIDEO))})
+
+
+def test_wait_reads_ids_from_stdin_saves_and_prints_paths(run, tmp_path: Path) -> None:
+    with responses.RequestsMock() as rsps:
+        for tid in ("a1", "b2"):
+            rsps.add(responses.GET, f"{API}/tasks/{tid}", json=task(tid, "SUCCEEDED"))
+            add_video(rsps, tid)
+        r = run(["wait", "-o", "out/"], stdin="a1\nb2\n")
+        storage = [c.request for c in rsps.calls if "oss.example.com" in c.request.url]
+    assert r.code == 0, r.err
+    assert r.out == "out/a1.mp4\nout/b2.mp4\n"
+    assert Path("out/a1.mp4").read_bytes() == VIDEO
+    assert all("Authorization" not in req.headers for req in storage)
+    assert KEY not in r.all
+
+
+def test_wait_json_lines_shape(run) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        add_video(rsps, "a1")
+        rsps.add(responses.GET, f"{API}/tasks/f1", json=task("f1", "FAILED", code="DataInspectionFailed",
+                                                            message="bad content"))
+        r = run(["wait", "a1", "f1", "--json"])
+    assert r.code == 5
+    rows = [json.loads(line) for line in r.out.splitlines()]
+    assert {row["task_id"] for row in rows} == {"a1", "f1"}
+    ok = next(row for row in rows if row["task_id"] == "a1")
+    assert ok["status"] == "SUCCEEDED" and ok["exit_code"] == 0 and ok["path"] == "a1.mp4"
+    assert ok["size"] == len(VIDEO) and len(ok["sha256"]) == 64
+    bad = next(row for row in rows if row["task_id"] == "f1")
+    assert bad["exit_code"] == 5 and bad["code"] == "DataInspectionFailed"
+    assert "DataInspectionFailed: bad content" in r.err
+
+
+def test_wait_one_file_for_several_tasks_is_refused_before_anything_is_sent(run) -> None:
+    with responses.RequestsMock() as rsps:
+        r = run(["wait", "a1", "b2", "-o", "clip.mp4"])
+        assert len(rsps.calls) == 0
+    assert r.code == 2 and "{task_id}" in r.err and r.err.count("\n") == 1
+
+
+def test_wait_without_ids_is_bad_usage(run) -> None:
+    r = run(["wait"], tty=True)
+    assert r.code == 2 and "--pending" in r.err
+
+
+def test_download_never_overwrites_without_force(run) -> None:
+    Path("a1.mp4").write_bytes(b"precious")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        add_video(rsps, "a1")
+        r = run(["download", "a1"])
+        assert r.code == 2 and "--force" in r.err
+        assert Path("a1.mp4").read_bytes() == b"precious"
+        r = run(["download", "a1", "--force"])
+    assert r.code == 0 and r.out == "a1.mp4\n"
+    assert Path("a1.mp4").read_bytes() == VIDEO
+
+
+def test_download_expired_url_is_exit_5_with_the_24h_message(run) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/a1.mp4", status=403,
+                 body="<Error><Code>AccessDenied</Code><Message>Request has expired.</Message></Error>")
+        r = run(["download", "a1"])
+    assert r.code == 5
+    assert "24" in r.err and r.err.count("\n") == 1
+    assert not Path("a1.mp4").exists()
+
+
+def test_pending_and_expiry_guard_after_interrupted_wait(run, clock) -> None:
+    # submit, then the service says SUCCEEDED but the download is never made (--no-download)
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{API}/services/aigc/video-generation/video-synthesis",
+                 json={"request_id": "r", "output": {"task_id": "a1", "task_status": "PENDING"}})
+        assert run(["submit", "https://example.com/cat.png"]).out == "a1\n"
+        rsps.add(responses.GET, f"{API}/tasks/a1",
+                 json=task("a1", "SUCCEEDED", expires=clock.now() + 3600))
+        r = run(["wait", "a1", "--no-download"])
+    assert r.code == 0 and r.out.startswith("a1 https://oss.example.com/a1.mp4")
+    # any command now warns: a paid video expires within 2 h and is not saved
+    r = run(["tasks"])
+    assert "wanvid wait --pending" in r.err and "expires in 1h00m" in r.err
+    assert r.out.startswith("a1 SUCCEEDED") and "not downloaded, expires in 1h00m" in r.out
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1",
+                 json=task("a1", "SUCCEEDED", expires=clock.now() + 3600))
+        add_video(rsps, "a1")
+        r = run(["wait", "--pending"])
+    assert r.code == 0 and r.out == "a1.mp4\n"
+    r = run(["tasks", "--json"])
+    [row] = json.loads(r.out)
+    assert row["path"] == "a1.mp4" and row["status"] == "SUCCEEDED"
+    assert "pending" not in r.err
+    assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
