@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +67,14 @@ def _coerce(name: str, value: Any, line: int) -> Any:
     if typ is int:
         if isinstance(value, bool):
             raise BadInputError(f"line {line}: {name}: expected a whole number, got {value!r}")
+        if isinstance(value, int) and abs(value) <= 2**53:
+            return value
         try:
             f = float(value)
-        except (TypeError, ValueError):
-            raise BadInputError(f"line {line}: {name}: expected a whole number, got {value!r}") from None
-        if f != int(f):
+            whole = math.isfinite(f) and f == int(f)
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
             raise BadInputError(f"line {line}: {name}: expected a whole number, got {value!r}")
         return int(f)
     if not isinstance(value, str):
@@ -114,17 +118,22 @@ def parse_jobs(text: str, *, name: str = "-") -> tuple[list[Job], list[Job]]:
             except BadInputError as e:
                 bad.append(Job(i, {}, error=e.message, state="invalid"))
         return jobs, bad
-    lines = text.splitlines()
-    # physical line of each CSV record: skip comment/blank lines ourselves
-    numbered = [(i, ln) for i, ln in enumerate(lines, 1)
-                if ln.strip() and not ln.lstrip().startswith("#")]
-    if not numbered:
-        return [], []
-    reader = csv.DictReader(io.StringIO("\n".join(ln for _, ln in numbered)))
-    for idx, row in enumerate(reader):
-        lineno = numbered[idx + 1][0] if idx + 1 < len(numbered) else idx + 2
+    # CSV: the reader sees the raw text (quoted cells may span lines); a record whose
+    # first cell starts with '#' is a comment; line numbers are where each record starts.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    start = 1
+    for row in reader:
+        lineno, start = start, reader.line_num + 1
+        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip() for c in row]
+            continue
         try:
-            jobs.append(Job(lineno, _normalise(dict(row), lineno)))
+            if len(row) > len(header):
+                raise BadInputError(f"line {lineno}: more values than header columns")
+            jobs.append(Job(lineno, _normalise(dict(zip(header, row, strict=False)), lineno)))
         except BadInputError as e:
             bad.append(Job(lineno, {}, error=e.message, state="invalid"))
     return jobs, bad
@@ -132,7 +141,7 @@ def parse_jobs(text: str, *, name: str = "-") -> tuple[list[Job], list[Job]]:
 
 def read_jobs(source: str, stdin: Any) -> tuple[list[Job], list[Job]]:
     if source == "-":
-        return parse_jobs(stdin.read(), name="stdin")
+        return parse_jobs(stdin.read().removeprefix("\ufeff"), name="stdin")
     p = Path(source)
     try:
         text = p.read_text(encoding="utf-8-sig")

@@ -528,6 +528,27 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
     return overall_exit(outcomes)
 
 
+def _check_template(output: str | None, flag: str = "-o") -> None:
+    """Render an output template once with sample values, so a typo fails before a task is
+    created (and paid for), not after."""
+    if not output:
+        return
+    from wanvid.download import output_path
+
+    try:
+        output_path(output, task_id="t", model="m", stem="s", seed=1, date="20260101")
+    except BadInputError as e:
+        raise BadInputError(f"{flag} {output}: {e.message}") from None
+
+
+def _fingerprint_with_output(fingerprint: str | None, output: str | None) -> str | None:
+    if fingerprint is None or not output:
+        return fingerprint
+    import hashlib
+
+    return hashlib.sha256(f"{fingerprint}\0{output}".encode()).hexdigest()
+
+
 def _check_single_output(output: str | None, count: int) -> None:
     """-o naming one file cannot hold several videos."""
     if not output or count < 2 or "{" in output or output.endswith(("/", "\\")):
@@ -574,7 +595,8 @@ def wait(
     st = _state(ctx)
     settings = _settings(st)
     journal = _journal(st)
-    ids = _read_ids(st, task_ids)
+    _check_template(output)
+    ids = _read_ids(st, task_ids) if (task_ids or not pending) else []
     if pending:
         ids += [r.task_id for r in journal.pending() if r.task_id not in ids]
         if not ids:
@@ -614,6 +636,7 @@ def download(
     from wanvid.render import emit
 
     st = _state(ctx)
+    _check_template(output)
     settings = _settings(st)
     journal = _journal(st)
     if target.startswith(("http://", "https://")):
@@ -693,6 +716,7 @@ def generate(
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
                            fit_background, settings)
     prepared = prepare(st, opts, settings)
+    _check_template(output)
     journal = _journal(st)
     resp = do_submit(st, prepared, settings, journal, output=output)
     task_id = resp["output"]["task_id"]
@@ -744,11 +768,23 @@ def batch(
 
     st = _state(ctx)
     settings = _settings(st)
-    n = jobs or settings.jobs
+    n = jobs if jobs is not None else settings.jobs
     if n < 1:
         raise BadInputError("--jobs must be at least 1")
     job_list, bad = read_jobs(source, st.env.stdin)
     bad += prepare_jobs(job_list, lambda o: prepare(st, o, settings))
+    _check_template(output, "-o")
+    for j in job_list:
+        if j.state == "invalid":
+            continue
+        try:
+            _check_template(j.output, "output")
+        except BadInputError as e:
+            j.state, j.error = "invalid", f"line {j.line}: {e.message}"
+            bad.append(j)
+            continue
+        # The same inputs saved under another name are another job.
+        j.fingerprint = _fingerprint_with_output(j.fingerprint, j.output or output)
     bad.sort(key=lambda j: j.line)
     for j in bad:
         st.env.err(f"wanvid: error: {source}: {j.error}")
@@ -772,8 +808,9 @@ def batch(
     by_task: dict[str, Any] = {}
     for j in valid:
         rec = journal.find_by_fingerprint(j.fingerprint)
-        if rec is None:
-            continue
+        if rec is None or rec.task_id in by_task or any(
+                r.get("task_id") == rec.task_id for r in results):
+            continue  # each journaled task stands for one job only
         if rec.path and Path(rec.path).is_file() and (rec.size is None
                                                       or Path(rec.path).stat().st_size == rec.size):
             j.state = "skipped"
@@ -863,9 +900,11 @@ def batch(
         reporter.close()
     if not quiet:
         st.env.err(f"wanvid: batch: {summary.line()}")
+    # Invalid lines skipped on request (--skip-invalid) are in the summary, not the exit
+    # code: 2 promises that nothing was sent.
     code = overall_exit(outcomes)
-    if not code and (bad or summary.failed):
-        code = ExitStatus.TASK_FAILED if summary.failed else ExitStatus.BAD_INPUT
+    if not code and summary.failed:
+        code = ExitStatus.TASK_FAILED
     if code:
         raise typer.Exit(int(code))
 

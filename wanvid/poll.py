@@ -184,6 +184,7 @@ class Waiter:
         seq = 0
         last_status: dict[str, str] = {}
         errors: dict[str, int] = {}
+        throttled = 0
         results: dict[str, Outcome] = {}
         first_seen: dict[str, float] = {}
         order: list[str] = []
@@ -226,13 +227,17 @@ class Waiter:
             except AuthError:
                 raise
             except NetworkError as e:  # 429, 5xx, transport: retry this task later
-                errors[tid] = errors.get(tid, 0) + 1
-                delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
                 # Transient: retried quietly (visible with --debug), never surfaced.
                 if (e.code or "").startswith("Throttling") or "rate limited" in e.message:
+                    # Throttling is about the account, not this task: one loop-wide count,
+                    # reset by any successful answer, so no task starves behind the others.
+                    throttled += 1
+                    delay = retry_delay(throttled, cap=MAX_INTERVAL)
                     self.limiter.penalize(delay)
                     log.debug("%s: throttled by the service; all queries wait %.1fs", tid, delay)
                 else:
+                    errors[tid] = errors.get(tid, 0) + 1
+                    delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
                     log.debug("%s: %s; retrying in %.1fs", tid, e.message, delay)
                 heapq.heappush(heap, _Due(self.clock() + delay, seq, tid))
                 seq += 1
@@ -244,6 +249,7 @@ class Waiter:
                     add(refill(len(heap)))
                 continue
             errors.pop(tid, None)
+            throttled = 0
             output = resp.get("output") if isinstance(resp.get("output"), dict) else {}
             status = str(output.get("task_status") or "UNKNOWN")
             if status != last_status.get(tid):
@@ -296,7 +302,10 @@ class Waiter:
         if not self.opt.download:
             return out
         rec = self.journal.get(tid) if self.journal else None
-        dest = self.dest_for(tid, output)
+        try:
+            dest = self.dest_for(tid, output)
+        except BadInputError as e:  # the video stays on the service: `wanvid download` saves it
+            return Outcome(tid, status, e.status, video_url=url, message=e.message)
         expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
         try:
             res = self.downloader(
