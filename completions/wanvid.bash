@@ -12,7 +12,7 @@ _wanvid_spec() {
     case "$1" in
         'wanvid') subs='batch cancel completions config demo download emulator generate models status submit tasks wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
         'wanvid batch') opts='--force --help --interval --jobs --json --no-download --output --quiet --skip-invalid --timeout -h -j -o -q' vopts='--interval --jobs --output --timeout -j -o' nargs=1 ;;
-        'wanvid cancel') opts='--help -h' nargs=1 varargs=1 ;;
+        'wanvid cancel') opts='--help --json -h' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
         'wanvid config') subs='get list path set unset' opts='--help -h' ;;
         'wanvid config get') opts='--help -h' nargs=1 ;;

@@ -38,6 +38,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show 
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -F
 
 # wanvid cancel
+complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l json -d 'One JSON object per task (JSON Lines).'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l help -s h -d 'Show this message and exit.'
 
 # wanvid completions

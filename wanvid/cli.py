@@ -155,7 +155,10 @@ def models(
 
 @config_app.command("path")
 def config_path_cmd(ctx: typer.Context) -> None:
-    """Print the config file's path."""
+    """Print the config file's path.
+
+    Example: cat "$(wanvid config path)"
+    """
     from wanvid.config import config_path
 
     st = _state(ctx)
@@ -167,7 +170,10 @@ def config_list(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Show the effective settings and where the key comes from (the key is redacted)."""
+    """Show the effective settings and where the key comes from (the key is redacted).
+
+    Example: wanvid config list --json | jq -r .region
+    """
     from wanvid.config import redact
     from wanvid.render import emit
 
@@ -185,7 +191,10 @@ def config_list(
 
 @config_app.command("get")
 def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
-    """Print one stored setting (api_key is shown redacted)."""
+    """Print one stored setting (api_key is shown redacted).
+
+    Example: wanvid config get region
+    """
     from wanvid.config import CONFIG_KEYS, config_path, load_file, redact
 
     st = _state(ctx)
@@ -235,7 +244,10 @@ def config_set(
 
 @config_app.command("unset")
 def config_unset(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
-    """Remove a setting from the config file."""
+    """Remove a setting from the config file.
+
+    Example: wanvid config unset api_key
+    """
     from wanvid.config import config_path, load_file, save_file
 
     st = _state(ctx)
@@ -1090,6 +1102,8 @@ def cancel(
     ctx: typer.Context,
     task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID...",
                                                   help="Tasks to cancel (PENDING only).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per task "
+                                           "(JSON Lines).")] = False,
 ) -> None:
     """Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.
 
@@ -1102,6 +1116,8 @@ def cancel(
     client = _client(st, settings)
     journal = _journal(st)
     worst = ExitStatus.OK
+    from wanvid.render import emit
+
     for tid in task_ids:
         try:
             client.cancel(tid)
@@ -1109,9 +1125,13 @@ def cancel(
             st.env.err(f"wanvid: error: {tid}: cannot cancel: {e.message}; "
                        "only PENDING tasks can be canceled")
             worst = ExitStatus.REJECTED
+            if json_out:
+                emit(st.env, {"task_id": tid, "canceled": False, "code": e.code,
+                              "message": e.message}, json_mode=True)
             continue
         journal.update_status(tid, "CANCELED")
-        st.env.out(f"{tid} CANCELED")
+        emit(st.env, {"task_id": tid, "canceled": True, "status": "CANCELED"},
+             json_mode=json_out, text=lambda d: [f"{d['task_id']} CANCELED"])
     if worst:
         raise typer.Exit(int(worst))
 
