@@ -1160,6 +1160,12 @@ def completions(
 # --- entry point ----------------------------------------------------------------------------
 
 
+def _interrupted(env: Environment) -> int:
+    env.err("wanvid: interrupted; submitted tasks are in the journal: "
+            "`wanvid wait --pending` picks them up")
+    return int(ExitStatus.INTERRUPTED)
+
+
 def _is_click_exception(e: BaseException) -> bool:
     return hasattr(e, "exit_code") and hasattr(e, "format_message")
 
@@ -1174,13 +1180,13 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     try:
         rv = app(args=args, prog_name="wanvid", standalone_mode=False)
         code = int(rv) if isinstance(rv, int) else 0
+        if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
+            code = _interrupted(_ENV)
     except WanvidError as e:
         _ENV.err(f"wanvid: error: {e.message}")
         code = int(e.status)
     except KeyboardInterrupt:
-        _ENV.err("wanvid: interrupted; finished tasks are in the journal: "
-                 "`wanvid wait --pending` picks them up")
-        code = int(ExitStatus.INTERRUPTED)
+        code = _interrupted(_ENV)
     except typer.Exit as e:
         code = int(getattr(e, "exit_code", 0) or 0)
     except typer.Abort:
