@@ -59,17 +59,11 @@ class Environment:
         return Path(user_config_dir("wanvid"))
 
     @property
-    def state_dir(self) -> Path:
-        override = self.get("WANVID_STATE_DIR")
-        if override:
-            return Path(override).expanduser()
-        from platformdirs import user_state_dir
-
-        return Path(user_state_dir("wanvid"))
-
-    @property
     def journal_path(self) -> Path:
-        return self.state_dir / "journal.db"
+        """``$WANVID_STATE_DIR/journal.db``, else in the platform's user state dir."""
+        from wanvid.journal import default_journal_path
+
+        return default_journal_path(self.environ)
 
     @property
     def home(self) -> Path:
