@@ -200,8 +200,13 @@ class _HashPipe:
 
     def close(self) -> None:
         if self._t.is_alive():
-            self._q.put(None)
-            self._t.join()
+            self._q.put(None, timeout=30)
+            self._t.join(timeout=30)
+
+    def abandon(self) -> None:
+        """Stop without waiting: never blocks (the thread is a daemon)."""
+        with contextlib.suppress(queue.Full):
+            self._q.put_nowait(None)
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
@@ -486,6 +491,14 @@ class _Fetcher:
                     continue
                 if result is not None:
                     return result
+        except BaseException:
+            # Unwinding (Ctrl-C, errors): abandon the hashing thread (a daemon) instead of
+            # joining it; a KeyboardInterrupt that landed inside Queue.put may have left
+            # the queue unable to wake it, and a join would hang forever.
+            if self.pipe is not None:
+                self.pipe.abandon()
+                self.pipe = None
+            raise
         finally:
             self._drop_pipe()
 
