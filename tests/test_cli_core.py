@@ -370,7 +370,9 @@ def test_dry_run_text(run: Run) -> None:
         "input": {"prompt": "a cat", "img_url": IMG},
         "parameters": {"resolution": "720P", "seed": 7},
     }
-    assert lines[-1] == "# predicted output: unknown (the image is a URL); billed: 5 s"
+    body = json.loads("\n".join(lines[5:-1]))
+    assert lines[-1] == (f"# request body: {len(json.dumps(body).encode())} bytes; "
+                         "predicted output: unknown (the image is a URL); billed: 5 s")
 
 
 def test_dry_run_json_kf2v(run: Run) -> None:
@@ -386,6 +388,7 @@ def test_dry_run_json_kf2v(run: Run) -> None:
         "body": {"model": "wan2.2-kf2v-flash",
                  "input": {"first_frame_url": IMG, "last_frame_url": IMG2},
                  "parameters": {"resolution": "1080P"}},
+        "body_bytes": len(json.dumps(d["body"]).encode()),
         "billed_seconds": 5,
     }
 

@@ -325,12 +325,15 @@ def prepare(st: State, opts: Any, settings: Any) -> Any:
 
 
 def dry_run_data(prepared: Any, settings: Any) -> dict[str, Any]:
+    # The body is really built (files read and encoded) so a dry run proves the request
+    # can be made; only its size is shown, data URIs abbreviated.
     data: dict[str, Any] = {
         "method": "POST",
         "url": settings.base_url + prepared.model.path,
         "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
                     "Content-Type": "application/json"},
         "body": prepared.preview_payload(),
+        "body_bytes": len(prepared.body()),
         "billed_seconds": prepared.duration,
     }
     if prepared.predicted_size:
@@ -349,7 +352,8 @@ def _dry_run_text(d: dict[str, Any]) -> list[str]:
     ps = d.get("predicted_size")
     size = (f"about {ps['width']}×{ps['height']} ({ps['resolution']})" if ps
             else "unknown (the image is a URL)")
-    lines.append(f"# predicted output: {size}; billed: {d['billed_seconds']} s")
+    lines.append(f"# request body: {d['body_bytes']} bytes; predicted output: {size}; "
+                 f"billed: {d['billed_seconds']} s")
     return lines
 
 
