@@ -118,3 +118,19 @@ def test_pending_and_expiry_guard_after_interrupted_wait(run, clock) -> None:
     assert row["path"] == "a1.mp4" and row["status"] == "SUCCEEDED"
     assert "pending" not in r.err
     assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
+
+
+def test_wait_queries_each_task_where_it_was_submitted(run) -> None:
+    cn = "https://dashscope.aliyuncs.com/api/v1"
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{cn}/services/aigc/video-generation/video-synthesis",
+                 json={"request_id": "r", "output": {"task_id": "c1", "task_status": "PENDING"}})
+        assert run(["--region", "cn", "submit", "https://example.com/cat.png"]).out == "c1\n"
+        # later, without --region: the journal knows where c1 lives
+        rsps.add(responses.GET, f"{cn}/tasks/c1", json=task("c1", "SUCCEEDED"))
+        add_video(rsps, "c1")
+        r = run(["wait", "c1"])
+        assert r.code == 0 and r.out == "c1.mp4\n"
+        r = run(["status", "c1"])
+        assert r.code == 0 and r.out.startswith("c1 SUCCEEDED")
+        assert all(c.request.url.startswith((cn, "https://oss.")) for c in rsps.calls)

@@ -98,6 +98,22 @@ def _client(st: State, settings: Any) -> Any:
     return Client(settings.base_url, key, sleep=st.env.sleep)
 
 
+def _routing_client(st: State, settings: Any, journal: Any) -> Any:
+    """A client that queries each task at the API root it was submitted to (journal),
+    unless --region/--base-url on this command line says where to look."""
+    from wanvid.client import RoutingClient
+
+    default = _client(st, settings)
+    if st.region or st.base_url:
+        return default
+
+    def base_for(task_id: str) -> str | None:
+        rec = journal.get(task_id)
+        return rec.base_url if rec is not None and rec.base_url else None
+
+    return RoutingClient(default, base_for)
+
+
 def _journal(st: State) -> Any:
     from wanvid.journal import Journal
 
@@ -457,8 +473,8 @@ def status(
     if not ids:
         raise BadInputError("status: give at least one TASK_ID (or pipe them in)")
     settings = _settings(st)
-    client = _client(st, settings)
     journal = _journal(st)
+    client = _routing_client(st, settings, journal)
     worst = ExitStatus.OK
     for tid in ids:
         resp = client.get_task(tid)
@@ -514,7 +530,7 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
     from wanvid.progress import make_reporter
 
     reporter = make_reporter(st.env, quiet=quiet)
-    client = client or _client(st, settings)
+    client = client or _routing_client(st, settings, journal)
 
     def on_outcome(o: Any) -> None:
         if json_out:
@@ -662,7 +678,7 @@ def download(
         name = Path(urlsplit(url).path).stem or "video"
         dest_id = name
     else:
-        client = _client(st, settings)
+        client = _routing_client(st, settings, journal)
         task_id = target
         resp = client.get_task(task_id)
         out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
@@ -842,7 +858,7 @@ def batch(
     if not quiet and (queue or by_task):
         st.env.err(f"wanvid: {len(queue)} job(s) to submit, {len(by_task)} already submitted, "
                    f"{summary.skipped} already done; {n} in flight at once")
-    client = _client(st, settings)
+    client = _routing_client(st, settings, journal)
     throttles = 0
 
     def refill(in_flight: int) -> list[str]:
@@ -1117,8 +1133,8 @@ def cancel(
 
     st = _state(ctx)
     settings = _settings(st)
-    client = _client(st, settings)
     journal = _journal(st)
+    client = _routing_client(st, settings, journal)
     worst = ExitStatus.OK
     from wanvid.render import emit
 

@@ -190,3 +190,32 @@ def task_output(resp: dict[str, Any]) -> dict[str, Any]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+class RoutingClient:
+    """Queries each task where it was submitted: ``base_for(task_id)`` names the API root
+    (from the journal), so `wanvid wait --pending` finds tasks submitted to another region
+    or to an emulator. One ``Client`` per API root, all with the same key."""
+
+    def __init__(self, default: Client, base_for: Callable[[str], str | None]) -> None:
+        self.default = default
+        self.base_for = base_for
+        self._clients: dict[str, Client] = {default.base_url: default}
+
+    def _for(self, task_id: str) -> Client:
+        base = (self.base_for(task_id) or self.default.base_url).rstrip("/")
+        if base not in self._clients:
+            d = self.default
+            self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,
+                                         max_retries=d.max_retries, sleep=d.sleep,
+                                         on_retry=d.on_retry)
+        return self._clients[base]
+
+    def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:
+        return self._for(task_id).get_task(task_id, max_retries=max_retries)
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        return self._for(task_id).cancel(task_id)
+
+    def submit(self, path: str, body: bytes) -> dict[str, Any]:
+        return self.default.submit(path, body)
