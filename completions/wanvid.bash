@@ -56,7 +56,7 @@ _wanvid_values() {
         'wanvid submit --resolution'|'wanvid submit -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;
         'wanvid submit --audio') _wanvid_files "$3" ;;
         'wanvid submit @0') _wanvid_files "$3" ;;
-        'wanvid tasks --status') COMPREPLY=($(compgen -W 'PENDING RUNNING CANCELED FAILED SUCCEEDED UNKNOWN' -- "$3")) ;;
+        'wanvid tasks --status') COMPREPLY=($(compgen -W 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -- "$3")) ;;
         'wanvid tasks --model'|'wanvid tasks -m') COMPREPLY=($(compgen -W 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid wait --output'|'wanvid wait -o') _wanvid_files "$3" ;;
     esac

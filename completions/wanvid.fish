@@ -155,7 +155,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -F
 
 # wanvid tasks
-complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l status -x -a 'PENDING RUNNING CANCELED FAILED SUCCEEDED UNKNOWN' -d 'Only tasks with this status (e.g. SUCCEEDED).'
+complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l status -x -a 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -d 'Only tasks with this status (e.g. SUCCEEDED).'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l since -x -d 'Only tasks submitted within this long, e.g. 2h, 30m, 1d.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l remote -d 'List the account\'s tasks from the service instead of the local journal.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l model -s m -x -a 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -d '--remote: only this model.'

@@ -586,8 +586,8 @@ def test_tasks_remote_filters(run: Run) -> None:
     with responses.RequestsMock() as rsps:
         rsps.add(responses.GET, INTL + "/tasks", json=LISTING, match=[matchers.query_param_matcher({
             "status": "SUCCEEDED", "model_name": "wan2.5-i2v-preview", "page_no": "2",
-            "page_size": "5", "start_time": "2027-01-15 07:00:00",
-            "end_time": "2027-01-15 08:00:00"})])
+            "page_size": "5", "start_time": "2027-01-15 15:00:00",
+            "end_time": "2027-01-15 16:00:00"})])
         r = run(["tasks", "--remote", "--status", "succeeded", "-m", "wan2.5-i2v-preview",
                  "--page", "2", "--page-size", "5", "--since", "1h", "--json"])
     assert r.code == 0

@@ -202,7 +202,9 @@ def test_submit_5xx_not_retried(client: Client, sleeps: Sleeps, status: int) -> 
     assert ei.value.status == ExitStatus.NETWORK
     assert ei.value.code == "InternalError"
     assert ei.value.request_id == "r-500"
-    assert ei.value.message == f"service error {status} (InternalError: Internal error)"
+    assert ei.value.message == (f"service error {status} (InternalError: Internal error)"
+                                "; the service may or may not have created the task: check "
+                                "`wanvid tasks --remote` before submitting again")
 
 
 @responses.activate
@@ -434,7 +436,9 @@ def test_cli_500_on_submit_not_retried_exits_7(run: Run, clock: FakeClock) -> No
     r = run(["submit", "https://example.com/cat.png"])
     assert r.code == 7
     assert r.out == ""
-    assert r.err == "wanvid: error: service error 500 (InternalError: Internal error)\n"
+    assert r.err == ("wanvid: error: service error 500 (InternalError: Internal error)"
+                     "; the service may or may not have created the task: check "
+                     "`wanvid tasks --remote` before submitting again\n")
     assert len(responses.calls) == 1
     assert clock.sleeps == []
 

@@ -384,10 +384,17 @@ def do_submit(st: State, prepared: Any, settings: Any, journal: Any,
     if not task_id:
         raise WanvidError("the service accepted the request but returned no task id "
                           f"(request_id {resp.get('request_id')})")
-    journal.record_submit(str(task_id), model=prepared.model.name, base_url=settings.base_url,
-                          params=prepared.journal_params(), inputs=prepared.input_names(),
-                          status=str(out.get("task_status") or "PENDING"),
-                          fingerprint=fingerprint, output=output)
+    try:
+        journal.record_submit(str(task_id), model=prepared.model.name,
+                              base_url=settings.base_url, params=prepared.journal_params(),
+                              inputs=prepared.input_names(),
+                              status=str(out.get("task_status") or "PENDING"),
+                              fingerprint=fingerprint, output=output)
+    except WanvidError as e:
+        # The task exists and is paid for: its id must reach the user whatever happens.
+        raise WanvidError(f"task {task_id} was created but the journal could not record it "
+                          f"({e.message}); keep the id: `wanvid wait {task_id}` fetches "
+                          "the video") from None
     return resp
 
 
@@ -573,6 +580,34 @@ def _check_template(output: str | None, flag: str = "-o") -> None:
         raise BadInputError(f"{flag} {output}: {e.message}") from None
 
 
+def _fixed_destination(output: str | None, prepared: Any, settings: Any) -> Path | None:
+    """Where a video will be saved, when that does not depend on the task id (so it can
+    be checked before anything is paid for); None when it does."""
+    if output and "{task_id}" in output:
+        return None
+    if not output:
+        return None  # default {task_id}.mp4
+    import datetime
+
+    from wanvid.download import output_path
+
+    first = prepared.media[0] if prepared.media else None
+    stem = ""
+    if first is not None and first.kind != "data":
+        stem = Path(first.arg.split("?")[0].rstrip("/")).stem
+    dest = output_path(output, task_id="{task_id}", model=prepared.model.name, stem=stem,
+                       seed=prepared.payload.get("parameters", {}).get("seed"),
+                       date=datetime.date.today().strftime("%Y%m%d"),
+                       output_dir=settings.output_dir)
+    return None if dest.is_dir() else dest
+
+
+def _check_free(dest: Path | None, where: str = "-o") -> None:
+    if dest is not None and dest.exists():
+        raise BadInputError(f"{where}: {dest} exists; pass --force to overwrite it, or choose "
+                            "another -o (nothing was sent)")
+
+
 def _fingerprint_with_output(fingerprint: str | None, output: str | None) -> str | None:
     if fingerprint is None or not output:
         return fingerprint
@@ -594,10 +629,11 @@ def _check_single_output(output: str | None, count: int) -> None:
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Directory, file name, or template with {task_id} {model} {stem} "
     "{seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Give up waiting after "
-                                                  "this many seconds (exit 6).")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", min=0, help="Give up waiting "
+                                                  "after this many seconds (exit 6).")]
 IntervalOpt = Annotated[float | None, typer.Option(
-    "--interval", help="Seconds between queries at first (default 5; it backs off to 15).")]
+    "--interval", min=0.1, help="Seconds between queries at first (default 5; it backs off "
+    "to 15).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but results.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 
@@ -749,6 +785,8 @@ def generate(
                            fit_background, settings)
     prepared = prepare(st, opts, settings)
     _check_template(output)
+    if not force:
+        _check_free(_fixed_destination(output, prepared, settings))
     journal = _journal(st)
     resp = do_submit(st, prepared, settings, journal, output=output)
     task_id = resp["output"]["task_id"]
@@ -1013,6 +1051,9 @@ def demo(
             st.base_url = base
             environ = dict(st.env.environ)
             environ["DASHSCOPE_API_KEY"] = "demo-key-for-the-local-emulator"
+            # A journal of its own: demo tasks live on an emulator that is gone afterwards,
+            # and must not linger in the user's journal (nor draw their real key there).
+            environ["WANVID_STATE_DIR"] = str(Path(tmp) / "state")
             st.env.environ = environ
             settings = _settings(st)
             st.env.err(f"wanvid: demo: local emulator at {base} (nothing leaves this machine)")
@@ -1071,8 +1112,9 @@ def tasks(
                                   "page_no": page, "page_size": page_size}
         if window:
             fmt = "%Y-%m-%d %H:%M:%S"
-            params["start_time"] = _time.strftime(fmt, _time.gmtime(now - window))
-            params["end_time"] = _time.strftime(fmt, _time.gmtime(now))
+            bj = 8 * 3600  # the task API speaks Beijing time (UTC+8)
+            params["start_time"] = _time.strftime(fmt, _time.gmtime(now - window + bj))
+            params["end_time"] = _time.strftime(fmt, _time.gmtime(now + bj))
         resp = client.list_tasks(**params)
         emit(st.env, resp, json_mode=json_out, text=lambda r: [
             f"{t.get('task_id')} {t.get('task_status')} {t.get('model_name', '')} "

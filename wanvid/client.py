@@ -21,8 +21,11 @@ from urllib.parse import urlsplit
 import requests
 
 from wanvid import __version__
-from wanvid.errors import AuthError, NetworkError, RejectedError, WanvidError
+from wanvid.errors import AuthError, BadInputError, NetworkError, RejectedError, WanvidError
+from wanvid.models import REGIONS
 from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
+
+_REGION_URLS = frozenset(u.rstrip("/") for u in REGIONS.values())
 
 log = logging.getLogger("wanvid.client")
 
@@ -137,7 +140,11 @@ class Client:
                                  + f"; retry {attempt} in {delay:.1f}s")
                 self.sleep(delay)
                 continue
-            raise error_for(resp)
+            err = error_for(resp)
+            if not idempotent and resp.status_code >= 500:
+                err.message += ("; the service may or may not have created the task: check "
+                                "`wanvid tasks --remote` before submitting again")
+            raise err
 
     def _note_retry(self, msg: str) -> None:
         log.debug(msg)
@@ -204,6 +211,10 @@ class RoutingClient:
 
     def _for(self, task_id: str) -> Client:
         base = (self.base_for(task_id) or self.default.base_url).rstrip("/")
+        if base != self.default.base_url and base not in _REGION_URLS:
+            # The key goes only to the API hosts we know, or the one configured now.
+            raise BadInputError(f"task {task_id} was submitted to {base}; pass --base-url "
+                                f"{base} to query it there")
         if base not in self._clients:
             d = self.default
             self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,

@@ -39,13 +39,15 @@ STATE_DIR_ENV = "WANVID_STATE_DIR"
 JOURNAL_NAME = "journal.db"
 
 ACTIVE_STATUSES = frozenset({"PENDING", "RUNNING"})
-FAILED_STATUSES = frozenset({"FAILED", "CANCELED", "UNKNOWN"})
+# EXPIRED: SUCCEEDED, never downloaded, and the service no longer knows it (24 h passed).
+FAILED_STATUSES = frozenset({"FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
 TERMINAL_STATUSES = FAILED_STATUSES | {"SUCCEEDED"}
 
 # A later poll must not move a task backwards (two processes may poll the same task and
 # commit out of order): PENDING < RUNNING < UNKNOWN < a real outcome. UNKNOWN only means
 # the service forgot the id after 24 h, so it never overrides a known outcome.
-_RANK = {"PENDING": 0, "RUNNING": 1, "UNKNOWN": 2, "SUCCEEDED": 3, "FAILED": 3, "CANCELED": 3}
+_RANK = {"PENDING": 0, "RUNNING": 1, "UNKNOWN": 2, "SUCCEEDED": 3, "FAILED": 3, "CANCELED": 3,
+         "EXPIRED": 4}
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|authorization|token|secret|password)", re.IGNORECASE)
 _DATA_URI_KEEP = 40  # characters of a data: URI kept, enough to show its media type
@@ -387,7 +389,7 @@ class Journal:
         """Tasks with something left to do, oldest first: still queued or running, or
         SUCCEEDED but not downloaded. ``include_expired=False`` leaves out SUCCEEDED tasks
         whose video URL has already expired (they can never be downloaded)."""
-        where = ("status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'UNKNOWN') "
+        where = ("status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'UNKNOWN', 'EXPIRED') "
                  "OR (status = 'SUCCEEDED' AND downloaded_at IS NULL")
         args: tuple[Any, ...] = ()
         if not include_expired:

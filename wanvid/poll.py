@@ -32,9 +32,10 @@ from wanvid.retry import retry_delay
 
 log = logging.getLogger("wanvid.poll")
 
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
-FAILED_STATES = frozenset({"FAILED", "CANCELED", "UNKNOWN"})
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
+FAILED_STATES = frozenset({"FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
 MAX_INTERVAL = 15.0
+MAX_QUERY_ERRORS = 10  # consecutive failed queries of one task (not 429s) before exit 7
 AGE_FACTOR = 0.2  # query a task that has run t seconds again after about t/5 s
 
 
@@ -179,7 +180,7 @@ class Waiter:
         are in flight than it last allowed, and returns new task ids to wait for (batch
         submits the next jobs there, so at most N are ever in flight)."""
         start = self.clock()
-        deadline = start + self.opt.timeout if self.opt.timeout else None
+        deadline = start + self.opt.timeout if self.opt.timeout is not None else None
         heap: list[_Due] = []
         seq = 0
         last_status: dict[str, str] = {}
@@ -237,8 +238,16 @@ class Waiter:
                     log.debug("%s: throttled by the service; all queries wait %.1fs", tid, delay)
                 else:
                     errors[tid] = errors.get(tid, 0) + 1
+                    if errors[tid] > MAX_QUERY_ERRORS:  # give up on this task: exit 7
+                        self._emit(Outcome(tid, last_status.get(tid, "UNKNOWN"),
+                                           ExitStatus.NETWORK, message=e.message), results)
+                        if refill is not None:
+                            add(refill(len(heap)))
+                        continue
                     delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
                     log.debug("%s: %s; retrying in %.1fs", tid, e.message, delay)
+                    if errors[tid] == 3:
+                        self.reporter.note(f"{tid}: {e.message}; still retrying")
                 heapq.heappush(heap, _Due(self.clock() + delay, seq, tid))
                 seq += 1
                 continue
@@ -252,6 +261,8 @@ class Waiter:
             throttled = 0
             output = resp.get("output") if isinstance(resp.get("output"), dict) else {}
             status = str(output.get("task_status") or "UNKNOWN")
+            if status == "UNKNOWN" and self._succeeded_not_saved(tid):
+                status = "EXPIRED"
             if status != last_status.get(tid):
                 last_status[tid] = status
                 if self.journal:
@@ -269,6 +280,10 @@ class Waiter:
             if refill is not None:
                 add(refill(len(heap)))
         return [results[t] for t in order if t in results]
+
+    def _succeeded_not_saved(self, tid: str) -> bool:
+        rec = self.journal.get(tid) if self.journal else None
+        return rec is not None and rec.status == "SUCCEEDED" and not rec.path
 
     def _emit(self, out: Outcome, results: dict[str, Outcome]) -> None:
         results[out.task_id] = out
@@ -288,6 +303,8 @@ class Waiter:
         if status in FAILED_STATES:
             code = output.get("code") or status
             msg = output.get("message") or {
+                "EXPIRED": "the video was never saved and the service has forgotten the task: "
+                           "its 24-hour window has passed",
                 "UNKNOWN": "the task is unknown to the service (expired after 24 h, or "
                            "never existed in this region)",
                 "CANCELED": "the task was canceled",
@@ -314,7 +331,7 @@ class Waiter:
         except TaskFailedError as e:
             return Outcome(tid, status, e.status, video_url=url, code=e.code or "URLExpired",
                            message=e.message)
-        except (NetworkError, BadInputError) as e:
+        except WanvidError as e:  # network, disk, existing file: the task stays pending
             return Outcome(tid, status, e.status, video_url=url, message=e.message)
         if self.journal:
             self.journal.record_download(tid, path=str(res.path), size=res.size, sha256=res.sha256)

@@ -142,7 +142,8 @@ class RichReporter(QuietReporter):
         self.add_task(task_id)
         self.progress.update(self.rows[task_id], status="SAVED", completed=size, total=size,
                              saving=True)
-        self.progress.console.print(f"{task_id} saved {path} ({human_size(size)})")
+        self.progress.console.print(f"{task_id} saved {path} ({human_size(size)})",
+                                    markup=False, highlight=False)
 
     def note(self, message: str) -> None:
         self.progress.console.print(message, markup=False, highlight=False)
