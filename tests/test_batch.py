@@ -680,3 +680,56 @@ def test_rerun_does_not_skip_a_job_because_an_identical_job_is_done(run: Run) ->
     assert svc.submit_calls == 1
     assert rows[2]["status"] == "SUCCEEDED" and rows[2]["path"] == "take2.mp4"
     assert [rows[n]["path"] for n in (1, 3)] == ["take1.mp4", "take3.mp4"]
+
+
+# --- outputs are settled before anything is paid for -----------------------------------------
+
+
+def test_two_jobs_writing_one_file_are_invalid_and_nothing_is_sent(run: Run) -> None:
+    images("a.png")
+    job = {"image": "a.png", "prompt": "x", "output": "out/{stem}.mp4"}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Service(rsps)
+        r = run(["batch", "-"], stdin=jsonl(job, {**job, "prompt": "y"}))
+        sent = len(rsps.calls)
+    assert (r.code, sent, svc.submit_calls) == (2, 0, 0)
+    assert "line 2: saves to out/a.mp4 like line 1" in r.err
+
+
+def test_an_existing_output_file_is_refused_before_submitting(run: Run) -> None:
+    images("a.png")
+    Path("mine.mp4").write_bytes(b"precious")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Service(rsps)
+        r = run(["batch", "-"], stdin=jsonl({"image": "a.png", "output": "mine.mp4"}))
+    assert (r.code, svc.submit_calls) == (2, 0)
+    assert "mine.mp4 exists; pass --force" in r.err
+    assert Path("mine.mp4").read_bytes() == b"precious"
+
+
+def test_identical_jobs_with_task_id_outputs_each_keep_their_own_task(run: Run) -> None:
+    images("a.png")
+    job = {"image": "a.png", "prompt": "same", "output": "v/{task_id}.mp4"}
+    text = jsonl(job, job)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Service(rsps)
+        first = run(["batch", "-", "--json"], stdin=text)
+        again = run(["batch", "-", "--json"], stdin=text)
+    assert first.code == 0 and again.code == 0
+    assert svc.submit_calls == 2  # the re-run created nothing
+    assert sorted(r["status"] for r in json_rows(again.out)) == ["SKIPPED", "SKIPPED"]
+    assert len({r["task_id"] for r in json_rows(again.out)}) == 2
+
+
+def test_jobs_not_submitted_before_the_timeout_are_reported(run: Run) -> None:
+    images("a.png", "b.png", "c.png")
+    text = jsonl(*({"image": f"{n}.png"} for n in "abc"))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        Service(rsps, states={"*": ["RUNNING"]})
+        r = run(["batch", "-", "-j", "1", "--timeout", "10", "--json"], stdin=text)
+    rows = {row["line"]: row for row in json_rows(r.out)}
+    assert r.code == 6
+    assert rows[1]["exit_code"] == 6 and rows[1]["task_id"] == "t-1"
+    assert rows[2]["status"] == rows[3]["status"] == "NOT_SUBMITTED"
+    assert rows[2]["resume"] == "wanvid batch -"
+    assert "2 not submitted" in r.err

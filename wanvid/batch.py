@@ -47,6 +47,7 @@ class Job:
     error: str | None = None
     # filled while running
     task_id: str | None = None
+    dest: Path | None = None  # where its video goes, when known before submitting
     state: str = "queued"  # queued | skipped | submitted | invalid | error
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -187,9 +188,11 @@ class Summary:
     failed: int = 0
     skipped: int = 0
     invalid: int = 0
+    unsubmitted: int = 0
     billed_seconds: int = 0
 
     def line(self) -> str:
         return (f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
                 + (f", {self.invalid} invalid" if self.invalid else "")
+                + (f", {self.unsubmitted} not submitted" if self.unsubmitted else "")
                 + f"; {self.billed_seconds} s billed")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from wanvid import __version__
-from wanvid.context import Environment
+from wanvid.context import Environment, StdoutClosed
 from wanvid.errors import BadInputError, ExitStatus, WanvidError
 
 HELP = """Turn a still image (or a first and a last frame) into a video with Alibaba Cloud
@@ -844,17 +844,59 @@ def batch(
     job_list, bad = read_jobs(source, st.env.stdin)
     bad += prepare_jobs(job_list, lambda o: prepare(st, o, settings))
     _check_template(output, "-o")
+    destinations: dict[Path, int] = {}
     for j in job_list:
         if j.state == "invalid":
             continue
         try:
             _check_template(j.output, "output")
+            j.dest = _fixed_destination(j.output or output, j.prepared, settings)
         except BadInputError as e:
             j.state, j.error = "invalid", f"line {j.line}: {e.message}"
             bad.append(j)
             continue
+        if j.dest is not None:  # two jobs must not write one file
+            other = destinations.setdefault(j.dest.resolve(), j.line)
+            if other != j.line:
+                j.state = "invalid"
+                j.error = (f"line {j.line}: saves to {j.dest} like line {other}; give it its own "
+                           "output, or use {task_id} or {seed} in the template")
+                bad.append(j)
+                continue
         # The same inputs saved under another name are another job.
         j.fingerprint = _fingerprint_with_output(j.fingerprint, j.output or output)
+    valid = [j for j in job_list if j.state != "invalid"]
+    journal = _journal(st)
+    now = st.env.now()
+
+    # Re-runs: each journaled task (newest first) stands for at most one job.
+    records: dict[str, list[Any]] = {}
+    for rec in sorted(journal.list(), key=lambda r: r.submitted_at or 0, reverse=True):
+        if rec.fingerprint:
+            records.setdefault(rec.fingerprint, []).append(rec)
+    done_rows: list[tuple[Any, Any]] = []
+    resumed: list[tuple[Any, Any]] = []
+    for j in valid:
+        candidates = records.get(j.fingerprint or "", [])
+        rec = candidates.pop(0) if candidates else None
+        if rec is None:
+            pass
+        elif rec.path and Path(rec.path).is_file() and (
+                rec.size is None or Path(rec.path).stat().st_size == rec.size):
+            j.state = "skipped"
+            done_rows.append((j, rec))
+            continue
+        elif rec.status not in FAILED_STATES and not (
+                rec.status == "SUCCEEDED" and rec.expires_at and rec.expires_at < now):
+            j.state, j.task_id = "submitted", rec.task_id
+            resumed.append((j, rec))
+            continue
+        # to be submitted: its file must not be in the way
+        if j.dest is not None and j.dest.exists() and not force:
+            j.state = "invalid"
+            j.error = (f"line {j.line}: {j.dest} exists; pass --force to overwrite it, or give "
+                       "the job another output")
+            bad.append(j)
     bad.sort(key=lambda j: j.line)
     for j in bad:
         st.env.err(f"wanvid: error: {source}: {j.error}")
@@ -864,7 +906,6 @@ def batch(
     valid = [j for j in job_list if j.state != "invalid"]
     if not valid:
         raise BadInputError(f"{source}: no jobs to run")
-    journal = _journal(st)
     reporter = make_reporter(st.env, quiet=quiet)
     summary = Summary(invalid=len(bad))
     results: list[dict[str, Any]] = []
@@ -875,23 +916,13 @@ def batch(
         if json_out:
             reporter.result(json.dumps(row, ensure_ascii=False))
 
-    by_task: dict[str, Any] = {}
-    for j in valid:
-        rec = journal.find_by_fingerprint(j.fingerprint)
-        if rec is None or rec.task_id in by_task or any(
-                r.get("task_id") == rec.task_id for r in results):
-            continue  # each journaled task stands for one job only
-        if rec.path and Path(rec.path).is_file() and (rec.size is None
-                                                      or Path(rec.path).stat().st_size == rec.size):
-            j.state = "skipped"
-            summary.skipped += 1
-            report(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
-                        "exit_code": 0})
-            if not json_out:
-                reporter.result(rec.path)
-        elif rec.status not in FAILED_STATES:
-            j.state, j.task_id = "submitted", rec.task_id
-            by_task[rec.task_id] = j
+    by_task: dict[str, Any] = {j.task_id: j for j, _ in resumed}
+    for j, rec in done_rows:
+        summary.skipped += 1
+        report(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
+                    "exit_code": 0})
+        if not json_out:
+            reporter.result(rec.path)
     queue = [j for j in valid if j.state == "queued"]
     if not quiet and (queue or by_task):
         st.env.err(f"wanvid: {len(queue)} job(s) to submit, {len(by_task)} already submitted, "
@@ -968,6 +999,13 @@ def batch(
         waiter.run(list(by_task), refill=refill)
     finally:
         reporter.close()
+    for j in queue:  # never submitted: the wait timed out first
+        summary.unsubmitted += 1
+        report(j, {"task_id": None, "status": "NOT_SUBMITTED",
+                   "exit_code": int(ExitStatus.TIMEOUT), "resume": f"wanvid batch {source}"})
+    if queue:
+        st.env.err(f"wanvid: error: {len(queue)} job(s) not submitted before the timeout; "
+                   f"run `wanvid batch {source}` again to do them (finished jobs are skipped)")
     if not quiet:
         st.env.err(f"wanvid: batch: {summary.line()}")
     # Invalid lines skipped on request (--skip-invalid) are in the summary, not the exit
@@ -975,6 +1013,8 @@ def batch(
     code = overall_exit(outcomes)
     if not code and summary.failed:
         code = ExitStatus.TASK_FAILED
+    if not code and queue:
+        code = ExitStatus.TIMEOUT
     if code:
         raise typer.Exit(int(code))
 
@@ -1254,8 +1294,8 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     except typer.Abort:
         _ENV.err("wanvid: aborted")
         code = int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:
-        code = 0
+    except (BrokenPipeError, StdoutClosed):
+        code = int(ExitStatus.STDOUT_CLOSED)
     except Exception as e:
         if _is_click_exception(e):
             msg = e.format_message()  # type: ignore[attr-defined]

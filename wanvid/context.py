@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import TextIO
 
 
+class StdoutClosed(Exception):  # noqa: N818 - a signal, not an error
+    """stdout's reader went away (a closed pipe)."""
+
+
 def env_value(environ: Mapping[str, str], name: str) -> str | None:
     """An environment variable's value; an empty (or blank) variable counts as unset."""
     value = environ.get(name)
@@ -85,8 +89,18 @@ class Environment:
 
     def out(self, line: str) -> None:
         """One line of result on stdout."""
-        self.stdout.write(line + "\n")
-        self.stdout.flush()
+        try:
+            self.stdout.write(line + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            # `wanvid ... | head -1`: the reader is gone. Stop quietly (SIGPIPE's 141), with
+            # stdout pointed at /dev/null so nothing complains at exit.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            raise StdoutClosed from None
 
     def err(self, line: str) -> None:
         """One human line on stderr."""

@@ -12,12 +12,6 @@ import sys
 
 
 def main() -> None:
-    import signal
-
-    # `wanvid ... | head -1`: a closed pipe ends the process quietly, as for any Unix tool
-    # (partial downloads stay as .part files and resume later).
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:]
     if args == ["--version"]:
         from wanvid import __version__

@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     TIMEOUT = 6  # timed out waiting
     NETWORK = 7  # network or service error after retries
     INTERRUPTED = 130  # Ctrl-C / SIGINT
+    STDOUT_CLOSED = 141  # stdout's reader went away (like SIGPIPE)
 
 
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
@@ -30,6 +31,7 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitStatus.TIMEOUT, "timed out waiting"),
     (ExitStatus.NETWORK, "network or service error after retries"),
     (ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
+    (ExitStatus.STDOUT_CLOSED, "stdout closed by its reader (e.g. | head -1)"),
 ]
 
 
