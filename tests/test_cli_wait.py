@@ -134,3 +134,35 @@ def test_wait_queries_each_task_where_it_was_submitted(run) -> None:
         r = run(["status", "c1"])
         assert r.code == 0 and r.out.startswith("c1 SUCCEEDED")
         assert all(c.request.url.startswith((cn, "https://oss.")) for c in rsps.calls)
+
+
+def _one_success(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+    add_video(rsps, "a1")
+
+
+def test_ci_true_means_plain_lines_even_on_a_terminal(run) -> None:
+    with responses.RequestsMock() as rsps:
+        _one_success(rsps)
+        r = run(["wait", "a1"], tty=True, env={"CI": "true"})
+    assert r.code == 0 and r.out == "a1.mp4\n"
+    assert "\x1b[" not in r.err  # no cursor movement, no colours, no bars
+    assert "wanvid: a1 SUCCEEDED" in r.err and "wanvid: a1 saved a1.mp4" in r.err
+
+
+def test_terminal_gets_the_live_display_and_no_color_is_honoured(run) -> None:
+    import re
+
+    with responses.RequestsMock() as rsps:
+        _one_success(rsps)
+        r = run(["wait", "a1"], tty=True, env={"NO_COLOR": "1", "TERM": "xterm"})
+    assert r.code == 0 and r.out == "a1.mp4\n"
+    assert "SAVED" in r.err  # the rich table row
+    assert not re.search(r"\x1b\[(3|9)[0-7]m|\x1b\[38;", r.err)  # no colour codes
+
+
+def test_quiet_prints_only_results(run) -> None:
+    with responses.RequestsMock() as rsps:
+        _one_success(rsps)
+        r = run(["wait", "a1", "-q"])
+    assert (r.code, r.out, r.err) == (0, "a1.mp4\n", "")
