@@ -166,3 +166,19 @@ def test_quiet_prints_only_results(run) -> None:
         _one_success(rsps)
         r = run(["wait", "a1", "-q"])
     assert (r.code, r.out, r.err) == (0, "a1.mp4\n", "")
+
+
+def test_download_by_url_of_a_journaled_task_records_it_and_repeats_as_done(run) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        assert run(["wait", "a1", "--no-download"]).code == 0
+        add_video(rsps, "a1")
+        url = task("a1", "SUCCEEDED")["output"]["video_url"]
+        r = run(["download", url])
+        assert r.code == 0 and r.out == "a1.mp4\n"
+        fetched = len(rsps.calls)
+        r = run(["download", url, "--json"])  # identical file already there: not fetched
+        assert r.code == 0 and json.loads(r.out)["skipped"] is True
+        assert len(rsps.calls) == fetched
+    r = run(["tasks", "--json"])
+    assert json.loads(r.out)[0]["path"] == "a1.mp4"

@@ -713,6 +713,10 @@ def download(
 
         name = Path(urlsplit(url).path).stem or "video"
         dest_id = name
+        # A result URL is named after its task: journal the download against that task.
+        rec = journal.get(name)
+        if rec is not None and rec.video_url and rec.video_url.split("?")[0] == url.split("?")[0]:
+            task_id = name
     else:
         client = _routing_client(st, settings, journal)
         task_id = target
