@@ -19,7 +19,7 @@ complete -c wanvid -n '__fish_use_subcommand' -a submit -d 'Create a task and pr
 complete -c wanvid -n '__fish_use_subcommand' -a tasks -d 'List tasks from the journal (or, with --remote, from the service).'
 complete -c wanvid -n '__fish_use_subcommand' -a wait -d 'Wait for tasks, save each video as soon as it is ready, print the paths.'
 complete -c wanvid -n '__fish_use_subcommand' -l region -x -a 'intl cn us' -d 'intl (Singapore, default), cn (Beijing) or us (Virginia).'
-complete -c wanvid -n '__fish_use_subcommand' -l base-url -x -d 'API root, e.g. http://127.0.0.1:8000/api/v1 (overrides --region; env DASHSCOPE_HTTP_BASE_URL).'
+complete -c wanvid -n '__fish_use_subcommand' -l base-url -x -d 'API root, e.g. http://127.0.0.1:8765/api/v1 (overrides --region; env DASHSCOPE_HTTP_BASE_URL).'
 complete -c wanvid -n '__fish_use_subcommand' -l debug -d 'Log requests (never the key) and show tracebacks.'
 complete -c wanvid -n '__fish_use_subcommand' -l version -d 'Print the version and exit.'
 complete -c wanvid -n '__fish_use_subcommand' -l help -s h -d 'Show this message and exit.'

@@ -63,7 +63,7 @@ def _root(
         "--region", help="intl (Singapore, default), cn (Beijing) or us (Virginia).",
         envvar=None)] = None,
     base_url: Annotated[str | None, typer.Option(
-        "--base-url", help="API root, e.g. http://127.0.0.1:8000/api/v1 (overrides --region; "
+        "--base-url", help="API root, e.g. http://127.0.0.1:8765/api/v1 (overrides --region; "
         "env DASHSCOPE_HTTP_BASE_URL).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log requests (never the key) and show "
                                         "tracebacks.")] = False,

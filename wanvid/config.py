@@ -34,7 +34,7 @@ DEFAULT_JOBS = 2
 CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "api_key": (str, "Model Studio API key (prefer DASHSCOPE_API_KEY in CI)"),
     "region": (str, "intl (Singapore, default), cn (Beijing) or us (Virginia)"),
-    "base_url": (str, "API root, e.g. http://127.0.0.1:8000/api/v1; overrides region"),
+    "base_url": (str, "API root, e.g. http://127.0.0.1:8765/api/v1; overrides region"),
     "model": (str, f"default first-frame model (default {DEFAULT_I2V_MODEL})"),
     "kf2v_model": (str, f"default first+last-frame model (default {DEFAULT_KF2V_MODEL})"),
     "output_dir": (str, "where videos are saved (default: the current directory)"),
