@@ -685,3 +685,17 @@ def test_key_not_in_config_set_output(run: Run) -> None:
     assert KEY not in r.out + r.err
     r = run(["config", "get", "api_key"], key=None)
     assert KEY not in r.out + r.err
+
+
+def test_body_size_equals_the_real_body(tmp_path: Path) -> None:
+    from wanvid.params import SubmitOptions, prepare_submit
+
+    img = tmp_path / "a.png"
+    img.write_bytes(png(640, 480))
+    for opts in (SubmitOptions(image=str(img), prompt="é ünïcode \\\" quote", seed=3),
+                 SubmitOptions(image="https://example.com/a b.png", last_frame=str(img),
+                               prompt="x")):
+        p = prepare_submit(opts, default_model="wan2.2-i2v-flash",
+                           default_kf2v_model="wan2.2-kf2v-flash", region="intl",
+                           warn=lambda m: None)
+        assert p.body_size() == len(p.body())

@@ -341,15 +341,15 @@ def prepare(st: State, opts: Any, settings: Any) -> Any:
 
 
 def dry_run_data(prepared: Any, settings: Any) -> dict[str, Any]:
-    # The body is really built (files read and encoded) so a dry run proves the request
-    # can be made; only its size is shown, data URIs abbreviated.
+    # Files are really read and encoded (streamed, not kept) so a dry run proves the
+    # request can be made; the body's size is shown, data URIs abbreviated.
     data: dict[str, Any] = {
         "method": "POST",
         "url": settings.base_url + prepared.model.path,
         "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
                     "Content-Type": "application/json"},
         "body": prepared.preview_payload(),
-        "body_bytes": len(prepared.body()),
+        "body_bytes": prepared.body_size(),
         "billed_seconds": prepared.duration,
     }
     if prepared.predicted_size:

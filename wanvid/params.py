@@ -65,6 +65,28 @@ class PreparedSubmit:
 
         return body_bytes(self.payload)
 
+    def body_size(self) -> int:
+        """The request body's size, found by reading and encoding every local file chunk by
+        chunk, as sending would, without holding the body in memory (for --dry-run)."""
+        import json
+
+        from wanvid.media import MediaInput
+
+        def blank(v: Any) -> Any:
+            if isinstance(v, MediaInput):
+                return ""
+            if isinstance(v, dict):
+                return {k: blank(x) for k, x in v.items()}
+            return v
+
+        total = len(json.dumps(blank(self.payload)).encode("utf-8"))
+        for m in self.media:
+            if m.kind == "url":
+                total += len(json.dumps(m.arg).encode("utf-8")) - 2
+            else:
+                total += sum(len(chunk) for chunk in m.iter_value())
+        return total
+
     def journal_params(self) -> dict[str, Any]:
         """The parameters as recorded in the journal: no image data, no key."""
         params = dict(self.payload.get("parameters", {}))
