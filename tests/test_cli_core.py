@@ -234,9 +234,11 @@ def test_submit_local_audio(run: Run) -> None:
     Path("cat.png").write_bytes(png(640, 480))
     track = wav(4.0)
     Path("track.wav").write_bytes(track)
-    _, body = submit_ok(["cat.png", "-m", "wan2.5-i2v-preview", "--audio", "track.wav"], run)
+    r, body = submit_ok(["cat.png", "-m", "wan2.5-i2v-preview", "--audio", "track.wav"], run)
     assert body["input"]["audio_url"] == data_uri("audio/wav", track)
     assert "audio" not in body["parameters"]
+    # the reference documents only URLs for audio_url: the user is told, once
+    assert r.err.count("\n") == 1 and "data: URI" in r.err and "pass its URL" in r.err
 
 
 # --- submit: validation (exit 2, one line, nothing sent) -----------------------------------------

@@ -221,6 +221,10 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     if opts.audio is not None:
         audio = media.load_audio(opts.audio, flag="--audio")
         media.check_audio_for_model(audio, model, duration, warn)
+        if audio.kind != "url":
+            warn(f"--audio {audio.label}: sent inline as a data: URI; the API reference "
+                 "documents only http(s) URLs for audio, so if the service refuses it, "
+                 "host the file and pass its URL")
 
     inp: dict[str, Any] = {}
     if opts.prompt is not None:
