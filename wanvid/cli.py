@@ -555,7 +555,8 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
                 st.env.err(f"wanvid: resume with: wanvid wait {o.task_id}")
 
     opts = WaitOptions(interval=interval or settings.poll_interval, timeout=timeout,
-                       max_qps=settings.max_qps, download=download, force=force)
+                       max_qps=settings.max_qps, download=download, force=force,
+                       raise_unexpected=_raise_unexpected(st))
     waiter = Waiter(client=client, journal=journal, reporter=reporter, options=opts,
                     dest_for=_dest_factory(st, settings, journal, output),
                     clock=st.env.monotonic, wall=st.env.now, sleep=st.env.sleep,
@@ -564,7 +565,25 @@ def run_wait(st: State, ids: list[str], *, settings: Any, journal: Any, output: 
         outcomes = waiter.run(ids)
     finally:
         reporter.close()
-    return overall_exit(outcomes)
+    unrecorded = _report_unrecorded(st, waiter, journal)
+    return overall_exit(outcomes) or unrecorded or ExitStatus.OK
+
+
+def _raise_unexpected(st: State) -> bool:
+    return st.debug or bool(st.env.get("WANVID_RAISE"))
+
+
+def _report_unrecorded(st: State, waiter: Any, journal: Any) -> ExitStatus | None:
+    """Journal writes that failed during a wait: name each, exit 8 (the videos are saved;
+    the next `wanvid wait --pending` recognises them and records them)."""
+    if not waiter.unrecorded:
+        return None
+    st.env.err(f"wanvid: error: the journal {journal.path} could not record "
+               f"{len(waiter.unrecorded)} change(s) ({waiter.unrecorded[0].message}):")
+    for u in waiter.unrecorded:
+        st.env.err(f"wanvid:   {u.line()}")
+    st.env.err("wanvid: once the journal is writable, `wanvid wait --pending` records them")
+    return ExitStatus.JOURNAL
 
 
 def _check_template(output: str | None, flag: str = "-o") -> None:
@@ -676,7 +695,11 @@ def wait(
     _check_single_output(output, len(ids))
     if output:
         for tid in ids:  # so that `wait --pending` after an interrupt keeps the same name
-            journal.set_output(tid, output)
+            try:
+                journal.set_output(tid, output)
+            except WanvidError as e:
+                st.env.warn(f"{e.message}; waiting without recording -o")
+                break
     code = run_wait(st, ids, settings=settings, journal=journal, output=output, timeout=timeout,
                     interval=interval, download=not no_download, force=force, quiet=quiet,
                     json_out=json_out)
@@ -993,7 +1016,8 @@ def batch(
             report(job, o.to_dict())
 
     opts = WaitOptions(interval=interval or settings.poll_interval, timeout=timeout,
-                       max_qps=settings.max_qps, download=not no_download, force=force)
+                       max_qps=settings.max_qps, download=not no_download, force=force,
+                       raise_unexpected=_raise_unexpected(st))
     # Each job's output template was journaled with its task (job's own, else -o).
     waiter = Waiter(client=client, journal=journal, reporter=reporter, options=opts,
                     dest_for=_dest_factory(st, settings, journal, None),
@@ -1014,7 +1038,8 @@ def batch(
         st.env.err(f"wanvid: batch: {summary.line()}")
     # Invalid lines skipped on request (--skip-invalid) are in the summary, not the exit
     # code: 2 promises that nothing was sent.
-    code = overall_exit(outcomes)
+    unrecorded = _report_unrecorded(st, waiter, journal)
+    code = overall_exit(outcomes) or unrecorded or ExitStatus.OK
     if not code and summary.failed:
         code = ExitStatus.TASK_FAILED
     if not code and queue:

@@ -18,6 +18,7 @@ class ExitStatus(IntEnum):
     TASK_FAILED = 5  # task ended FAILED, CANCELED or UNKNOWN, or its video URL expired
     TIMEOUT = 6  # timed out waiting
     NETWORK = 7  # network or service error after retries
+    JOURNAL = 8  # the task journal could not be read or written (saved videos are listed)
     INTERRUPTED = 130  # Ctrl-C / SIGINT
     STDOUT_CLOSED = 141  # stdout's reader went away (like SIGPIPE)
 
@@ -30,6 +31,8 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitStatus.TASK_FAILED, "task FAILED, CANCELED or UNKNOWN, or its video URL expired"),
     (ExitStatus.TIMEOUT, "timed out waiting"),
     (ExitStatus.NETWORK, "network or service error after retries"),
+    (ExitStatus.JOURNAL, "the task journal is damaged, or could not be written "
+                         "(videos saved meanwhile are listed)"),
     (ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
     (ExitStatus.STDOUT_CLOSED, "stdout closed by its reader (e.g. | head -1)"),
 ]
@@ -59,6 +62,10 @@ class BadInputError(WanvidError):
     """Bad usage or input, detected before anything was sent."""
 
     status = ExitStatus.BAD_INPUT
+
+
+class BusyError(BadInputError):
+    """Another wanvid process holds the file (it is downloading the same video)."""
 
 
 class AuthError(WanvidError):

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
 
-from .errors import WanvidError
+from .errors import ExitStatus, WanvidError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -37,6 +37,9 @@ URL_VALIDITY_S = 24 * 3600  # the API reference: video_url is valid for 24 hours
 
 STATE_DIR_ENV = "WANVID_STATE_DIR"
 JOURNAL_NAME = "journal.db"
+HISTORY_SUFFIX = ".history"  # "<journal>.history": a journal with task history lived here
+SQLITE_MAGIC = b"SQLite format 3\x00"
+QUICK_CHECK_MAX = 16 << 20  # journals up to this size get SQLite's quick_check on open
 
 ACTIVE_STATUSES = frozenset({"PENDING", "RUNNING"})
 # EXPIRED: SUCCEEDED, never downloaded, and the service no longer knows it (24 h passed).
@@ -89,8 +92,49 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 
 class JournalError(WanvidError):
-    """The journal cannot be opened, read or written, or is from a newer wanvid.
-    (Exit status: WanvidError's default.)"""
+    """The journal cannot be opened, read or written, is damaged, or is from a newer
+    wanvid (exit 8)."""
+
+    status = ExitStatus.JOURNAL
+
+
+def history_marker(path: Path) -> Path:
+    """The small file that says a journal with task history existed at ``path``."""
+    return path.with_name(path.name + HISTORY_SUFFIX)
+
+
+def _way_out(path: Path) -> str:
+    return (f"restore it from a backup; or, to start a new journal and forget the tasks it "
+            f"held, move it away (mv {path} {path}.damaged) and delete "
+            f"{history_marker(path)} (`wanvid tasks --remote` lists the service's last 24 h)")
+
+
+def check_damage(path: Path) -> None:
+    """Cheap checks before SQLite opens the file: a missing or empty journal where one with
+    history existed, or a file that is not an SQLite database, is a ``JournalError`` naming
+    the file and the way out. SQLite would silently start a fresh journal on an empty file,
+    forgetting every task (and paid-for video) it recorded."""
+    marker = history_marker(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError:
+        return  # let the open report it
+    if size is None or size == 0:
+        if marker.exists():
+            what = "is missing" if size is None else "is empty (0 bytes)"
+            raise JournalError(f"{path}: the task journal {what}, but one with task history "
+                               f"was kept here ({marker} says so): {_way_out(path)}")
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return
+    if head != SQLITE_MAGIC:
+        raise JournalError(f"{path}: the task journal is damaged (not an SQLite database): "
+                           f"{_way_out(path)}")
 
 
 @dataclass
@@ -204,6 +248,7 @@ class Journal:
         self.path = Path(path).expanduser()
         self._now = now
         self._lock = threading.RLock()
+        check_damage(self.path)
         try:
             _open_private(self.path)
             # SQLite creates the -wal and -shm files with the main file's permissions.
@@ -214,14 +259,48 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._quick_check()
             self._set_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
             self._migrate()
         except sqlite3.Error as e:
             self._db.close()
-            raise JournalError(f"{self.path}: cannot use the task journal: {e}") from e
+            if not _is_damage(e):
+                raise JournalError(f"{self.path}: cannot use the task journal: {e}") from e
+            raise JournalError(f"{self.path}: the task journal is damaged ({e}): "
+                               f"{_way_out(self.path)}") from e
+        except JournalError:
+            self._db.close()
+            raise
+        self._mark_history()
 
     # -- plumbing ---------------------------------------------------------------------
+
+    def _quick_check(self) -> None:
+        """SQLite's own consistency check (reads every page once, no index cross-checks:
+        about a millisecond per MiB) so damage is found before a submit is paid for."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return
+        if not size or size > QUICK_CHECK_MAX:
+            return
+        rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
+        result = str(rows[0][0]) if rows else "ok"
+        if result != "ok":
+            raise JournalError(f"{self.path}: the task journal is damaged ({result}): "
+                               f"{_way_out(self.path)}")
+
+    def _mark_history(self) -> None:
+        """Leave ``<journal>.history`` next to a journal that exists, so that losing the
+        journal (emptied, deleted) is noticed instead of silently starting afresh."""
+        marker = history_marker(self.path)
+        if marker.exists():
+            return
+        with suppress(OSError):
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps({"journal": self.path.name, "created": self._now()}) + "\n")
 
     def _set_wal(self) -> None:
         # Switching to WAL needs a moment of exclusive access; when many processes open a
@@ -256,6 +335,10 @@ class Journal:
                 raise
 
     def _migrate(self) -> None:
+        # Read first: a journal that is up to date needs no write lock to be opened, so a
+        # journal another process holds locked can still be read (and waited from).
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -280,9 +363,22 @@ class Journal:
 
     @staticmethod
     def _record(row: sqlite3.Row) -> TaskRecord:
+        """A row as a record; a stored value that does not parse (hand-edited, or written
+        by something else) reads as empty rather than breaking every command."""
         d = dict(row)
-        d["params"] = json.loads(d["params"] or "{}")
-        d["inputs"] = json.loads(d["inputs"] or "[]")
+        d["params"] = _loads(d["params"], dict)
+        d["inputs"] = [str(v) for v in _loads(d["inputs"], list)]
+        for name in ("submitted_at", "updated_at", "expires_at", "downloaded_at"):
+            d[name] = _number(d[name], float)
+        d["size"] = _number(d["size"], int)
+        if d["submitted_at"] is None:
+            d["submitted_at"] = 0.0
+        if d["updated_at"] is None:
+            d["updated_at"] = d["submitted_at"]
+        for name in ("task_id", "model", "base_url", "status"):
+            d[name] = "" if d[name] is None else str(d[name])
+        for name in ("video_url", "code", "message", "path", "sha256", "fingerprint", "output"):
+            d[name] = None if d[name] is None else str(d[name])
         return TaskRecord(**{c: d[c] for c in _COLUMNS})
 
     def _select(self, where: str = "", args: tuple[Any, ...] = (),
@@ -424,6 +520,30 @@ class Journal:
             clauses.append("submitted_at >= ?")
             args.append(since)
         return self._select(" AND ".join(clauses), tuple(args))
+
+
+def _is_damage(e: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB: the file itself is bad (not a lock, not EACCES)."""
+    return type(e) is sqlite3.DatabaseError or "malformed" in str(e) or (
+        "not a database" in str(e))
+
+
+def _loads(value: object, kind: type) -> Any:
+    """JSON text as ``kind`` (dict or list); anything that does not parse is empty."""
+    try:
+        parsed = json.loads(value) if isinstance(value, (str, bytes)) and value else None
+    except (ValueError, RecursionError):
+        parsed = None
+    return parsed if isinstance(parsed, kind) else kind()
+
+
+def _number(value: object, kind: type) -> Any:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _merge_status(old: str, new: str) -> str:

@@ -17,12 +17,13 @@ import heapq
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from wanvid.errors import (
     AuthError,
-    BadInputError,
+    BusyError,
     ExitStatus,
     NetworkError,
     TaskFailedError,
@@ -116,11 +117,25 @@ class Outcome:
         return d
 
 
+@dataclass
+class Unrecorded:
+    """A journal write that failed during a wait (the wait went on without it)."""
+
+    task_id: str
+    what: str  # "status SUCCEEDED", "download"
+    message: str
+    path: Path | None = None  # the saved video, for a download that was not recorded
+
+    def line(self) -> str:
+        saved = f" (the video is saved: {self.path})" if self.path is not None else ""
+        return f"{self.task_id}: {self.what} not recorded{saved}"
+
+
 def overall_exit(outcomes: list[Outcome]) -> ExitStatus:
     """5 if any task did not succeed; else 6 on a timeout; else the worst other code."""
     codes = {o.exit_status for o in outcomes}
     for s in (ExitStatus.TASK_FAILED, ExitStatus.TIMEOUT, ExitStatus.NETWORK,
-              ExitStatus.REJECTED, ExitStatus.BAD_INPUT):
+              ExitStatus.REJECTED, ExitStatus.JOURNAL, ExitStatus.BAD_INPUT):
         if s in codes:
             return s
     return ExitStatus.OK
@@ -143,6 +158,8 @@ class WaitOptions:
     max_qps: float = 5.0
     download: bool = True
     force: bool = False
+    busy_interval: float = 2.0  # re-check a video another process is downloading
+    raise_unexpected: bool = False  # tests and --debug: let a bug surface as a traceback
 
 
 class Waiter:
@@ -167,9 +184,33 @@ class Waiter:
         self.on_outcome = on_outcome
         self.limiter = RateLimiter(options.max_qps, clock, sleep)
         self.queries = 0
+        self.unrecorded: list[Unrecorded] = []  # journal writes that failed
+
+    # -- the journal: a failure to read or write it never stops the wait --
+
+    def _get(self, task_id: str) -> Any:
+        if not self.journal:
+            return None
+        try:
+            return self.journal.get(task_id)
+        except WanvidError as e:
+            log.debug("%s: journal read failed: %s", task_id, e.message)
+            return None
+
+    def _record(self, task_id: str, what: str, write: Callable[[], object] | None,
+                path: Path | None = None) -> None:
+        if not self.journal or write is None:
+            return
+        try:
+            write()
+        except WanvidError as e:  # JournalError: locked for too long, disk full, damaged
+            first = not self.unrecorded
+            self.unrecorded.append(Unrecorded(task_id, what, e.message, path))
+            if first:
+                self.reporter.note(f"{e.message}; going on without it")
 
     def _age(self, task_id: str) -> float:
-        rec = self.journal.get(task_id) if self.journal else None
+        rec = self._get(task_id)
         if rec is not None and rec.submitted_at:
             return max(0.0, self.wall() - rec.submitted_at)
         return 0.0
@@ -187,6 +228,7 @@ class Waiter:
         errors: dict[str, int] = {}
         throttled = 0
         results: dict[str, Outcome] = {}
+        busy_noted: set[str] = set()
         first_seen: dict[str, float] = {}
         order: list[str] = []
 
@@ -257,32 +299,54 @@ class Waiter:
                 if refill is not None:
                     add(refill(len(heap)))
                 continue
+            except Exception as e:  # isolation: one task's trouble never ends the loop
+                if self.opt.raise_unexpected:
+                    raise
+                self._emit(_unexpected(tid, "ERROR", "querying the task", e), results)
+                if refill is not None:
+                    add(refill(len(heap)))
+                continue
             errors.pop(tid, None)
             throttled = 0
-            output = resp.get("output") if isinstance(resp.get("output"), dict) else {}
-            status = str(output.get("task_status") or "UNKNOWN")
-            if status == "UNKNOWN" and self._succeeded_not_saved(tid):
-                status = "EXPIRED"
-            if status != last_status.get(tid):
-                last_status[tid] = status
-                if self.journal:
-                    self.journal.update_status(tid, status, video_url=output.get("video_url"),
-                                               code=output.get("code"),
-                                               message=output.get("message"))
-                self.reporter.status(tid, status, self.clock() - first_seen[tid])
-            if status not in TERMINAL:
-                age = max(self._age(tid), self.clock() - first_seen[tid])
-                due = self.clock() + next_interval(age, self.opt.interval)
-                heapq.heappush(heap, _Due(due, seq, tid))
+            status = last_status.get(tid, "UNKNOWN")
+            try:
+                output = _output(resp)
+                status = _status(output)
+                if status == "UNKNOWN" and self._succeeded_not_saved(tid):
+                    status = "EXPIRED"
+                if status != last_status.get(tid):
+                    last_status[tid] = status
+                    self._record(tid, f"status {status}", self.journal and partial(
+                        self.journal.update_status, tid, status,
+                        video_url=_text(output.get("video_url")),
+                        code=_text(output.get("code")), message=_text(output.get("message"))))
+                    self.reporter.status(tid, status, self.clock() - first_seen[tid])
+                if status not in TERMINAL:
+                    age = max(self._age(tid), self.clock() - first_seen[tid])
+                    due = self.clock() + next_interval(age, self.opt.interval)
+                    heapq.heappush(heap, _Due(due, seq, tid))
+                    seq += 1
+                    continue
+                outcome = self._finish(tid, status, output, resp)
+            except Exception as e:  # isolation: a bad answer, a bad URL, a bad journal row
+                if self.opt.raise_unexpected:
+                    raise
+                outcome = _unexpected(tid, status, "handling the task", e)
+            if outcome is None:  # another process is saving it: look again in a while
+                if tid not in busy_noted:
+                    busy_noted.add(tid)
+                    self.reporter.note(f"{tid}: another wanvid process is downloading it; "
+                                       "waiting for that")
+                heapq.heappush(heap, _Due(self.clock() + self.opt.busy_interval, seq, tid))
                 seq += 1
                 continue
-            self._emit(self._finish(tid, status, output, resp), results)
+            self._emit(outcome, results)
             if refill is not None:
                 add(refill(len(heap)))
         return [results[t] for t in order if t in results]
 
     def _succeeded_not_saved(self, tid: str) -> bool:
-        rec = self.journal.get(tid) if self.journal else None
+        rec = self._get(tid)
         return rec is not None and rec.status == "SUCCEEDED" and not rec.path
 
     def _emit(self, out: Outcome, results: dict[str, Outcome]) -> None:
@@ -298,11 +362,12 @@ class Waiter:
                                message="still " + st + " when the wait timed out"), results)
 
     def _finish(self, tid: str, status: str, output: dict[str, Any],
-                resp: dict[str, Any]) -> Outcome:
+                resp: dict[str, Any]) -> Outcome | None:
+        """The task's outcome; None when another process is downloading its video."""
         usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else None
         if status in FAILED_STATES:
-            code = output.get("code") or status
-            msg = output.get("message") or {
+            code = _text(output.get("code")) or status
+            msg = _text(output.get("message")) or {
                 "EXPIRED": "the video was never saved and the service has forgotten the task: "
                            "its 24-hour window has passed",
                 "UNKNOWN": "the task is unknown to the service (expired after 24 h, or "
@@ -310,7 +375,7 @@ class Waiter:
                 "CANCELED": "the task was canceled",
             }.get(status, "the task failed")
             return Outcome(tid, status, ExitStatus.TASK_FAILED, code=str(code), message=str(msg))
-        url = output.get("video_url")
+        url = _text(output.get("video_url"))
         out = Outcome(tid, status, video_url=url, usage=usage)
         if not url:
             out.exit_status = ExitStatus.TASK_FAILED
@@ -318,23 +383,48 @@ class Waiter:
             return out
         if not self.opt.download:
             return out
-        rec = self.journal.get(tid) if self.journal else None
+        rec = self._get(tid)
         try:
             dest = self.dest_for(tid, output)
-        except BadInputError as e:  # the video stays on the service: `wanvid download` saves it
+        except WanvidError as e:  # the video stays on the service: `wanvid download` saves it
             return Outcome(tid, status, e.status, video_url=url, message=e.message)
         expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
         try:
             res = self.downloader(
                 url, dest, force=self.opt.force, expected_sha256=expected,
                 on_progress=lambda done, total: self.reporter.download_progress(tid, done, total))
+        except BusyError:
+            return None
         except TaskFailedError as e:
             return Outcome(tid, status, e.status, video_url=url, code=e.code or "URLExpired",
                            message=e.message)
         except WanvidError as e:  # network, disk, existing file: the task stays pending
             return Outcome(tid, status, e.status, video_url=url, message=e.message)
-        if self.journal:
-            self.journal.record_download(tid, path=str(res.path), size=res.size, sha256=res.sha256)
+        self._record(tid, "download", self.journal and partial(
+            self.journal.record_download, tid, path=str(res.path), size=res.size,
+            sha256=res.sha256), path=res.path)
         self.reporter.download_done(tid, res.path, res.size, res.skipped)
         out.path, out.size, out.sha256 = res.path, res.size, res.sha256
         return out
+
+
+def _output(resp: object) -> dict[str, Any]:
+    out = resp.get("output") if isinstance(resp, dict) else None
+    return out if isinstance(out, dict) else {}
+
+
+def _status(output: dict[str, Any]) -> str:
+    value = output.get("task_status")
+    status = value.strip().upper() if isinstance(value, str) else ""
+    return status if status.isascii() and status.isalpha() and len(status) <= 20 else "UNKNOWN"
+
+
+def _text(value: object) -> str | None:
+    """A string field of an answer, or None when it is missing or not a string."""
+    return value if isinstance(value, str) and value else None
+
+
+def _unexpected(tid: str, status: str, doing: str, e: BaseException) -> Outcome:
+    log.debug("%s: unexpected error while %s", tid, doing, exc_info=True)
+    return Outcome(tid, status, ExitStatus.NETWORK,
+                   message=f"unexpected error while {doing}: {type(e).__name__}: {e}"[:300])
