@@ -19,6 +19,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -783,10 +784,11 @@ def test_bad_config_is_refused(bad: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_process_prints_url_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+def test_wanvid_emulator_prints_url_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+    wanvid = Path(sys.executable).parent / "wanvid"  # the installed CLI, as the e2e tests run it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wanvid.emulator", "--port", "0", "--pending", "0",
-         "--running", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [str(wanvid), "emulator", "--port", "0", "--pending", "0", "--running", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()

@@ -1,0 +1,70 @@
+"""The emulator's switches (``EmulatorConfig``) and counters (``EmulatorStats``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    pending: float = 1.0  # seconds a task stays PENDING
+    running: float = 3.0  # seconds RUNNING before SUCCEEDED/FAILED
+    url_ttl: float = 86400.0  # validity of the signed video URL
+    fail_rate: float = 0.0  # share of tasks that end FAILED (deterministic)
+    throttle_every: int = 0  # every Nth API request gets 429 Throttling.RateQuota
+    error_every: int = 0  # every Nth task query gets 500 InternalError
+    drop_download_at: float = 0.0  # cut the first download per (task, range start) here
+    video_mb: float = 0.0  # pad the served MP4 to this many MiB (0: the bare fixture)
+    key: str | None = None  # if set, only "Bearer KEY" is accepted
+    clock: Callable[[], float] = time.monotonic
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field out of range."""
+        for name in ("pending", "running", "url_ttl", "video_mb"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        for name in ("fail_rate", "drop_download_at"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {v!r}")
+        for name in ("throttle_every", "error_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = off)")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.key is not None and not self.key.strip():
+            raise ValueError("key must not be empty (leave it unset to accept any key)")
+
+
+@dataclass
+class EmulatorStats:
+    """Counters. ``submits``/``queries``/``cancels``/``lists`` count answered (2xx) calls;
+    ``throttled``/``errors`` count injected 429/500s; ``rejected`` other 4xx API answers;
+    ``downloads`` video bodies started (200/206), ``downloads_cut`` those cut on purpose;
+    ``paths`` counts every request by ``"METHOD /route/{template}"``; ``download_auth`` is
+    the ``Authorization`` header (None when absent) of every download request."""
+
+    requests: int = 0
+    submits: int = 0
+    queries: int = 0
+    cancels: int = 0
+    lists: int = 0
+    downloads: int = 0
+    downloads_cut: int = 0
+    bytes_served: int = 0
+    throttled: int = 0
+    errors: int = 0
+    rejected: int = 0
+    max_in_flight: int = 0
+    paths: dict[str, int] = field(default_factory=dict)
+    download_auth: list[str | None] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,319 @@
+"""The ``Emulator``: its clock, its tasks, and the routing of every request to the
+checks, the task lifecycle, the storage and the admin routes."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from wanvid.emulator.checks import check_auth, check_submit
+from wanvid.emulator.config import EmulatorConfig, EmulatorStats
+from wanvid.emulator.storage import Storage
+from wanvid.emulator.tasks import (
+    Lifecycle,
+    ListQuery,
+    Task,
+    list_page,
+    list_rows,
+    task_payload,
+)
+from wanvid.emulator.wire import (
+    ADMIN_PREFIX,
+    API_PREFIX,
+    CANCEL_MESSAGE,
+    CANCEL_RE,
+    FILE_RE,
+    INTERNAL_CODE,
+    INTERNAL_MESSAGE,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    TASK_RE,
+    THROTTLE_CODE,
+    THROTTLE_MESSAGE,
+    UNKNOWN,
+    ApiError,
+    Download,
+    Headers,
+    Response,
+    error,
+    first,
+    json_response,
+    oss_error,
+    rid,
+)
+from wanvid.models import I2V_PATH, KF2V_PATH
+
+if TYPE_CHECKING:
+    from wanvid.emulator.server import Server
+
+POLL_INTERVAL = 0.02  # how soon stop() is noticed by the serving thread
+_SUBMIT_PATHS = (API_PREFIX + I2V_PATH, API_PREFIX + KF2V_PATH)
+
+
+class Emulator:
+    """The emulator: state, clock and an HTTP server on a daemon thread."""
+
+    def __init__(self, config: EmulatorConfig | None = None, *,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.config.check()
+        c = self.config
+        self.stats = EmulatorStats()
+        self.base_url = ""
+        self.log = log
+        self.life = Lifecycle(pending=c.pending, running=c.running, fail_rate=c.fail_rate)
+        self.storage = Storage(video_mb=c.video_mb, drop_download_at=c.drop_download_at)
+        self._lock = threading.Lock()
+        self._offset = 0.0
+        self._clock0 = c.clock()
+        self._wall0 = time.time()
+        self._tasks: dict[str, Task] = {}
+        self._active: list[Task] = []
+        self._seq = 0
+        self._api_count = 0
+        self._query_count = 0
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- clock
+    def now(self) -> float:
+        """The emulator clock: ``config.clock()`` plus everything ``advance`` added."""
+        return self.config.clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator clock forward (tasks progress, URLs expire)."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("seconds must be a finite number >= 0")
+        with self._lock:
+            self._offset += seconds
+
+    def wall(self, t: float | None = None) -> float:
+        """The epoch time the emulator shows for emulator-clock instant ``t`` (default now)."""
+        return self._wall0 + ((self.now() if t is None else t) - self._clock0)
+
+    # ---------------------------------------------------------------- server
+    def start(self) -> str:
+        """Serve on a daemon thread; returns the base URL, e.g. http://127.0.0.1:PORT/api/v1."""
+        from wanvid.emulator.server import Handler, Server, Server6
+
+        if self._server is not None:
+            return self.base_url
+        cls = Server6 if ":" in self.config.host else Server
+        server = cls((self.config.host, self.config.port), Handler)
+        server.emulator = self
+        self._server = server
+        port = server.server_address[1]
+        host = self.config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        self.base_url = f"http://{host}:{port}{API_PREFIX}"
+        self._thread = threading.Thread(target=server.serve_forever,
+                                        kwargs={"poll_interval": POLL_INTERVAL},
+                                        name="wanvid-emulator", daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- video
+    def video_bytes(self) -> memoryview:
+        """The served MP4 (built once, then shared by every download)."""
+        return self.storage.video_bytes()
+
+    def video_url(self, task_id: str, host: str | None = None) -> str:
+        """The signed URL of a task's video (valid ``url_ttl`` s after the task ended)."""
+        task = self._tasks[task_id]
+        expires = int(self.wall(self.life.ended_at(task)) + self.config.url_ttl)
+        root = f"http://{host}" if host else self.base_url[: -len(API_PREFIX)]
+        return self.storage.url(root, task_id, expires)
+
+    # -------------------------------------------------------------- requests
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + n)
+
+    def route(self, method: str, path: str, query: dict[str, list[str]],
+              headers: Headers, body: bytes | None) -> Response | Download:
+        """Answer one request (the HTTP layer only reads and writes bytes)."""
+        api = False
+        m: re.Match[str] | None = None
+        if path.startswith(ADMIN_PREFIX + "/"):
+            key = f"{method} {path}"
+        elif (m := FILE_RE.match(path)) is not None:
+            key = f"{method} {API_PREFIX}/files/{{task_id}}.mp4"
+        elif CANCEL_RE.match(path):
+            key, api = f"{method} {API_PREFIX}/tasks/{{task_id}}/cancel", True
+        elif TASK_RE.match(path):
+            key, api = f"{method} {API_PREFIX}/tasks/{{task_id}}", True
+        elif path in (*_SUBMIT_PATHS, API_PREFIX + "/tasks"):
+            key, api = f"{method} {path}", True
+        else:
+            key = f"{method} {path}"
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.paths[key] = self.stats.paths.get(key, 0) + 1
+
+        if m is not None:
+            if method not in ("GET", "HEAD"):
+                return oss_error(405, "MethodNotAllowed",
+                                 "The specified method is not allowed against this resource.")
+            with self._lock:
+                self.stats.download_auth.append(headers.get("Authorization"))
+            return self._download(method, m.group(1), query, headers)
+        if path.startswith(ADMIN_PREFIX + "/"):
+            return self._admin(method, path, query)
+        if not api:
+            return error(404, "NotFound", f"No route for {method} {path}.")
+        try:
+            return self._api(method, path, query, headers, body)
+        except ApiError as e:
+            self.count("rejected")
+            return error(e.status, e.code, e.message)
+
+    def _api(self, method: str, path: str, query: dict[str, list[str]], headers: Headers,
+             body: bytes | None) -> Response:
+        check_auth(headers.get("Authorization"), self.config.key)
+        if self.config.throttle_every > 0:
+            with self._lock:
+                self._api_count += 1
+                throttled = self._api_count % self.config.throttle_every == 0
+                if throttled:
+                    self.stats.throttled += 1
+            if throttled:
+                return error(429, THROTTLE_CODE, THROTTLE_MESSAGE)
+        host = headers.get("Host")
+        if path in _SUBMIT_PATHS:
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+            return self._submit(path[len(API_PREFIX):], headers, body or b"")
+        if path == API_PREFIX + "/tasks":
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+            return self._list(query)
+        if (m := CANCEL_RE.match(path)) is not None:
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+            return self._cancel(m.group(1))
+        m = TASK_RE.match(path)
+        assert m is not None
+        if method not in ("GET", "HEAD"):
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+        return self._query(m.group(1), host)
+
+    def _submit(self, route: str, headers: Headers, body: bytes) -> Response:
+        sub = check_submit(route, headers, body)
+        with self._lock:
+            now = self.now()
+            self._seq += 1
+            seq = self._seq
+            task = Task(task_id=str(uuid.uuid4()), seq=seq, model=sub.model,
+                        model_name=sub.model_name, request_id=rid(), created=now,
+                        fails=self.life.fails(seq), prompt=sub.prompt,
+                        prompt_extend=sub.prompt_extend, resolution=sub.resolution,
+                        duration=sub.duration)
+            self._tasks[task.task_id] = task
+            self._active = [t for t in self._active
+                            if self.life.status(t, now) in (PENDING, RUNNING)]
+            self._active.append(task)
+            self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._active))
+            self.stats.submits += 1
+        return json_response(200, {"request_id": task.request_id,
+                                   "output": {"task_id": task.task_id, "task_status": PENDING}})
+
+    # ------------------------------------------------------------------ admin
+    def _admin(self, method: str, path: str, query: dict[str, list[str]]) -> Response:
+        if path == ADMIN_PREFIX + "/advance":
+            if method != "POST":
+                return error(405, "MethodNotAllowed", "Use POST.")
+            try:
+                seconds = float(first(query, "seconds") or "")
+                self.advance(seconds)
+            except ValueError:
+                return error(400, "InvalidParameter",
+                             "Query parameter 'seconds' must be a finite number >= 0.")
+            return json_response(200, {"advanced": seconds, "offset": self._offset})
+        if path == ADMIN_PREFIX + "/stats":
+            if method not in ("GET", "HEAD"):
+                return error(405, "MethodNotAllowed", "Use GET.")
+            with self._lock:
+                return json_response(200, self.stats.to_dict())
+        return error(404, "NotFound", f"No admin route {path}.")
+
+    # ------------------------------------------------------- query/cancel/list
+    def _query(self, task_id: str, host: str | None) -> Response:
+        if self.config.error_every > 0:
+            with self._lock:
+                self._query_count += 1
+                failed = self._query_count % self.config.error_every == 0
+                if failed:
+                    self.stats.errors += 1
+            if failed:
+                return error(500, INTERNAL_CODE, INTERNAL_MESSAGE)
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                payload = {"request_id": rid(),
+                           "output": {"task_id": task_id, "task_status": UNKNOWN}}
+            else:
+                payload = task_payload(task, self.now(), self.life, self.wall,
+                                       lambda: self.video_url(task_id, host))
+            self.stats.queries += 1
+        return json_response(200, payload)
+
+    def _cancel(self, task_id: str) -> Response:
+        with self._lock:
+            now = self.now()
+            task = self._tasks.get(task_id)
+            if task is None or self.life.status(task, now) != PENDING:
+                raise ApiError(400, "UnsupportedOperation", CANCEL_MESSAGE)
+            task.canceled_at = now
+            self.stats.cancels += 1
+        return json_response(200, {"request_id": rid()})
+
+    def _list(self, query: dict[str, list[str]]) -> Response:
+        q = ListQuery.parse(query)
+        with self._lock:
+            rows = list_rows(self._tasks.values(), q, self.now(), self.life, self.wall)
+            self.stats.lists += 1
+        return json_response(200, list_page(rows, q))
+
+    # --------------------------------------------------------------- download
+    def _download(self, method: str, task_id: str, query: dict[str, list[str]],
+                  headers: Headers) -> Response | Download:
+        checked = self.storage.check_signature(task_id, first(query, "Expires"),
+                                               first(query, "Signature"))
+        if isinstance(checked, Response):
+            return checked
+        with self._lock:
+            now = self.now()
+            wall_now = self.wall(now)
+            task = self._tasks.get(task_id)
+            status = self.life.status(task, now) if task else UNKNOWN
+            modified = self.wall(self.life.ended_at(task)) if task else wall_now
+        return self.storage.serve(method, task_id, checked, wall_now, status == SUCCEEDED,
+                                  modified, headers)
