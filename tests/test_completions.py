@@ -17,7 +17,7 @@ import pytest
 import typer.main
 
 from wanvid.cli import app
-from wanvid.completion import FILENAMES, SHELLS, generate
+from wanvid.cli.completion import FILENAMES, SHELLS, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPLETIONS = ROOT / "completions"

@@ -1,0 +1,11 @@
+"""The command-line layer: parses arguments, calls the library, renders results.
+
+One module per command or family; ``app.main()`` maps every outcome to an exit code.
+"""
+
+from __future__ import annotations
+
+from wanvid.cli import batch, completions, config, emulator, models, submit, tasks  # noqa: F401
+from wanvid.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,120 @@
+"""wanvid config: show and change settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wanvid.cli.app import app
+from wanvid.cli.common import _settings, _state
+from wanvid.errors import BadInputError
+
+config_app = typer.Typer(help="Show and change settings (API key, region, defaults).",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("path")
+def config_path_cmd(ctx: typer.Context) -> None:
+    """Print the config file's path.
+
+    Example: cat "$(wanvid config path)"
+    """
+    from wanvid.config import config_path
+
+    st = _state(ctx)
+    st.env.out(str(config_path(st.env)))
+
+
+@config_app.command("list")
+def config_list(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show the effective settings and where the key comes from (the key is redacted).
+
+    Example: wanvid config list --json | jq -r .region
+    """
+    from wanvid.config import redact
+    from wanvid.render import emit
+
+    st = _state(ctx)
+    s = _settings(st)
+    data = {
+        "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
+        "region": s.region, "base_url": s.base_url, "model": s.model,
+        "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
+        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs, "fit": s.fit,
+    }
+    emit(st.env, data, json_mode=json_out,
+         text=lambda d: [f"{k} = {v}" for k, v in d.items()])
+
+
+@config_app.command("get")
+def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
+    """Print one stored setting (api_key is shown redacted).
+
+    Example: wanvid config get region
+    """
+    from wanvid.config import CONFIG_KEYS, config_path, load_file, redact
+
+    st = _state(ctx)
+    if key not in CONFIG_KEYS:
+        raise BadInputError(f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}")
+    data = load_file(config_path(st.env))
+    if key not in data:
+        raise BadInputError(f"{key} is not set in {config_path(st.env)}")
+    value = data[key]
+    st.env.out(redact(value) if key == "api_key" else str(value))
+
+
+@config_app.command("set")
+def config_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="api_key, region, base_url, model, kf2v_model, "
+                                       "output_dir, poll_interval, max_qps, jobs, fit")],
+    value: Annotated[str | None, typer.Argument(help="The value. For api_key leave it out: "
+                                                "it is read from a hidden prompt or stdin.")] = None,
+) -> None:
+    """Store a setting in the config file (mode 0600).
+
+    Example: wanvid config set region cn;  printf %s "$KEY" | wanvid config set api_key
+    """
+    from wanvid.config import config_path, load_file, parse_value, save_file
+
+    st = _state(ctx)
+    if value is None or value == "-":
+        if key != "api_key" and value is None:
+            raise BadInputError(f"config set {key}: give a value")
+        if st.env.stdin_isatty:
+            import getpass
+
+            value = getpass.getpass(f"{key}: ", stream=st.env.stderr)
+        else:
+            value = st.env.stdin.readline()
+    elif key == "api_key":
+        st.env.warn("a key typed on the command line stays in your shell history; next time "
+                    "pipe it in: printf %s \"$KEY\" | wanvid config set api_key")
+    parsed = parse_value(key, value)
+    path = config_path(st.env)
+    data = load_file(path)
+    data[key] = parsed
+    save_file(path, data)
+    st.env.err(f"wanvid: {key} saved in {path}")
+
+
+@config_app.command("unset")
+def config_unset(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
+    """Remove a setting from the config file.
+
+    Example: wanvid config unset api_key
+    """
+    from wanvid.config import config_path, load_file, save_file
+
+    st = _state(ctx)
+    path = config_path(st.env)
+    data = load_file(path)
+    if data.pop(key, None) is None:
+        raise BadInputError(f"{key} is not set in {path}")
+    save_file(path, data)

@@ -1,0 +1,108 @@
+"""wanvid emulator and wanvid demo: the local emulator of the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wanvid.cli.app import app
+from wanvid.cli.common import _journal, _settings, _state, do_submit, prepare, run_wait
+from wanvid.cli.options import OutputOpt, QuietOpt, _submit_options
+from wanvid.errors import BadInputError
+
+
+@app.command()
+def emulator(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by "
+                                      "default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8765,
+    pending: Annotated[float, typer.Option("--pending", help="Seconds a task stays PENDING.")]
+    = 1.0,
+    running: Annotated[float, typer.Option("--running", help="Seconds a task stays RUNNING.")]
+    = 3.0,
+    url_ttl: Annotated[float, typer.Option("--url-ttl", help="Seconds a video URL stays "
+                                           "valid.")] = 86400.0,
+    fail_rate: Annotated[float, typer.Option("--fail-rate", help="Share of tasks that end "
+                                             "FAILED (0..1).")] = 0.0,
+    throttle_every: Annotated[int, typer.Option("--throttle-every", help="Answer every Nth "
+                                                "API request with 429.")] = 0,
+    error_every: Annotated[int, typer.Option("--error-every", help="Answer every Nth task "
+                                             "query with 500.")] = 0,
+    drop_download_at: Annotated[float, typer.Option(
+        "--drop-download-at", help="Cut each download once at this fraction (0..1).")] = 0.0,
+    video_mb: Annotated[float, typer.Option("--video-mb", help="Pad the video to this many "
+                                            "MiB.")] = 0.0,
+    key: Annotated[str | None, typer.Option("--key", help="Accept only this API key (default: "
+                                            "any).")] = None,
+) -> None:
+    """Run a local emulator of the Wan video API (no key, no cost).
+
+    Example: wanvid emulator --port 8765 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1
+    DASHSCOPE_API_KEY=test wanvid generate cat.png
+    """
+    from wanvid.emulator import EmulatorConfig, serve_forever
+
+    cfg = EmulatorConfig(host=host, port=port, pending=pending, running=running,
+                         url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
+                         error_every=error_every, drop_download_at=drop_download_at,
+                         video_mb=video_mb, key=key)
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise BadInputError(f"emulator: {e}") from None
+    env = _state(ctx).env
+    serve_forever(cfg, out=env.stdout, err=env.stderr)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """See it work in seconds, no key: runs a full generate against a built-in emulator
+    and leaves a real MP4 in the current directory.
+
+    Example: wanvid demo
+    """
+    import tempfile
+    from importlib.resources import files
+
+    from wanvid.emulator import Emulator, EmulatorConfig
+
+    st = _state(ctx)
+    emu = Emulator(EmulatorConfig(pending=1.0, running=2.0))
+    base = emu.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            img = Path(tmp) / "wanvid-demo.jpg"
+            img.write_bytes(files("wanvid").joinpath("data/demo.jpg").read_bytes())
+            st.base_url = base
+            environ = dict(st.env.environ)
+            environ["DASHSCOPE_API_KEY"] = "demo-key-for-the-local-emulator"
+            # A journal of its own: demo tasks live on an emulator that is gone afterwards,
+            # and must not linger in the user's journal (nor draw their real key there).
+            environ["WANVID_STATE_DIR"] = str(Path(tmp) / "state")
+            st.env.environ = environ
+            settings = _settings(st)
+            st.env.err(f"wanvid: demo: local emulator at {base} (nothing leaves this machine)")
+            opts = _submit_options(str(img), None, "a slow zoom on a colourful test card",
+                                   None, None, "480P", None, None, None, False, None, None,
+                                   False, "white", settings)
+            prepared = prepare(st, opts, settings)
+            journal = _journal(st)
+            resp = do_submit(st, prepared, settings, journal, output=output)
+            task_id = resp["output"]["task_id"]
+            st.env.err(f"wanvid: demo: submitted {task_id}")
+            code = run_wait(st, [task_id], settings=settings, journal=journal,
+                            output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
+                            interval=0.5, download=True, force=False, quiet=quiet,
+                            json_out=False)
+    finally:
+        emu.stop()
+    if code:
+        raise typer.Exit(int(code))
+

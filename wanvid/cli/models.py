@@ -1,0 +1,25 @@
+"""wanvid models: the catalogue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wanvid.cli.app import app
+from wanvid.cli.common import _state
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+) -> None:
+    """List the models, their resolutions, durations and audio support.
+
+    Example: wanvid models --json | jq -r '.[] | select(.audio) | .name'
+    """
+    from wanvid.render import emit_models
+
+    emit_models(_state(ctx).env, json_mode=json_out)
+

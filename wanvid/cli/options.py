@@ -1,0 +1,72 @@
+"""Option and argument declarations shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+ImageArg = Annotated[str, typer.Argument(
+    metavar="IMAGE", help="First frame: a local file, file:// path, http(s) URL or data: URI.")]
+LastFrameOpt = Annotated[str | None, typer.Option(
+    "--last-frame", "-l", help="Last frame (selects a first+last-frame model).")]
+PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="What should happen.")]
+NegOpt = Annotated[str | None, typer.Option("--negative-prompt", "-n",
+                                            help="What should not appear.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Model (see `wanvid models`); default wan2.2-i2v-flash, or "
+    "wan2.2-kf2v-flash with --last-frame.", autocompletion=lambda: _model_names())]
+ResOpt = Annotated[str | None, typer.Option(
+    "--resolution", "-r", help="480P, 720P or 1080P (per model; default: the model's).",
+    autocompletion=lambda: ["480P", "720P", "1080P"])]
+DurOpt = Annotated[int | None, typer.Option("--duration", "-d",
+                                            help="Seconds (per model: 3-5, 5 or 10).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="0..2147483647.")]
+AudioOpt = Annotated[str | None, typer.Option(
+    "--audio", help="Audio track for wan2.5: WAV/MP3 file or URL, 3-30 s.")]
+NoAudioOpt = Annotated[bool, typer.Option("--no-audio", help="wan2.5: make a silent video.")]
+ExtendOpt = Annotated[bool | None, typer.Option(
+    "--prompt-extend/--no-prompt-extend", help="Let the service rewrite the prompt "
+    "(service default: on).", show_default=False)]
+WatermarkOpt = Annotated[bool | None, typer.Option(
+    "--watermark/--no-watermark", help="Add the 'AI-generated' mark (service default: off).",
+    show_default=False)]
+FitOpt = Annotated[bool | None, typer.Option(
+    "--fit/--no-fit", help="Resize, rotate, flatten and strip local images so the service "
+    "accepts them (needs wanvid[fit]).", show_default=False)]
+FitBgOpt = Annotated[str, typer.Option("--fit-background",
+                                       help="Colour under transparent pixels with --fit.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _model_names() -> list[str]:
+    from wanvid.models import model_names
+
+    return model_names()
+
+
+def _submit_options(image: str, last_frame: str | None, prompt: str | None,
+                    negative_prompt: str | None, model: str | None, resolution: str | None,
+                    duration: int | None, seed: int | None, audio: str | None, no_audio: bool,
+                    prompt_extend: bool | None, watermark: bool | None, fit: bool | None,
+                    fit_background: str, settings: Any) -> Any:
+    from wanvid.params import SubmitOptions
+
+    return SubmitOptions(image=image, last_frame=last_frame, prompt=prompt,
+                         negative_prompt=negative_prompt, model=model, resolution=resolution,
+                         duration=duration, seed=seed, audio=audio, no_audio=no_audio,
+                         prompt_extend=prompt_extend, watermark=watermark,
+                         fit=settings.fit if fit is None else fit, fit_background=fit_background)
+
+
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Directory, file name, or template with {task_id} {model} {stem} "
+    "{seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", min=0, help="Give up waiting "
+                                                  "after this many seconds (exit 6).")]
+IntervalOpt = Annotated[float | None, typer.Option(
+    "--interval", min=0.1, help="Seconds between queries at first (default 5; it backs off "
+    "to 15).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but results.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
