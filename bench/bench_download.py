@@ -51,20 +51,29 @@ MIB = 1024 * 1024
 
 
 def make_video(path: Path, size: int) -> str:
-    """A file that starts with an MP4 ftyp box, filled with random (incompressible) bytes."""
+    """A well-formed MP4 (``ftyp``, then one ``mdat`` box) filled with random
+    (incompressible) bytes, so it passes wanvid's box check."""
     ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41"
+    ftyp += (size - len(ftyp)).to_bytes(4, "big") + b"mdat"
     block = os.urandom(MIB)
     h = hashlib.sha256()
+    m = hashlib.md5(usedforsecurity=False)
     with open(path, "wb") as f:
         f.write(ftyp)
         h.update(ftyp)
+        m.update(ftyp)
         left = size - len(ftyp)
         while left > 0:
             chunk = block[:min(left, MIB)]
             f.write(chunk)
             h.update(chunk)
+            m.update(chunk)
             left -= len(chunk)
+    ETAGS[path] = '"' + m.hexdigest().upper() + '"'  # as OSS: the object's MD5
     return h.hexdigest()
+
+
+ETAGS: dict[Path, str] = {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -101,6 +110,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Content-Length", str(size - start))
         self.send_header("Accept-Ranges", "bytes")
+        if path in ETAGS:
+            self.send_header("ETag", ETAGS[path])
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         self.end_headers()

@@ -10,7 +10,8 @@ import responses
 from tests.conftest import KEY
 
 API = "https://dashscope-intl.aliyuncs.com/api/v1"
-VIDEO = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41" + bytes(5000)
+VIDEO = (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41"
+         + (8 + 5000).to_bytes(4, "big") + b"mdat" + bytes(5000))
 
 
 def task(tid: str, status: str, *, expires: float = 1_800_050_000.0, **extra: object) -> dict:

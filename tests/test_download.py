@@ -26,8 +26,14 @@ URL = ("https://dashscope-result-sh.oss-cn-shanghai.aliyuncs.com/1d/ab/task.mp4"
 EXPIRED_URL = URL.replace("4102444800", "1000000000")  # expired in 2001
 OTHER_URL = URL.replace("task.mp4", "other.mp4")
 
-VIDEO = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00" + random.Random(7).randbytes(300_000)
-OTHER_VIDEO = b"\x00\x00\x00\x20ftypmp42\x00\x00\x00\x00" + random.Random(8).randbytes(200_000)
+def mp4(brand: bytes, payload: bytes) -> bytes:
+    """A well-formed MP4: an ``ftyp`` box, then an ``mdat`` box holding ``payload``."""
+    ftyp = b"\x00\x00\x00\x10ftyp" + brand + b"\x00\x00\x02\x00"
+    return ftyp + (8 + len(payload)).to_bytes(4, "big") + b"mdat" + payload
+
+
+VIDEO = mp4(b"isom", random.Random(7).randbytes(300_000))
+OTHER_VIDEO = mp4(b"mp42", random.Random(8).randbytes(200_000))
 HALF = len(VIDEO) // 2
 
 
@@ -150,7 +156,7 @@ def test_full_download_is_byte_identical_and_leaves_no_part(
 
 def test_memory_stays_flat_whatever_the_size(
         mock: responses.RequestsMock, tmp_path: Path) -> None:
-    big = VIDEO[:16] + bytes(16 * 1024 * 1024)
+    big = mp4(b"isom", bytes(16 * 1024 * 1024))
     serve(mock, Server(big))
     tracemalloc.start()
     try:

@@ -148,3 +148,289 @@ def test_item8_a_journal_write_failure_during_a_wait_does_not_stop_downloads(
     assert "a1: download not recorded (the video is saved: out/a1.mp4)" in r.err
     assert "b2: download not recorded (the video is saved: out/b2.mp4)" in r.err
     assert KEY not in r.all
+
+
+# --- item 4: verified downloads ------------------------------------------------------------
+
+import hashlib  # noqa: E402
+import random  # noqa: E402
+
+from wanvid.download import download, mp4_problem, plain_md5  # noqa: E402
+from wanvid.errors import NetworkError  # noqa: E402
+
+BIG = mp4(random.Random(15).randbytes(200_000))
+URL = "https://oss.example.com/v.mp4?Expires=4102444800&Signature=s"
+MD5_ETAG = '"' + hashlib.md5(BIG).hexdigest().upper() + '"'
+
+
+class Storage:
+    """A storage host: ``answers`` is a list of functions, one per request (the last one
+    repeats), each turning the request's Range start into (status, headers, body)."""
+
+    def __init__(self, *answers) -> None:  # type: ignore[no-untyped-def]
+        self.answers = list(answers)
+        self.ranges: list[str | None] = []
+
+    def __call__(self, request):  # type: ignore[no-untyped-def]
+        rng = request.headers.get("Range")
+        self.ranges.append(rng)
+        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+        answer = self.answers[min(len(self.ranges) - 1, len(self.answers) - 1)]
+        return answer(start)
+
+
+def honest(start: int, etag: str = MD5_ETAG):  # type: ignore[no-untyped-def]
+    body = BIG[start:]
+    headers = {"ETag": etag, "Content-Length": str(len(body))}
+    if start:
+        headers["Content-Range"] = f"bytes {start}-{len(BIG) - 1}/{len(BIG)}"
+        return 206, headers, body
+    return 200, headers, body
+
+
+def short_length(start: int):  # type: ignore[no-untyped-def]
+    body = BIG[:-5000]  # Content-Length says what was sent; the object is longer
+    return 200, {"ETag": '"opaque-1"', "Content-Length": str(len(body))}, body
+
+
+def wrong_bytes(start: int):  # type: ignore[no-untyped-def]
+    body = random.Random(1).randbytes(len(BIG) - start)  # the right range, the wrong data
+    return 206, {"ETag": MD5_ETAG, "Content-Length": str(len(body)),
+                 "Content-Range": f"bytes {start}-{len(BIG) - 1}/{len(BIG)}"}, body
+
+
+def storage(mock: responses.RequestsMock, *answers) -> Storage:  # type: ignore[no-untyped-def]
+    s = Storage(*answers)
+    mock.add_callback(responses.GET, URL.split("?")[0], callback=s)
+    return s
+
+
+def test_item4_a_short_content_length_is_caught_by_the_box_walk_and_fetched_again(
+        tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    with responses.RequestsMock() as mock:
+        s = storage(mock, short_length, honest)
+        res = download(URL, dest, sleep=lambda _: None)
+    assert dest.read_bytes() == BIG and res.sha256 == hashlib.sha256(BIG).hexdigest()
+    assert s.ranges == [None, None]  # the second try starts from byte 0
+
+
+def test_item4_a_server_that_keeps_sending_short_bodies_fails_clearly_saving_nothing(
+        tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    with responses.RequestsMock() as mock:
+        s = storage(mock, short_length)
+        with pytest.raises(NetworkError, match="failed verification twice .*mdat.*truncated"):
+            download(URL, dest, sleep=lambda _: None)
+    assert len(s.ranges) == 2
+    assert not dest.exists() and not (tmp_path / "v.mp4.part").exists()
+
+
+def test_item4_a_resume_answered_with_the_wrong_bytes_restarts_from_zero_once(
+        tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    half = len(BIG) // 2
+    (tmp_path / "v.mp4.part").write_bytes(BIG[:half])
+    (tmp_path / "v.mp4.part.json").write_text(json.dumps(
+        {"source": "https://oss.example.com/v.mp4", "etag": MD5_ETAG, "total": len(BIG)}))
+    with responses.RequestsMock() as mock:
+        s = storage(mock, wrong_bytes, honest)
+        download(URL, dest, sleep=lambda _: None)
+    assert dest.read_bytes() == BIG
+    assert s.ranges == [f"bytes={half}-", None]
+
+
+def test_item4_wrong_bytes_on_every_try_fail_clearly(tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    (tmp_path / "v.mp4.part").write_bytes(BIG[:1000])
+    (tmp_path / "v.mp4.part.json").write_text(json.dumps(
+        {"source": "https://oss.example.com/v.mp4", "etag": MD5_ETAG, "total": len(BIG)}))
+
+    def wrong_full(start: int):  # type: ignore[no-untyped-def]
+        status, headers, body = wrong_bytes(start)
+        if not start:
+            body = BIG[:32] + body[32:]  # the MP4 boxes right, the wrong data in mdat
+            headers.pop("Content-Range")
+            status = 200
+        return status, headers, body
+
+    with responses.RequestsMock() as mock:
+        storage(mock, wrong_full)
+        with pytest.raises(NetworkError, match="verification twice .*MD5 .* does not match"):
+            download(URL, dest, sleep=lambda _: None)
+    assert not dest.exists()
+
+
+def test_item4_a_content_range_total_that_disagrees_with_the_length_is_not_trusted(
+        tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    half = len(BIG) // 2
+    (tmp_path / "v.mp4.part").write_bytes(BIG[:half])
+
+    def liar(start: int):  # type: ignore[no-untyped-def]
+        body = BIG[start:-100]  # says the object is bigger than the bytes it sends
+        return 206, {"Content-Length": str(len(body)),
+                     "Content-Range": f"bytes {start}-{len(BIG) - 1}/{len(BIG)}"}, body
+
+    with responses.RequestsMock() as mock:
+        s = storage(mock, liar, honest)
+        download(URL, dest, sleep=lambda _: None)
+    assert dest.read_bytes() == BIG and s.ranges == [f"bytes={half}-", None]
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (mp4(b"x" * 100), None),
+    (mp4(b"x" * 100)[:-1], "truncated"),
+    (mp4(b"x" * 100) + b"\x00\x00\x00", "stray bytes"),
+    (b"\x00\x00\x00\x08moov" + mp4(b""), "no 'ftyp'"),
+    (mp4(b"") + b"\x00\x00\x00\x00mdat" + b"x" * 10, None),  # size 0: to the end
+    (mp4(b"") + b"\x00\x00\x00\x01mdat" + (26).to_bytes(8, "big") + b"x" * 10, None),
+    (mp4(b"") + b"\x00\x00\x00\x10\x00\x01\x02\x03" + bytes(8), "no box header"),
+])
+def test_item4_the_top_level_boxes_must_account_for_the_file_length(
+        data: bytes, problem: str | None) -> None:
+    found = mp4_problem(lambda off, n: data[off:off + n], len(data))
+    assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_item4_only_a_plain_md5_etag_is_compared() -> None:
+    assert plain_md5('"5B3C1A0000000000000000000000ABCD"') == "5b3c1a0000000000000000000000abcd"
+    assert plain_md5('"5B3C1A0000000000000000000000ABCD-3"') is None  # multipart
+    assert plain_md5('W/"5b3c1a0000000000000000000000abcd"') is None
+    assert plain_md5('"etag-1"') is None and plain_md5(None) is None
+
+
+# --- item 2: one unusable video URL among many ---------------------------------------------
+
+BAD_URLS = {
+    "f1": "file:///etc/passwd",
+    "f2": "ftp://oss.example.com/f2.mp4",
+    "f3": "oss.example.com/f3.mp4",
+    "f4": "https://oss.example.com:99999/f4.mp4",
+    "f5": "https://oss.example.com/loop.mp4",
+}
+
+
+def test_item2_an_unusable_video_url_ends_only_its_own_task(run) -> None:
+    seed_journal(*BAD_URLS, "good")  # the bad ones are first in line
+    with responses.RequestsMock() as rsps:
+        for tid, url in BAD_URLS.items():
+            rsps.add(responses.GET, f"{API}/tasks/{tid}", json=task(tid, "SUCCEEDED", video_url=url))
+        rsps.add(responses.GET, "https://oss.example.com/loop.mp4", status=302,
+                 headers={"Location": "https://oss.example.com/loop.mp4"})
+        rsps.add(responses.GET, f"{API}/tasks/good", json=task("good", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/good.mp4", body=VIDEO)
+        r = run(["wait", "--pending"])
+    assert "internal error" not in r.err and "Traceback" not in r.err
+    assert r.out == "good.mp4\n" and Path("good.mp4").read_bytes() == VIDEO
+    assert r.code == ExitStatus.NETWORK
+    lines = {ln.split()[2]: ln for ln in r.err.splitlines() if ln.startswith("wanvid: error: f")}
+    assert "scheme 'file' is not http(s)" in lines["f1"]
+    assert "scheme 'ftp' is not http(s)" in lines["f2"]
+    assert "it has no scheme" in lines["f3"]
+    assert "99999" in lines["f4"] and "port out of range" in lines["f4"].lower()
+    assert "redirects in a loop" in lines["f5"]
+    assert not any(Path(f"{tid}.mp4").exists() for tid in BAD_URLS)
+    # they stay in the journal (the URL may be fixed), but never block the others again
+    with Journal(journal_path()) as j:
+        assert {t.task_id for t in j.pending()} == set(BAD_URLS)
+
+
+def test_item2_an_unreadable_status_answer_ends_only_its_own_task(run) -> None:
+    seed_journal("odd", "good")
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/odd", json={"output": {
+            "task_status": "SUCCEEDED", "video_url": {"not": "a string"}}})
+        rsps.add(responses.GET, f"{API}/tasks/good", json=task("good", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/good.mp4", body=VIDEO)
+        r = run(["wait", "--pending"])
+    assert r.out == "good.mp4\n" and r.code == ExitStatus.TASK_FAILED
+    assert "odd SUCCEEDED: the service reported SUCCEEDED without a video URL" in r.err
+
+
+# --- item 3: on disk, not in the journal ---------------------------------------------------
+
+
+def test_item3_a_saved_video_the_journal_never_heard_of_is_recognised_and_recorded(run) -> None:
+    seed_journal("a1")
+    Path("a1.mp4").write_bytes(VIDEO)  # the rename happened, the journal write did not
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/a1.mp4", body=VIDEO,
+                 headers={"ETag": '"opaque"'})
+        r = run(["wait", "--pending"])
+    assert r.code == 0, r.err
+    assert r.out == "a1.mp4\n" and "already saved" in r.err
+    with Journal(journal_path()) as j:
+        rec = j.get("a1")
+        assert rec.path == "a1.mp4" and rec.sha256 == hashlib.sha256(VIDEO).hexdigest()
+        assert j.pending() == []
+    assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
+
+
+def test_item3_with_a_plain_md5_etag_the_body_is_not_fetched_again(tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    dest.write_bytes(BIG)
+    with responses.RequestsMock() as mock:
+        s = storage(mock, honest)
+        res = download(URL, dest, adopt=True)
+    assert res.skipped and res.fetched == 0 and len(s.ranges) == 1
+
+
+def test_item3_a_different_file_under_that_name_is_still_refused(run) -> None:
+    seed_journal("a1")
+    Path("a1.mp4").write_bytes(mp4(b"the user's own video"))
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/a1.mp4", body=VIDEO)
+        r = run(["wait", "--pending"])
+    assert r.code == 2 and "file exists; pass --force" in r.err
+    assert Path("a1.mp4").read_bytes() == mp4(b"the user's own video")
+
+
+def test_item3_after_a_journal_outage_the_next_wait_records_every_saved_video(
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    test_item8_a_journal_write_failure_during_a_wait_does_not_stop_downloads(run, monkeypatch)
+    with responses.RequestsMock() as rsps:
+        for tid in ("a1", "b2"):
+            rsps.add(responses.GET, f"{API}/tasks/{tid}", json=task(tid, "SUCCEEDED"))
+            rsps.add(responses.GET, f"https://oss.example.com/{tid}.mp4", body=VIDEO)
+        r = run(["wait", "--pending", "-o", "out/"])  # -o was not recorded either
+    assert r.code == 0, r.err
+    assert r.out == "out/a1.mp4\nout/b2.mp4\n" and r.err.count("already saved") == 2
+    with Journal(journal_path()) as j:
+        assert j.pending() == [] and j.get("a1").path == "out/a1.mp4"
+
+
+# --- item 7: parallel recoveries -----------------------------------------------------------
+
+
+def test_item7_a_video_another_process_is_downloading_is_left_to_it(run) -> None:
+    import fcntl
+    import os
+
+    seed_journal("a1")
+    part = Path("a1.mp4.part")
+    other = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(other, fcntl.LOCK_EX)  # the other process's lock on the .part
+    polls = []
+
+    def status(request):  # type: ignore[no-untyped-def]
+        polls.append(1)
+        if len(polls) == 3:  # meanwhile the other process finishes and records it
+            os.write(other, VIDEO)
+            os.replace(part, "a1.mp4")
+            with Journal(journal_path()) as j:
+                j.record_download("a1", path="a1.mp4", size=len(VIDEO),
+                                  sha256=hashlib.sha256(VIDEO).hexdigest())
+            os.close(other)
+        return 200, {}, json.dumps(task("a1", "SUCCEEDED"))
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, f"{API}/tasks/a1", callback=status)
+        r = run(["wait", "--pending"])
+        assert not any("oss.example.com" in c.request.url for c in rsps.calls)
+    assert r.code == 0, r.err
+    assert r.out == "a1.mp4\n"
+    assert "a1: another wanvid process is downloading it; waiting for that" in r.err
+    assert len(polls) == 3

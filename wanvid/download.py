@@ -2,9 +2,13 @@
 
 The body streams into ``<dest>.part`` next to the destination, hashed as it is written.
 A cut connection is resumed with an HTTP ``Range`` request (checked against the server's
-``Content-Range``); only a complete, size-checked file that starts with an MP4 ``ftyp``
-box is renamed onto ``dest``. The API key never goes to the storage host: the video URL
-is a pre-signed OSS URL and needs no credentials.
+``Content-Range``). Only a verified file is renamed onto ``dest``: its size agrees with
+Content-Length and with the total of any Content-Range, its top-level MP4 boxes (``ftyp``
+first) account exactly for its length (so a truncated ``mdat`` is caught without trusting
+any header), and its MD5 matches the ETag when the storage host sends a plain-MD5 ETag
+(OSS does for simply uploaded objects). A download that fails verification starts again
+from byte 0 once; a second failure is an error and nothing is saved. The API key never
+goes to the storage host: the video URL is a pre-signed OSS URL and needs no credentials.
 
 A small ``<dest>.part.json`` sidecar remembers which object (URL without its signature)
 and which ETag/size the ``.part`` belongs to, so a later download of a *different* video
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import logging
 import os
 import queue
 import re
@@ -35,13 +40,15 @@ import requests
 import urllib3
 from requests.auth import AuthBase
 
-from .errors import BadInputError, NetworkError, URLExpiredError, WanvidError
+from .errors import BadInputError, BusyError, NetworkError, URLExpiredError, WanvidError
 from .journal import expires_from_url
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("wanvid.download")
 
 HTTP_RETRIES = 3  # 429 / 5xx answers retried this many times
 MAX_RESTARTS = 3  # times the .part may be thrown away and the download started over
@@ -87,6 +94,10 @@ class _Restart(Exception):
     """What is on disk cannot be continued; start over from byte 0."""
 
 
+class _Reverify(Exception):
+    """The complete file failed verification: start over from byte 0 (once)."""
+
+
 class _NoAuth(AuthBase):
     """Overrides any session auth (and ~/.netrc) and strips an Authorization header: the
     storage URL is pre-signed, and the API key must never reach the storage host."""
@@ -105,17 +116,70 @@ def _source(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{parts.path}"
 
 
-def _hash_file(path: Path) -> tuple[int, Any]:
-    """(size, sha256 object) of a file, read in blocks."""
+def _hash_file(path: Path, md5: bool = False) -> tuple[int, Any, Any]:
+    """(size, sha256 object, md5 object or None) of a file, read in blocks."""
     h = hashlib.sha256()
+    m = hashlib.md5(usedforsecurity=False) if md5 else None
     size = 0
     with open(path, "rb") as f:
         buf = bytearray(HASH_BLOCK)
         view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
+            if m is not None:
+                m.update(view[:n])
             size += n
-    return size, h
+    return size, h, m
+
+
+def plain_md5(etag: str | None) -> str | None:
+    """The MD5 (lower-case hex) a strong ETag of 32 hex digits stands for, else None
+    (weak ETags, multipart ETags like ``"...-3"``, and opaque ones say nothing)."""
+    if not etag:
+        return None
+    value = etag.strip()
+    if value.startswith("W/"):
+        return None
+    value = value.strip('"')
+    return value.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", value) else None
+
+
+MAX_BOXES = 100_000
+
+
+def mp4_problem(read_at: Callable[[int, int], bytes], size: int) -> str | None:
+    """Why a file of ``size`` bytes is not a complete MP4, or None when it is: the top-level
+    boxes must start with ``ftyp`` and add up to exactly ``size`` (a size-0 box runs to the
+    end). ``read_at(offset, n)`` reads n bytes at offset."""
+    offset = 0
+    count = 0
+    while offset < size:
+        count += 1
+        if count > MAX_BOXES:
+            return f"more than {MAX_BOXES} top-level boxes"
+        head = read_at(offset, 16)
+        if len(head) < 8:
+            return f"{size - offset} stray bytes at the end (after {count - 1} boxes)"
+        box_size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        if count == 1 and kind != b"ftyp":
+            return "no 'ftyp' box at the start"
+        if not all(0x20 <= c < 0x7F for c in kind):
+            return f"no box header at byte {offset} (damaged or spliced data)"
+        name = kind.decode("ascii")
+        header = 8
+        if box_size == 1:
+            if len(head) < 16:
+                return f"box '{name}' at byte {offset} is cut off"
+            box_size, header = int.from_bytes(head[8:16], "big"), 16
+        elif box_size == 0:
+            box_size = size - offset  # runs to the end of the file
+        if box_size < header:
+            return f"box '{name}' at byte {offset} has an impossible size {box_size}"
+        if offset + box_size > size:
+            return (f"box '{name}' at byte {offset} needs {box_size} bytes but the file "
+                    f"ends after {size - offset}: the video is truncated")
+        offset += box_size
+    return None if count else "the file is empty"
 
 
 def _backoff(n: int) -> float:
@@ -173,8 +237,9 @@ class _HashPipe:
     """sha256 computed on a worker thread, so hashing overlaps the network reads and disk
     writes (hashlib releases the GIL). At most ``depth`` chunks wait in the queue."""
 
-    def __init__(self, h: Any, count: int = 0, depth: int = 8) -> None:
+    def __init__(self, h: Any, count: int = 0, depth: int = 8, md5: Any = None) -> None:
         self._h = h
+        self._md5 = md5
         self.count = count  # bytes handed over so far
         self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._t = threading.Thread(target=self._run, name="wanvid-sha256", daemon=True)
@@ -187,6 +252,8 @@ class _HashPipe:
                 if data is None:
                     return
                 self._h.update(data)
+                if self._md5 is not None:
+                    self._md5.update(data)
             finally:
                 self._q.task_done()
 
@@ -197,6 +264,14 @@ class _HashPipe:
     def hexdigest(self) -> str:
         self._q.join()
         return str(self._h.hexdigest())
+
+    @property
+    def has_md5(self) -> bool:
+        return self._md5 is not None
+
+    def md5(self) -> str | None:
+        self._q.join()
+        return None if self._md5 is None else str(self._md5.hexdigest())
 
     def close(self) -> None:
         if self._t.is_alive():
@@ -240,6 +315,39 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def check_video_url(url: str) -> None:
+    """A video URL from the service must be http(s) with a host and a valid port: anything
+    else (``file://``, ``ftp://``, no scheme, port 99999) is a ``NetworkError`` naming the
+    problem, never an unexpected exception."""
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as e:
+        problem, parts, port = str(e), None, None
+    if parts is not None and problem is None:
+        if parts.scheme.lower() not in ("http", "https"):
+            problem = (f"scheme {parts.scheme!r} is not http(s)" if parts.scheme
+                       else "it has no scheme")
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif port == 0:
+            problem = "port 0"
+    if problem is not None:
+        shown = url if len(url) <= 80 else url[:77] + "..."
+        shown = "".join(c if c.isprintable() else "?" for c in shown)
+        raise NetworkError(f"the service gave a video URL that cannot be fetched ({problem}): "
+                           f"{shown}")
+
+
+def _unusable(url: str, e: requests.exceptions.RequestException) -> str:
+    host = urlsplit(url).hostname
+    if isinstance(e, requests.exceptions.TooManyRedirects):
+        return f"{host}: the video URL redirects in a loop (or more than 30 times)"
+    what = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+    return f"{host}: the video URL cannot be fetched ({type(e).__name__}: {what})"
+
+
 def _expired_message(url: str, status: int) -> str:
     expires = expires_from_url(url)
     if expires is not None and expires <= time.time():
@@ -276,7 +384,7 @@ class _Part:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 f.close()
-                raise BadInputError(
+                raise BusyError(
                     f"{self.dest}: another wanvid process is downloading to this file") from e
             try:  # the file we locked may have been renamed onto dest meanwhile
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
@@ -350,20 +458,23 @@ def download(url: str, dest: Path, *, force: bool = False,
              session: requests.Session | None = None,
              on_progress: Callable[[int, int | None], None] | None = None,
              max_resumes: int = 5, timeout: float = 30.0, chunk_size: int = 1 << 20,
-             expected_sha256: str | None = None,
+             expected_sha256: str | None = None, adopt: bool = False,
              sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
     """Download ``url`` to ``dest`` (see the module docstring).
 
     Raises ``BadInputError`` if ``dest`` exists (unless ``force``, or ``expected_sha256``
-    matches it: then nothing is fetched and ``skipped`` is set), ``URLExpiredError`` when
+    matches it, or ``adopt`` is set and it is a complete copy of the object at ``url``:
+    then ``skipped`` is set), ``URLExpiredError`` when
     the storage host refuses the URL, ``NetworkError`` when the connection keeps failing
     (the ``.part`` is kept for a later resume) or the body is not an MP4 video.
     """
+    check_video_url(url)
     dest = Path(dest).expanduser()
     if dest.is_dir():
         raise BadInputError(f"{dest}: is a directory; choose a file name with -o")
-    if dest.exists() and not force:
-        size, digest = _check_existing(dest, expected_sha256)  # returns only if identical
+    if dest.exists() and not force:  # returns only if identical
+        size, digest = _check_existing(dest, expected_sha256, url if adopt else None,
+                                       session, timeout)
         return DownloadResult(dest, size, digest, 0, False, True)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -376,7 +487,8 @@ def download(url: str, dest: Path, *, force: bool = False,
     committed = False
     try:
         if dest.exists() and not force:  # another process finished it meanwhile
-            size, digest = _check_existing(dest, expected_sha256)
+            size, digest = _check_existing(dest, expected_sha256, url if adopt else None,
+                                           sess, timeout)
             part.discard()
             return DownloadResult(dest, size, digest, 0, False, True)
         fetcher = _Fetcher(url, part, sess, on_progress=on_progress, max_resumes=max_resumes,
@@ -400,14 +512,70 @@ def download(url: str, dest: Path, *, force: bool = False,
             sess.close()
 
 
-def _check_existing(dest: Path, expected_sha256: str | None) -> tuple[int, str]:
-    """(size, sha256) of ``dest`` if it is the expected file; otherwise BadInputError."""
+def _check_existing(dest: Path, expected_sha256: str | None, adopt_url: str | None = None,
+                    session: requests.Session | None = None,
+                    timeout: float = 30.0) -> tuple[int, str]:
+    """(size, sha256) of ``dest`` if it is the expected file (or, with ``adopt_url``, a
+    complete verified copy of that object); otherwise BadInputError."""
     if expected_sha256:
-        size, h = _hash_file(dest)
+        size, h, _ = _hash_file(dest)
         if h.hexdigest() == expected_sha256.lower():
             return size, h.hexdigest()
+    if adopt_url is not None:
+        found = same_as_remote(adopt_url, dest, session=session, timeout=timeout)
+        if found is not None:
+            return found
     raise BadInputError(
         f"{dest}: file exists; pass --force to overwrite it, or choose another -o")
+
+
+def same_as_remote(url: str, path: Path, *, session: requests.Session | None = None,
+                   timeout: float = 30.0) -> tuple[int, str] | None:
+    """(size, sha256) of ``path`` when it is a complete MP4 identical to the object at
+    ``url``, else None. This is how a video saved by a run that died (or could not write
+    the journal) before recording it is recognised: with a plain-MD5 ETag, size and MD5
+    are compared and no body is fetched; otherwise the body is compared with the file as
+    it streams, stopping at the first difference. Network trouble counts as "not known
+    to be the same" (None)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if mp4_problem(lambda off, n: os.pread(f.fileno(), n, off), size) is not None:
+                return None
+    except OSError:
+        return None
+    sess = session if session is not None else requests.Session()
+    try:
+        resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
+                        timeout=timeout, auth=_NoAuth())
+    except requests.exceptions.RequestException:
+        return None
+    try:
+        with resp:
+            if resp.status_code != 200:
+                return None
+            length = _content_length(resp)
+            if length is not None and length != size:
+                return None
+            md5 = plain_md5(resp.headers.get("ETag"))
+            if md5 is not None and length is not None:
+                got_size, h, m = _hash_file(path, md5=True)
+                return (got_size, h.hexdigest()) if m.hexdigest() == md5 else None
+            h = hashlib.sha256()
+            seen = 0
+            with open(path, "rb") as f:
+                for chunk in _body_chunks(resp, 1 << 20):
+                    mine = f.read(len(chunk))
+                    if mine != chunk:
+                        return None
+                    h.update(chunk)
+                    seen += len(chunk)
+            return (size, h.hexdigest()) if seen == size else None
+    except (requests.exceptions.RequestException, *_CUT_ERRORS, OSError):
+        return None
+    finally:
+        if session is None:
+            sess.close()
 
 
 class _Fetcher:
@@ -431,6 +599,7 @@ class _Fetcher:
         # sha256 of the first `pipe.count` bytes of the .part, carried across resumes
         self.pipe: _HashPipe | None = None
         self.meta: dict[str, Any] | None = None
+        self.verify_restarted = False  # a verification failure has restarted it once
 
     # -- bookkeeping --
 
@@ -458,18 +627,45 @@ class _Fetcher:
             self.pipe.close()
             self.pipe = None
 
+    def _want_md5(self) -> bool:
+        return plain_md5((self.meta or {}).get("etag")) is not None
+
     def _pipe_at(self, offset: int) -> _HashPipe:
-        """A hash pipe holding the sha256 of the first ``offset`` bytes of the .part."""
-        if self.pipe is None or self.pipe.count != offset:
+        """A hash pipe holding the sha256 (and, when the ETag is a plain MD5, the MD5) of
+        the first ``offset`` bytes of the .part."""
+        md5 = self._want_md5()
+        if self.pipe is None or self.pipe.count != offset or (md5 and not self.pipe.has_md5):
             self._drop_pipe()
             if offset:
-                size, h = _hash_file(self.part.path)
+                size, h, m = _hash_file(self.part.path, md5=md5)
                 if size != offset:
                     raise _Restart
             else:
-                h = hashlib.sha256()
-            self.pipe = _HashPipe(h, offset)
+                h, m = hashlib.sha256(), (hashlib.md5(usedforsecurity=False) if md5 else None)
+            self.pipe = _HashPipe(h, offset, md5=m)
         return self.pipe
+
+    def _verify(self, size: int, pipe: _HashPipe) -> str:
+        """The sha256 of the complete .part once it is verified (see the module docstring);
+        a failure starts the download again from byte 0 once, then is an error."""
+        problem = mp4_problem(self._read_at, size)
+        expected_md5 = plain_md5((self.meta or {}).get("etag"))
+        if problem is None and expected_md5 is not None:
+            got = pipe.md5()
+            if got is not None and got != expected_md5:
+                problem = (f"its MD5 {got} does not match the storage host's ETag "
+                           f"{expected_md5}")
+        if problem is None:
+            return pipe.hexdigest()
+        if not self.verify_restarted:
+            self.verify_restarted = True
+            raise _Reverify(problem)
+        self.part.discard()
+        raise NetworkError(f"{urlsplit(self.url).hostname}: the downloaded video failed "
+                           f"verification twice ({problem}); nothing was saved")
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        return os.pread(self.part.f.fileno(), n, offset)
 
     # -- main loop --
 
@@ -488,6 +684,13 @@ class _Fetcher:
                     continue
                 except _Restart:
                     self._restart()
+                    continue
+                except _Reverify as why:
+                    log.debug("%s failed verification (%s); starting again from byte 0",
+                              self.part.dest.name, why)
+                    self.part.truncate()
+                    self._drop_pipe()
+                    self.meta = None
                     continue
                 if result is not None:
                     return result
@@ -514,6 +717,8 @@ class _Fetcher:
                                     timeout=self.timeout, auth=_NoAuth())
         except _CUT_ERRORS as e:
             raise _Cut(type(e).__name__) from e
+        except requests.exceptions.RequestException as e:  # a redirect loop, a bad Location
+            raise NetworkError(_unusable(self.url, e)) from None
 
     def _attempt(self) -> tuple[int, str] | None:
         offset = self.part.size()
@@ -523,8 +728,8 @@ class _Fetcher:
             if status == 416 and offset:
                 rng = _content_range(resp.headers.get("Content-Range"))
                 if rng is not None and rng[2] == offset:  # the .part is already complete
-                    digest = self._pipe_at(offset).hexdigest()
                     self._check_mp4(offset)
+                    digest = self._verify(offset, self._pipe_at(offset))
                     self.resumed = True
                     self._progress(offset, offset)
                     return offset, digest
@@ -561,7 +766,7 @@ class _Fetcher:
         if self.part.size() != done:
             raise _Restart  # the file is not what we wrote: start clean
         self._check_mp4(done)
-        return done, pipe.hexdigest()
+        return done, self._verify(done, pipe)
 
     def _url_expired(self) -> bool:
         expires = expires_from_url(self.url)
@@ -575,6 +780,10 @@ class _Fetcher:
         if rng is None or rng[0] is None or rng[0] != offset:
             raise _Restart  # not the bytes we asked for
         total = rng[2]
+        length = _content_length(resp)
+        if total is not None and (rng[1] != total - 1 or (
+                length is not None and length != total - offset)):
+            raise _Restart  # the range, its total and the body's length disagree
         meta = self.meta or {}
         etag = resp.headers.get("ETag")
         if offset and ((meta.get("total") is not None and total != meta["total"])

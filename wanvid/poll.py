@@ -391,7 +391,7 @@ class Waiter:
         expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
         try:
             res = self.downloader(
-                url, dest, force=self.opt.force, expected_sha256=expected,
+                url, dest, force=self.opt.force, expected_sha256=expected, adopt=True,
                 on_progress=lambda done, total: self.reporter.download_progress(tid, done, total))
         except BusyError:
             return None
