@@ -434,3 +434,40 @@ def test_item7_a_video_another_process_is_downloading_is_left_to_it(run) -> None
     assert r.out == "a1.mp4\n"
     assert "a1: another wanvid process is downloading it; waiting for that" in r.err
     assert len(polls) == 3
+
+
+# --- item 6: a task's status comes only from the root it was submitted to -------------------
+
+ROOT_A = "http://127.0.0.1:8765/api/v1"
+ROOT_B = "http://127.0.0.1:9999/api/v1"
+
+
+def test_item6_a_task_is_queried_at_its_own_root_whatever_base_url_says_now(run) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.POST, f"{ROOT_A}/services/aigc/video-generation/video-synthesis",
+                 json={"request_id": "r", "output": {"task_id": "a1", "task_status": "PENDING"}})
+        assert run(["--base-url", ROOT_A, "submit", "https://example.com/cat.png"]).code == 0
+        # B would answer UNKNOWN (it never heard of a1): it must not be asked
+        rsps.add(responses.GET, f"{ROOT_B}/tasks/a1", json=task("a1", "UNKNOWN"))
+        rsps.add(responses.GET, f"{ROOT_A}/tasks/a1", json=task("a1", "RUNNING"))
+        r = run(["--base-url", ROOT_B, "status", "a1"])
+        assert r.code == 0 and r.out == "a1 RUNNING\n"
+        r = run(["--base-url", ROOT_B, "wait", "--pending", "--timeout", "0"])
+        assert r.code == ExitStatus.TIMEOUT  # still alive, still pending: not marked dead
+        assert not any(c.request.url.startswith(ROOT_B) for c in rsps.calls)
+    with Journal(journal_path()) as j:
+        assert [t.task_id for t in j.pending()] == ["a1"] and j.get("a1").status == "RUNNING"
+
+
+def test_item6_the_journal_root_is_used_without_extra_flags(run) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{ROOT_A}/services/aigc/video-generation/video-synthesis",
+                 json={"request_id": "r", "output": {"task_id": "a1", "task_status": "PENDING"}})
+        assert run(["--base-url", ROOT_A, "submit", "https://example.com/cat.png"]).code == 0
+        rsps.add(responses.GET, f"{ROOT_A}/tasks/a1", json=task("a1", "SUCCEEDED"))
+        rsps.add(responses.GET, "https://oss.example.com/a1.mp4", body=VIDEO)
+        r = run(["wait", "--pending"])  # no --base-url: the journal says where a1 lives
+        assert r.code == 0, r.err
+        assert r.out == "a1.mp4\n" and "--base-url" not in r.err
+        assert run(["status", "a1"]).out.startswith("a1 SUCCEEDED")
+        assert all(c.request.url.startswith((ROOT_A, "https://oss.")) for c in rsps.calls)

@@ -22,10 +22,7 @@ import requests
 
 from wanvid import __version__
 from wanvid.errors import AuthError, BadInputError, NetworkError, RejectedError, WanvidError
-from wanvid.models import REGIONS
 from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
-
-_REGION_URLS = frozenset(u.rstrip("/") for u in REGIONS.values())
 
 log = logging.getLogger("wanvid.client")
 
@@ -202,7 +199,11 @@ def dumps(obj: Any) -> str:
 class RoutingClient:
     """Queries each task where it was submitted: ``base_for(task_id)`` names the API root
     (from the journal), so `wanvid wait --pending` finds tasks submitted to another region
-    or to an emulator. One ``Client`` per API root, all with the same key."""
+    or to an emulator, whatever --region/--base-url says now. A task's status is only
+    trusted from its own root: asked anywhere else, a live task answers UNKNOWN and would
+    be marked dead. Tasks without a journaled root go to the default client. One
+    ``Client`` per API root, all with the same key; a journaled root is one the user
+    configured for the submit (only a submit writes it), so the key may go there."""
 
     def __init__(self, default: Client, base_for: Callable[[str], str | None]) -> None:
         self.default = default
@@ -211,11 +212,11 @@ class RoutingClient:
 
     def _for(self, task_id: str) -> Client:
         base = (self.base_for(task_id) or self.default.base_url).rstrip("/")
-        if base != self.default.base_url and base not in _REGION_URLS:
-            # The key goes only to the API hosts we know, or the one configured now.
-            raise BadInputError(f"task {task_id} was submitted to {base}; pass --base-url "
-                                f"{base} to query it there")
         if base not in self._clients:
+            parts = urlsplit(base)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BadInputError(f"task {task_id}: the journal's API root {base!r} is not "
+                                    "an http(s) URL; query it with --base-url")
             d = self.default
             self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,
                                          max_retries=d.max_retries, sleep=d.sleep,

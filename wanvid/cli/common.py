@@ -47,13 +47,11 @@ def _client(st: State, settings: Any) -> Any:
 
 
 def _routing_client(st: State, settings: Any, journal: Any) -> Any:
-    """A client that queries each task at the API root it was submitted to (journal),
-    unless --region/--base-url on this command line says where to look."""
+    """A client that queries each task at the API root it was submitted to (journal);
+    --region/--base-url only choose the root for tasks the journal has no root for."""
     from wanvid.client import RoutingClient
 
     default = _client(st, settings)
-    if st.region or st.base_url:
-        return default
 
     def base_for(task_id: str) -> str | None:
         rec = journal.get(task_id)
