@@ -41,12 +41,15 @@ PARAM_ROWS: list[tuple[str, list[str], str]] = [
     ("bad output template", ["generate", URL, "-o", "{nope}.mp4"], "-o {nope}.mp4: "),
     ("one file for many tasks", ["wait", "t1", "t2", "-o", "clip.mp4"],
      "-o clip.mp4 names one file but there are 2 tasks"),
+    ("output under a file", ["generate", URL, "-o", "README/clip.mp4"],
+     "-o README/clip.mp4: README is a file, not a directory"),
 ]
 
 
 @pytest.mark.parametrize(("args", "expected"), [r[1:] for r in PARAM_ROWS],
                          ids=[r[0] for r in PARAM_ROWS])
 def test_parameter_row(run, args: list[str], expected: str) -> None:
+    Path("README").write_text("a regular file where a directory would go")
     with responses.RequestsMock() as rsps:  # nothing registered: any request fails the test
         r = run(args)
         assert len(rsps.calls) == 0

@@ -471,3 +471,58 @@ def test_item6_the_journal_root_is_used_without_extra_flags(run) -> None:
         assert r.out == "a1.mp4\n" and "--base-url" not in r.err
         assert run(["status", "a1"]).out.startswith("a1 SUCCEEDED")
         assert all(c.request.url.startswith((ROOT_A, "https://oss.")) for c in rsps.calls)
+
+
+# --- item 5: outputs checked before paying -------------------------------------------------
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    import os
+    import stat
+
+    if os.geteuid() != 0:
+        d = tmp_path / "ro"
+        d.mkdir()
+        d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        return d
+    if not Path("/sys").is_dir():
+        pytest.skip("needs a directory root cannot write in (/sys)")
+    return Path("/sys")  # sysfs: not even root can create a file there
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "unwritable", "template-under-a-file"])
+def test_item5_an_output_that_cannot_be_written_is_refused_before_the_submit(
+        run, tmp_path: Path, where: str) -> None:
+    Path("notes.txt").write_text("a regular file")
+    output = {"under-a-file": "notes.txt/clip.mp4",
+              "unwritable": str(_unwritable_dir(tmp_path) / "videos" / "{task_id}.mp4"),
+              "template-under-a-file": "notes.txt/{model}/{stem}.mp4"}[where]
+    with responses.RequestsMock() as rsps:  # nothing may be sent
+        for argv in (["generate", "https://example.com/cat.png", "-o", output],
+                     ["wait", "t1", "-o", output]):
+            r = run(argv)
+            assert r.code == ExitStatus.BAD_INPUT, r.err
+            assert r.err.count("\n") == 1 and "nothing was sent" in r.err
+        jobs = json.dumps({"image": "https://example.com/cat.png", "output": output})
+        r = run(["batch", "-"], stdin=jobs + "\n")
+        assert r.code == ExitStatus.BAD_INPUT and "nothing was sent" in r.err
+        assert len(rsps.calls) == 0
+    assert "is a file" in r.err or "cannot write" in r.err
+
+
+def test_item5_a_write_failure_after_paying_is_not_exit_2(run) -> None:
+    seed_journal("a1")
+    Path("out").mkdir()
+
+    def status(request):  # type: ignore[no-untyped-def]
+        Path("out").rmdir()
+        Path("out").write_text("now a file")  # the disk changed while the task ran
+        return 200, {}, json.dumps(task("a1", "SUCCEEDED"))
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, f"{API}/tasks/a1", callback=status)
+        r = run(["wait", "a1", "-o", "out/"])
+    assert r.code == ExitStatus.OUTPUT == 9
+    assert "out" in r.err and "cannot create" in r.err
+    with Journal(journal_path()) as j:
+        assert [t.task_id for t in j.pending()] == ["a1"]  # still to be saved

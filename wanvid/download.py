@@ -40,7 +40,14 @@ import requests
 import urllib3
 from requests.auth import AuthBase
 
-from .errors import BadInputError, BusyError, NetworkError, URLExpiredError, WanvidError
+from .errors import (
+    BadInputError,
+    BusyError,
+    ExitStatus,
+    NetworkError,
+    URLExpiredError,
+    WanvidError,
+)
 from .journal import expires_from_url
 
 try:
@@ -73,7 +80,10 @@ _CUT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class WriteError(WanvidError):
-    """The video could not be written to disk."""
+    """The video could not be written to disk (exit 9: the task stays pending; unlike
+    exit 2, this can happen after the task was paid for)."""
+
+    status = ExitStatus.OUTPUT
 
 
 @dataclass
@@ -376,7 +386,7 @@ class _Part:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
-                raise BadInputError(f"{self.path}: cannot create file: {e.strerror}") from e
+                raise WriteError(f"{self.path}: cannot create file: {e.strerror}") from e
             f = os.fdopen(fd, "r+b", buffering=0)
             if fcntl is None:
                 return f
@@ -479,7 +489,7 @@ def download(url: str, dest: Path, *, force: bool = False,
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise BadInputError(f"{dest.parent}: cannot create directory: {e.strerror}") from e
+        raise WriteError(f"{dest.parent}: cannot create directory: {e.strerror}") from e
 
     part = _Part(dest)
     own_session = session is None

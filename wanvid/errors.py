@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     TIMEOUT = 6  # timed out waiting
     NETWORK = 7  # network or service error after retries
     JOURNAL = 8  # the task journal could not be read or written (saved videos are listed)
+    OUTPUT = 9  # a paid-for video could not be written where asked; the task stays pending
     INTERRUPTED = 130  # Ctrl-C / SIGINT
     STDOUT_CLOSED = 141  # stdout's reader went away (like SIGPIPE)
 
@@ -33,6 +34,8 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitStatus.NETWORK, "network or service error after retries"),
     (ExitStatus.JOURNAL, "the task journal is damaged, or could not be written "
                          "(videos saved meanwhile are listed)"),
+    (ExitStatus.OUTPUT, "a finished video could not be written where asked (the task stays "
+                        "pending: `wanvid wait --pending -o DIR`)"),
     (ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
     (ExitStatus.STDOUT_CLOSED, "stdout closed by its reader (e.g. | head -1)"),
 ]

@@ -135,7 +135,8 @@ def overall_exit(outcomes: list[Outcome]) -> ExitStatus:
     """5 if any task did not succeed; else 6 on a timeout; else the worst other code."""
     codes = {o.exit_status for o in outcomes}
     for s in (ExitStatus.TASK_FAILED, ExitStatus.TIMEOUT, ExitStatus.NETWORK,
-              ExitStatus.REJECTED, ExitStatus.JOURNAL, ExitStatus.BAD_INPUT):
+              ExitStatus.OUTPUT, ExitStatus.REJECTED, ExitStatus.JOURNAL,
+              ExitStatus.BAD_INPUT):
         if s in codes:
             return s
     return ExitStatus.OK

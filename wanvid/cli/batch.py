@@ -9,6 +9,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import (
+    _check_output,
     _check_template,
     _dest_factory,
     _fingerprint_with_output,
@@ -73,6 +74,8 @@ def batch(
             continue
         try:
             _check_template(j.output, "output")
+            if not no_download:
+                _check_output(j.output or output, settings, "output" if j.output else "-o")
             j.dest = _fixed_destination(j.output or output, j.prepared, settings)
         except BadInputError as e:
             j.state, j.error = "invalid", f"line {j.line}: {e.message}"

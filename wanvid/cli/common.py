@@ -283,6 +283,14 @@ def _check_template(output: str | None, flag: str = "-o") -> None:
         raise BadInputError(f"{flag} {output}: {e.message}") from None
 
 
+def _check_output(output: str | None, settings: Any, flag: str = "-o") -> None:
+    """The output's directory (a template's fixed leading part) exists or can be created
+    and is writable: found before a task is paid for, not after (exit 2, nothing sent)."""
+    from wanvid.outputs import check_output
+
+    check_output(output, settings.output_dir, flag=flag)
+
+
 def _fixed_destination(output: str | None, prepared: Any, settings: Any) -> Path | None:
     """Where a video will be saved, when that does not depend on the task id (so it can
     be checked before anything is paid for); None when it does."""

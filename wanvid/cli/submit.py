@@ -9,6 +9,7 @@ import typer
 from wanvid.cli.app import app
 from wanvid.cli.common import (
     _check_free,
+    _check_output,
     _check_template,
     _dry_run_text,
     _fixed_destination,
@@ -122,6 +123,7 @@ def generate(
                            fit_background, settings)
     prepared = prepare(st, opts, settings)
     _check_template(output)
+    _check_output(output, settings)
     if not force:
         _check_free(_fixed_destination(output, prepared, settings))
     journal = _journal(st)

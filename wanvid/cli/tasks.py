@@ -9,6 +9,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import (
+    _check_output,
     _check_single_output,
     _check_template,
     _client,
@@ -96,6 +97,8 @@ def wait(
     settings = _settings(st)
     journal = _journal(st)
     _check_template(output)
+    if not no_download:
+        _check_output(output, settings)
     ids = _read_ids(st, task_ids) if (task_ids or not pending) else []
     if pending:
         ids += [r.task_id for r in journal.pending() if r.task_id not in ids]
@@ -142,6 +145,7 @@ def download(
     st = _state(ctx)
     _check_template(output)
     settings = _settings(st)
+    _check_output(output, settings)
     journal = _journal(st)
     if target.startswith(("http://", "https://")):
         url, task_id, out = target, None, {}
