@@ -21,14 +21,19 @@ from urllib.parse import urlsplit
 import requests
 
 from wanvid import __version__
+from wanvid.config import check_key
 from wanvid.errors import AuthError, BadInputError, NetworkError, RejectedError, WanvidError
+from wanvid.net import JSON_MAX, NO_DEADLINE, Deadline, DeadlineExceeded, TooLarge, new_session, read_capped
 from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
+from wanvid.sanitize import ProtocolError, one_line
+from wanvid.sanitize import task_id as checked_task_id
 
 log = logging.getLogger("wanvid.client")
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 MAX_RETRIES = 4
+NOTICE_AFTER = 5.0  # seconds: a wait before a retry at least this long is said on stderr
 
 
 class ThrottledError(NetworkError):
@@ -50,9 +55,11 @@ def parse_error(resp: requests.Response) -> tuple[str | None, str, str | None]:
         message = src.get("message") or None
         request_id = data.get("request_id") or None
     if not message:
-        text = (resp.text or "").strip().replace("\n", " ")
+        text = " ".join((resp.text or "").split())
         message = text[:200] if text else (resp.reason or f"HTTP {resp.status_code}")
-    return (str(code) if code else None), str(message), (str(request_id) if request_id else None)
+    # All three come from the server: escaped before they reach any line of ours.
+    return (one_line(code, 100) if code else None), one_line(message, 300), \
+        (one_line(request_id, 100) if request_id else None)
 
 
 def error_for(resp: requests.Response) -> WanvidError:
@@ -78,11 +85,18 @@ class Client:
     def __init__(self, base_url: str, api_key: str, *, session: requests.Session | None = None,
                  timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
                  max_retries: int = MAX_RETRIES, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[str], None] | None = None) -> None:
+                 on_retry: Callable[[str], None] | None = None,
+                 deadline: Deadline | None = None,
+                 notify: Callable[[str], None] | None = None,
+                 json_max: int = JSON_MAX) -> None:
         self.base_url = base_url.rstrip("/")
+        check_key(api_key)
         self._key = api_key
-        self.session = session or requests.Session()
+        self.session = session if session is not None else new_session()
         self.timeout = timeout
+        self.deadline = deadline or NO_DEADLINE
+        self.notify = notify  # one human line, e.g. "throttled by the service; retrying in 40 s"
+        self.json_max = json_max
         self.max_retries = max_retries
         self.sleep = sleep
         self.on_retry = on_retry
@@ -109,15 +123,28 @@ class Client:
         attempt = 0
         while True:
             attempt += 1
+            self.deadline.check(f"before {method} {path}" + (
+                "; nothing was sent" if not idempotent else ""))
             try:
-                resp = self.session.request(
-                    method, url, data=body, params=params, timeout=self.timeout,
-                    headers=self._headers(extra_headers), allow_redirects=False)
+                with self.deadline.watch() as watch:
+                    resp = self.session.request(
+                        method, url, data=body, params=params,
+                        timeout=self.deadline.timeout(*self.timeout),
+                        headers=self._headers(extra_headers), allow_redirects=False,
+                        stream=True)
+                    with resp:
+                        read_capped(resp, self.json_max)
+            except TooLarge as e:
+                raise TooLarge(f"{method} {path}: {e.message}") from None
             except requests.exceptions.RequestException as e:
+                if self.deadline.expired():
+                    raise self._deadline_error(method, path, idempotent) from None
+                if watch.fired:  # the per-request limit: count it as a read timeout
+                    e = requests.exceptions.ReadTimeout(str(e))
                 if attempt <= retries and should_retry_error(e, idempotent=idempotent):
                     delay = retry_delay(attempt)
                     self._note_retry(f"{method} {path}: {type(e).__name__}; retry {attempt} in {delay:.1f}s")
-                    self.sleep(delay)
+                    self._wait(delay, method, path, idempotent, throttled=False)
                     continue
                 raise self._transport_error(e, method, idempotent) from None
             log.debug("%s %s -> %s", method, path, resp.status_code)
@@ -130,18 +157,46 @@ class Client:
                 if not isinstance(data, dict):
                     raise NetworkError(f"{method} {path}: unexpected answer from the service")
                 return data
+            if 300 <= resp.status_code < 400:
+                where = urlsplit(resp.headers.get("Location") or "").netloc or "elsewhere"
+                raise NetworkError(
+                    f"{method} {path}: the API answered with a redirect ({resp.status_code} to "
+                    f"{one_line(where, 100)}), which wanvid does not follow (the key goes only "
+                    "to the API root); check --base-url / DASHSCOPE_HTTP_BASE_URL")
             if attempt <= retries and should_retry_status(resp.status_code, idempotent=idempotent):
                 delay = retry_delay(attempt, resp.headers.get("Retry-After"))
                 code, _, _ = parse_error(resp)
                 self._note_retry(f"{method} {path}: {resp.status_code} {code or ''}".rstrip()
                                  + f"; retry {attempt} in {delay:.1f}s")
-                self.sleep(delay)
+                self._wait(delay, method, path, idempotent,
+                           throttled=resp.status_code == 429)
                 continue
             err = error_for(resp)
             if not idempotent and resp.status_code >= 500:
                 err.message += ("; the service may or may not have created the task: check "
                                 "`wanvid tasks --remote` before submitting again")
             raise err
+
+    def _wait(self, delay: float, method: str, path: str, idempotent: bool, *,
+              throttled: bool) -> None:
+        """Sleep before a retry: said on stderr when long, never past the deadline."""
+        rem = self.deadline.remaining()
+        if rem is not None and delay > rem:
+            what = "throttled by the service" if throttled else "the service kept failing"
+            nothing = "; no task was created" if (throttled and not idempotent) else ""
+            raise DeadlineExceeded(self.deadline.message(
+                f"({what}; the next try would be in {delay:.0f} s){nothing}"))
+        if delay >= NOTICE_AFTER and self.notify is not None:
+            why = "throttled by the service" if throttled else "the service is failing"
+            self.notify(f"{why}; retrying in {delay:.0f} s")
+        self.sleep(delay)
+
+    def _deadline_error(self, method: str, path: str, idempotent: bool) -> DeadlineExceeded:
+        msg = self.deadline.message(f"during {method} {path}")
+        if not idempotent:
+            msg += ("; the service may or may not have created the task: check "
+                    "`wanvid tasks --remote` before submitting again")
+        return DeadlineExceeded(msg)
 
     def _note_retry(self, msg: str) -> None:
         log.debug(msg)
@@ -179,6 +234,25 @@ class Client:
     def list_tasks(self, **params: Any) -> dict[str, Any]:
         clean = {k: v for k, v in params.items() if v is not None}
         return self._request("GET", "/tasks", idempotent=True, params=clean)
+
+
+def submitted_task_id(resp: dict[str, Any]) -> str:
+    """The task id in a submit answer, checked; a missing or unusable one is an error
+    that says the task may exist (the service accepted the request)."""
+    out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
+    rid = resp.get("request_id")
+    ref = f"request_id {one_line(rid, 100)}" if isinstance(rid, str) and rid else "no request_id"
+    try:
+        return checked_task_id(out.get("task_id"))
+    except ProtocolError as e:
+        what = "no task id" if out.get("task_id") is None else f"a task id that is {e}"
+        raise ProtocolAnswerError(
+            f"the service accepted the request but answered with {what} ({ref}); a task may "
+            "have been created: check `wanvid tasks --remote` before submitting again") from None
+
+
+class ProtocolAnswerError(NetworkError):
+    """The service's answer breaks the protocol (exit 7)."""
 
 
 def _quote(task_id: str) -> str:
@@ -220,7 +294,8 @@ class RoutingClient:
             d = self.default
             self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,
                                          max_retries=d.max_retries, sleep=d.sleep,
-                                         on_retry=d.on_retry)
+                                         on_retry=d.on_retry, deadline=d.deadline,
+                                         notify=d.notify, json_max=d.json_max)
         return self._clients[base]
 
     def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:

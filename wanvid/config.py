@@ -65,7 +65,43 @@ class Settings:
                 "no API key found; set the DASHSCOPE_API_KEY environment variable, "
                 "or store one with `wanvid config set api_key` (it prompts; nothing is echoed)"
             )
+        check_key(self.api_key, self.api_key_source)
         return self.api_key
+
+
+def check_key(key: str, source: str | None = None) -> None:
+    """Refuse, before anything is sent, a key an HTTP header cannot carry (a line break, a
+    control character, anything outside printable ASCII, as API keys are). The message
+    names the problem and where the key came from, never the key."""
+    for i, ch in enumerate(key):
+        o = ord(ch)
+        if ch in "\r\n":
+            problem = "a line break"
+        elif o < 0x20 or o == 0x7F:
+            problem = f"a control character (U+{o:04X})"
+        elif o > 0x7E:
+            problem = f"a non-ASCII character (U+{o:04X})"
+        else:
+            continue
+        where = f" from {source}" if source else ""
+        raise AuthError(f"the API key{where} contains {problem} at position {i + 1} of "
+                        f"{len(key)}; an HTTP header cannot carry it, so nothing was sent: "
+                        "copy the key again from the Model Studio console")
+
+
+def loose_permissions(path: Path) -> str | None:
+    """The ssh-style warning for a file that holds the key and that group or others can
+    read (or write); None when it is private (or on Windows, or when it cannot be read)."""
+    if os.name != "posix":
+        return None
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"{path} holds your API key and is accessible by others (mode {mode:04o}); "
+            f"fix it with: chmod 600 {path}")
 
 
 def config_path(env: Environment) -> Path:
@@ -187,9 +223,12 @@ def find_api_key(env: Environment, file_data: Mapping[str, Any]) -> tuple[str | 
     for p, label in candidates:
         try:
             text = p.read_text(encoding="utf-8").strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             continue
         if text:
+            warning = loose_permissions(p)
+            if warning:
+                env.warn(warning)
             return text, label
     return None, None
 
@@ -197,7 +236,12 @@ def find_api_key(env: Environment, file_data: Mapping[str, Any]) -> tuple[str | 
 def resolve(env: Environment, *, region: str | None = None, base_url: str | None = None,
             output_dir: str | None = None, poll_interval: float | None = None) -> Settings:
     """Merge flags, environment, config file and defaults into Settings."""
-    data = load_file(config_path(env))
+    path = config_path(env)
+    data = load_file(path)
+    if isinstance(data.get("api_key"), str) and data["api_key"].strip():
+        warning = loose_permissions(path)
+        if warning:
+            env.warn(warning)
     key, source = find_api_key(env, data)
 
     # The region: the first of flag > environment > file that names one. The base URL: the

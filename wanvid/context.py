@@ -88,9 +88,11 @@ class Environment:
         return "NO_COLOR" in self.environ
 
     def out(self, line: str) -> None:
-        """One line of result on stdout."""
+        """One line of result on stdout (control characters escaped; see ``sanitize``)."""
+        from wanvid.sanitize import terminal
+
         try:
-            self.stdout.write(line + "\n")
+            self.stdout.write(terminal(line, keep="\n\t") + "\n")
             self.stdout.flush()
         except BrokenPipeError:
             # `wanvid ... | head -1`: the reader is gone. Stop quietly (SIGPIPE's 141), with
@@ -103,8 +105,11 @@ class Environment:
             raise StdoutClosed from None
 
     def err(self, line: str) -> None:
-        """One human line on stderr."""
-        self.stderr.write(line + "\n")
+        """One human line on stderr: control characters and line breaks shown escaped, so
+        nothing a server sent can act on the terminal or pass for a line of ours."""
+        from wanvid.sanitize import terminal
+
+        self.stderr.write(terminal(line, keep="\t") + "\n")
         self.stderr.flush()
 
     def warn(self, line: str) -> None:

@@ -49,6 +49,7 @@ from .errors import (
     WanvidError,
 )
 from .journal import expires_from_url
+from .net import new_session
 
 try:
     import fcntl
@@ -493,7 +494,7 @@ def download(url: str, dest: Path, *, force: bool = False,
 
     part = _Part(dest)
     own_session = session is None
-    sess = session if session is not None else requests.Session()
+    sess = session if session is not None else new_session()
     committed = False
     try:
         if dest.exists() and not force:  # another process finished it meanwhile
@@ -554,7 +555,7 @@ def same_as_remote(url: str, path: Path, *, session: requests.Session | None = N
                 return None
     except OSError:
         return None
-    sess = session if session is not None else requests.Session()
+    sess = session if session is not None else new_session()
     try:
         resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
                         timeout=timeout, auth=_NoAuth())

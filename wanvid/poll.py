@@ -421,8 +421,13 @@ def _status(output: dict[str, Any]) -> str:
 
 
 def _text(value: object) -> str | None:
-    """A string field of an answer, or None when it is missing or not a string."""
-    return value if isinstance(value, str) and value else None
+    """A string field of an answer, or None when it is missing or not a string; control
+    characters escaped (it is journaled and printed), at most a few hundred characters."""
+    if not isinstance(value, str) or not value:
+        return None
+    from wanvid.sanitize import one_line
+
+    return one_line(value, 8000 if value.startswith(("http://", "https://")) else 500)
 
 
 def _unexpected(tid: str, status: str, doing: str, e: BaseException) -> Outcome:

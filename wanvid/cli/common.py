@@ -89,10 +89,19 @@ def _expiry_guard(st: State) -> None:
 
 def _read_ids(st: State, ids: list[str] | None) -> list[str]:
     if ids:
-        return [i.strip() for i in ids if i.strip()]
-    if not st.env.stdin_isatty:
-        return [line.strip() for line in st.env.stdin if line.strip() and not line.startswith("#")]
-    return []
+        got = [i.strip() for i in ids if i.strip()]
+    elif not st.env.stdin_isatty:
+        got = [line.strip() for line in st.env.stdin
+               if line.strip() and not line.startswith("#")]
+    else:
+        return []
+    from wanvid.sanitize import is_task_id, one_line
+
+    for tid in got:
+        if not is_task_id(tid):
+            raise BadInputError(f"{one_line(tid, 60)!r} is not a task id (letters, digits and "
+                                "-_.: only, as the service's ids are); nothing was queried")
+    return got
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -148,14 +157,15 @@ def do_submit(st: State, prepared: Any, settings: Any, journal: Any,
               client: Any = None) -> dict[str, Any]:
     """Send one prepared request and journal the task id the moment it comes back."""
     client = client or _client(st, settings)
+    from wanvid.client import submitted_task_id
+
     resp = client.submit(prepared.model.path, prepared.body())
-    out = resp.get("output") if isinstance(resp.get("output"), dict) else {}
-    task_id = out.get("task_id")
-    if not task_id:
-        raise WanvidError("the service accepted the request but returned no task id "
-                          f"(request_id {resp.get('request_id')})")
+    # Checked against the safe pattern before it is printed, journaled or used in a path:
+    # a number, a list or an id with a line break in it is a protocol error (exit 7).
+    task_id = submitted_task_id(resp)
+    out = resp["output"]
     try:
-        journal.record_submit(str(task_id), model=prepared.model.name,
+        journal.record_submit(task_id, model=prepared.model.name,
                               base_url=settings.base_url, params=prepared.journal_params(),
                               inputs=prepared.input_names(),
                               status=str(out.get("task_status") or "PENDING"),
@@ -172,15 +182,17 @@ def do_submit(st: State, prepared: Any, settings: Any, journal: Any,
 def _status_line(tid: str, out: dict[str, Any], now: float) -> str:
     from wanvid.journal import expires_from_url
     from wanvid.render import fmt_duration
+    from wanvid.sanitize import one_line
 
-    status = out.get("task_status", "UNKNOWN")
+    status = one_line(out.get("task_status", "UNKNOWN"), 40)
     line = f"{tid} {status}"
-    if status == "SUCCEEDED" and out.get("video_url"):
+    if status == "SUCCEEDED" and isinstance(out.get("video_url"), str) and out["video_url"]:
         exp = expires_from_url(out["video_url"])
         left = f" (expires in {fmt_duration(exp - now)})" if exp else ""
-        line += f" {out['video_url']}{left}"
+        line += f" {one_line(out['video_url'], 4000)}{left}"
     elif status in ("FAILED", "CANCELED"):
-        code, msg = out.get("code"), out.get("message")
+        code = one_line(out["code"], 100) if out.get("code") else None
+        msg = one_line(out["message"]) if out.get("message") else None
         what = f"{code}: {msg}" if code and msg else (code or msg or "")
         if what:
             line += f" {what}"

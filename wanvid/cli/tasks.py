@@ -230,9 +230,13 @@ def tasks(
             params["start_time"] = _time.strftime(fmt, _time.gmtime(now - window + bj))
             params["end_time"] = _time.strftime(fmt, _time.gmtime(now + bj))
         resp = client.list_tasks(**params)
+        from wanvid.sanitize import one_line
+
+        rows = [t for t in (resp.get("data") or []) if isinstance(t, dict)]
         emit(st.env, resp, json_mode=json_out, text=lambda r: [
-            f"{t.get('task_id')} {t.get('task_status')} {t.get('model_name', '')} "
-            f"{t.get('submit_time', '')}".rstrip() for t in r.get("data") or []])
+            " ".join(one_line(t.get(k) or "", 100) for k in
+                     ("task_id", "task_status", "model_name", "submit_time")).rstrip()
+            for t in rows])
         return
     journal = _journal(st)
     recs = journal.list(status=status_up, since=(now - window) if window else None)

@@ -1,0 +1,299 @@
+"""HTTP plumbing that trusts nothing: the session every request goes through, deadlines,
+and bounded reads.
+
+* ``new_session()``: a ``requests.Session`` with ``trust_env`` off, so ``~/.netrc`` is
+  never consulted (it would replace the API key, and follow a storage redirect to another
+  host with that host's password). What ``trust_env`` also did and users rely on is done
+  explicitly: proxies from ``http_proxy`` / ``https_proxy`` / ``all_proxy`` / ``no_proxy``
+  (either case, lower case wins, as curl and urllib do) and a CA bundle from
+  ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``. Cookies are never stored or sent.
+* ``Deadline``: the whole command's ``--timeout``. ``Deadline.watch()`` arms a watchdog
+  for the request in progress: when the time is up it shuts the request's socket down, so
+  a server that sends one byte every 10 s (which no per-read timeout catches) cannot hold
+  the command past its deadline. A ``watch`` also has a per-request limit, so one request
+  never takes for ever even without ``--timeout``.
+* ``read_capped()``: a response body read in chunks, refused once it passes a size cap,
+  so an endless or huge answer never fills the memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from wanvid.errors import NetworkError, WaitTimeoutError
+
+JSON_MAX = 4 << 20  # bytes: the biggest API answer wanvid reads (real ones are ~1 KiB)
+REQUEST_MAX = 120.0  # seconds: the longest one API request may take, start to last byte
+
+
+class DeadlineExceeded(WaitTimeoutError):
+    """The command's --timeout passed (exit 6)."""
+
+
+class TooLarge(NetworkError):
+    """A body bigger than wanvid accepts (exit 7)."""
+
+
+# --- proxies ---------------------------------------------------------------------------
+
+
+def environ_proxies(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{scheme: proxy URL, 'no': hosts}`` from ``*_proxy`` variables, like urllib's
+    ``getproxies_environment`` but from the given mapping."""
+    proxies: dict[str, str] = {}
+    for name, value in environ.items():
+        low = name.lower()
+        if value and low.endswith("_proxy"):
+            proxies[low[:-6]] = value
+    if "REQUEST_METHOD" in environ:  # CGI: HTTP_PROXY may come from a request header
+        proxies.pop("http", None)
+    for name, value in environ.items():  # lower case wins
+        if name.endswith("_proxy"):
+            if value:
+                proxies[name[:-6]] = value
+            else:
+                proxies.pop(name[:-6], None)
+    return proxies
+
+
+def proxies_for(url: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxy for ``url`` per the environment: ``{scheme: proxy}`` or ``{}``."""
+    proxies = environ_proxies(environ)
+    no_proxy = proxies.pop("no", None)
+    parts = urlsplit(url)
+    if no_proxy and parts.hostname:
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+            return {}
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return {parts.scheme: proxy} if proxy else {}
+
+
+# --- watched connections ---------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _register(sock: Any) -> None:
+    watch: _Watch | None = getattr(_local, "watch", None)
+    if watch is not None and sock is not None:
+        watch.add(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _register(sock)  # before a proxy tunnel or TLS handshake, which may trickle too
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        _register(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _register(self.sock)  # a kept-alive connection, used again
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _register(sock)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        _register(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _register(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+class Session(requests.Session):
+    """See the module docstring."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        import os
+
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.trust_env = False  # no ~/.netrc, no ambient anything
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # no cookies, ever
+        ca = self.environ.get("REQUESTS_CA_BUNDLE") or self.environ.get("CURL_CA_BUNDLE")
+        if ca:
+            self.verify = ca
+        adapter = _Adapter()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,
+                                   verify: Any, cert: Any) -> dict[str, Any]:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if not proxies and url:
+            u = url.decode() if isinstance(url, bytes) else url
+            settings["proxies"] = {**proxies_for(u, self.environ), **(settings["proxies"] or {})}
+        return settings
+
+
+def new_session(environ: Mapping[str, str] | None = None) -> Session:
+    return Session(environ)
+
+
+# --- deadlines -------------------------------------------------------------------------
+
+
+class _Watch:
+    """Sockets of the request in progress, shut down when the watchdog fires."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._socks: list[Any] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: Any) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for s in socks:
+            _shutdown(s)
+
+
+def _shutdown(sock: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Deadline:
+    """A point in time the command must end by; ``None`` seconds means no deadline."""
+
+    def __init__(self, seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.at = clock() + seconds if seconds is not None else None
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else max(0.0, self.at - self.clock())
+
+    def expired(self) -> bool:
+        return self.at is not None and self.clock() >= self.at
+
+    def check(self, what: str) -> None:
+        if self.expired():
+            raise DeadlineExceeded(self.message(what))
+
+    def message(self, what: str) -> str:
+        return f"--timeout {self.seconds:g} s reached {what}"
+
+    def timeout(self, connect: float, read: float) -> tuple[float, float]:
+        """(connect, read) socket timeouts, none longer than the time left."""
+        rem = self.remaining()
+        if rem is None:
+            return connect, read
+        rem = max(rem, 0.05)
+        return min(connect, rem), min(read, rem)
+
+    @contextlib.contextmanager
+    def watch(self, limit: float | None = REQUEST_MAX) -> Iterator[_Watch]:
+        """Arm the watchdog for the requests made (in this thread) inside the block: at
+        the deadline, or after ``limit`` seconds, their sockets are shut down."""
+        rem = self.remaining()
+        wait = min(x for x in (rem, limit) if x is not None) if (rem, limit) != (None, None) \
+            else None
+        w = _Watch()
+        prev = getattr(_local, "watch", None)
+        _local.watch = w
+        timer = None
+        if wait is not None:
+            timer = threading.Timer(max(wait, 0.0), w.fire)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield w
+        finally:
+            if timer is not None:
+                timer.cancel()
+            _local.watch = prev
+
+
+NO_DEADLINE = Deadline(None)
+
+
+# --- bounded reads ---------------------------------------------------------------------
+
+
+def content_length(resp: requests.Response) -> int | None:
+    value = resp.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "answer") -> bytes:
+    """The body of a ``stream=True`` response, at most ``cap`` bytes (decoded), else
+    ``TooLarge``. The bytes are also cached on ``resp`` (``resp.json()`` works after)."""
+    declared = content_length(resp)
+    host = urlsplit(resp.url or "").hostname or "the server"
+    if declared is not None and declared > cap:
+        resp.close()
+        raise TooLarge(f"{host} announced a {what} of {declared} bytes; wanvid reads at most "
+                       f"{cap >> 20} MiB, so it was refused")
+    buf = bytearray()
+    raw = resp.raw
+    if isinstance(raw, urllib3.response.BaseHTTPResponse):
+        chunks: Iterator[bytes] = raw.stream(64 << 10, decode_content=True)
+    else:  # pragma: no cover - not a urllib3 response
+        chunks = resp.iter_content(64 << 10)
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) > cap:
+            resp.close()
+            raise TooLarge(f"{host} sent a {what} longer than {cap >> 20} MiB; refused "
+                           "(a sound answer is a few KiB)")
+    body = bytes(buf)
+    resp._content = body  # type: ignore[attr-defined]
+    resp._content_consumed = True  # type: ignore[attr-defined]
+    return body
