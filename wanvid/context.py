@@ -31,7 +31,7 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
 @dataclass
 class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stdin: TextIO = field(default_factory=lambda: _stdin())
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin_isatty: bool | None = None
@@ -114,6 +114,16 @@ class Environment:
 
     def warn(self, line: str) -> None:
         self.err(f"wanvid: warning: {line}")
+
+
+def _stdin() -> TextIO:
+    """``sys.stdin``, or an empty stream when stdin is closed (``<&-``): a closed stdin
+    reads as empty input, never as a crash."""
+    if sys.stdin is None:
+        import io
+
+        return io.StringIO("")
+    return sys.stdin
 
 
 def _isatty(stream: object) -> bool:

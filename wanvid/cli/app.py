@@ -69,10 +69,31 @@ def _is_click_exception(e: BaseException) -> bool:
     return hasattr(e, "exit_code") and hasattr(e, "format_message")
 
 
+def _quiet_rich_broken_pipe() -> None:
+    """Help is drawn by rich, which turns a closed stdout into exit 1; make it the
+    documented 141 (``wanvid --help | head -1``) like every other closed stdout."""
+    import os
+
+    from rich.console import Console
+
+    def on_broken_pipe(self: Console) -> None:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise StdoutClosed
+
+    Console.on_broken_pipe = on_broken_pipe  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; map every outcome to an exit code in this one place."""
     env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]  # `wanvid` alone: the help, exit 0
+    if {"-h", "--help"} & set(args):
+        _quiet_rich_broken_pipe()
     debug = "--debug" in args
     code: int
     try:
