@@ -18,8 +18,10 @@ import requests
 import responses
 
 from wanvid import download as dl
-from wanvid.download import DownloadResult, download, output_path, sanitize
+from wanvid import outputs
+from wanvid.download import DownloadResult, download
 from wanvid.errors import BadInputError, ExitStatus, NetworkError, URLExpiredError
+from wanvid.outputs import output_path, sanitize
 
 URL = ("https://dashscope-result-sh.oss-cn-shanghai.aliyuncs.com/1d/ab/task.mp4"
        "?Expires=4102444800&OSSAccessKeyId=LTAIxxx&Signature=abc%3D")  # expires in 2100
@@ -550,7 +552,7 @@ def test_values_from_the_service_cannot_escape_the_output_directory(
         for part in rel.parts:
             assert ".." not in part and "/" not in part and "\\" not in part
             assert not part.startswith((".", "-")) and part.strip() == part
-            assert part.isprintable() and len(part) <= dl.SANITIZE_MAX + 4
+            assert part.isprintable() and len(part) <= outputs.SANITIZE_MAX + 4
             assert part.split(".")[0].upper() != "NUL"
 
 
@@ -569,8 +571,8 @@ def test_sanitize(raw: str, clean: str) -> None:
 
 
 def test_sanitize_caps_length() -> None:
-    assert len(sanitize("é" * 500)) == dl.SANITIZE_MAX
-    assert len(sanitize("é" * 500).encode()) <= 2 * dl.SANITIZE_MAX
+    assert len(sanitize("é" * 500)) == outputs.SANITIZE_MAX
+    assert len(sanitize("é" * 500).encode()) <= 2 * outputs.SANITIZE_MAX
 
 
 @pytest.mark.parametrize("template", ["{foo}.mp4", "{}", "{0}", "{task_id.x}"])

@@ -21,10 +21,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wanvid.errors import BadInputError, WanvidError
+from wanvid.errors import BadInputError, ExitStatus, WanvidError
 from wanvid.params import PreparedSubmit, SubmitOptions
+
+if TYPE_CHECKING:
+    from wanvid.client import Client, RoutingClient
+    from wanvid.journal import TaskRecord
+    from wanvid.poll import Outcome, Reporter
+    from wanvid.service import Service
 
 FIELDS: dict[str, type] = {
     "image": str, "last_frame": str, "prompt": str, "negative_prompt": str, "model": str,
@@ -196,3 +202,229 @@ class Summary:
                 + (f", {self.invalid} invalid" if self.invalid else "")
                 + (f", {self.unsubmitted} not submitted" if self.unsubmitted else "")
                 + f"; {self.billed_seconds} s billed")
+
+
+# --- the plan: what to submit, what to wait for, what is done --------------------------
+
+@dataclass
+class Plan:
+    """A batch, decided before anything is sent."""
+
+    source: str
+    jobs: list[Job]
+    invalid: list[Job]  # sorted by line; each has ``error``
+    done: list[tuple[Job, TaskRecord]]  # video saved by an earlier run: skipped
+    resumed: list[tuple[Job, TaskRecord]]  # submitted by an earlier run, still alive: waited for
+    queue: list[Job]  # to be submitted, in order
+
+    @property
+    def billed_seconds(self) -> int:
+        """What the jobs still to be submitted would bill (the service bills the duration)."""
+        return sum(j.prepared.duration for j in self.queue if j.prepared is not None)
+
+
+def fingerprint_with_output(fingerprint: str | None, output: str | None) -> str | None:
+    """The same inputs saved under another name are another job."""
+    if fingerprint is None or not output:
+        return fingerprint
+    import hashlib
+
+    return hashlib.sha256(f"{fingerprint}\0{output}".encode()).hexdigest()
+
+
+def plan(source: str, service: Service, *, output: str | None = None,
+         download: bool = True, force: bool = False) -> Plan:
+    """Read and validate every job, settle each output before paying (collisions, existing
+    files, unwritable places), and match jobs against the journal: each journaled task
+    (newest first) stands for at most one job. Sends nothing."""
+    from wanvid.status import FAILED_STATES
+
+    job_list, bad = read_jobs(source, service.env.stdin)
+    bad += prepare_jobs(job_list, service.prepare)
+    service.check_output(output, writable=False)
+    destinations: dict[Path, int] = {}
+    for j in job_list:
+        if j.state == "invalid":
+            continue
+        try:
+            where = "output" if j.output else "-o"
+            service.check_output(j.output or output, flag=where, writable=download)
+            assert j.prepared is not None
+            j.dest = service.fixed_destination(j.output or output, j.prepared)
+        except BadInputError as e:
+            j.state, j.error = "invalid", f"line {j.line}: {e.message}"
+            bad.append(j)
+            continue
+        if j.dest is not None:  # two jobs must not write one file
+            other = destinations.setdefault(j.dest.resolve(), j.line)
+            if other != j.line:
+                j.state = "invalid"
+                j.error = (f"line {j.line}: saves to {j.dest} like line {other}; give it its "
+                           "own output, or use {task_id} or {seed} in the template")
+                bad.append(j)
+                continue
+        j.fingerprint = fingerprint_with_output(j.fingerprint, j.output or output)
+    now = service.env.now()
+    records: dict[str, list[TaskRecord]] = {}
+    for rec in sorted(service.journal.list(), key=lambda r: r.submitted_at or 0, reverse=True):
+        if rec.fingerprint:
+            records.setdefault(rec.fingerprint, []).append(rec)
+    done: list[tuple[Job, TaskRecord]] = []
+    resumed: list[tuple[Job, TaskRecord]] = []
+    for j in job_list:
+        if j.state == "invalid":
+            continue
+        candidates = records.get(j.fingerprint or "", [])
+        rec = candidates.pop(0) if candidates else None
+        if rec is None:
+            pass
+        elif rec.path and Path(rec.path).is_file() and (
+                rec.size is None or Path(rec.path).stat().st_size == rec.size):
+            j.state = "skipped"
+            done.append((j, rec))
+            continue
+        elif rec.status not in FAILED_STATES and not (
+                rec.status == "SUCCEEDED" and rec.expires_at and rec.expires_at < now):
+            j.state, j.task_id = "submitted", rec.task_id
+            resumed.append((j, rec))
+            continue
+        if j.dest is not None and j.dest.exists() and not force:
+            j.state = "invalid"
+            j.error = (f"line {j.line}: {j.dest} exists; pass --force to overwrite it, or "
+                       "give the job another output")
+            bad.append(j)
+    bad.sort(key=lambda j: j.line)
+    return Plan(source, job_list, bad, done, resumed,
+                [j for j in job_list if j.state == "queued"])
+
+
+# --- the run ------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """What a batch run did: one row per job (``line`` first), the summary, the exit."""
+
+    rows: list[dict[str, Any]]
+    summary: Summary
+    exit_status: ExitStatus
+    unsubmitted: list[Job]
+    journal_error: str | None = None
+    unrecorded: list[str] = field(default_factory=list)
+
+
+class Runner:
+    """Runs a plan: at most ``jobs`` tasks in flight; a 429 on submit slows the whole batch
+    (never a failure); each job's result goes to ``on_row`` as it is known."""
+
+    def __init__(self, service: Service, plan: Plan, *, jobs: int, reporter: Reporter,
+                 output: str | None = None, timeout: float | None = None,
+                 interval: float | None = None, download: bool = True, force: bool = False,
+                 on_row: Callable[[dict[str, Any], Job, Outcome | None], None] | None = None,
+                 ) -> None:
+        if jobs < 1:
+            raise BadInputError("--jobs must be at least 1")
+        self.service, self.plan, self.jobs = service, plan, jobs
+        self.reporter, self.output = reporter, output
+        self.timeout, self.interval, self.download, self.force = timeout, interval, download, force
+        self.on_row = on_row
+        self.summary = Summary(invalid=len(plan.invalid))
+        self.rows: list[dict[str, Any]] = []
+        self.queue = list(plan.queue)
+        self.by_task: dict[str, Job] = {}
+        self.throttles = 0
+        self.client: Client | RoutingClient | None = None
+
+    def _row(self, job: Job, data: dict[str, Any], outcome: Outcome | None = None) -> None:
+        row = {"line": job.line, **data}
+        self.rows.append(row)
+        if self.on_row is not None:
+            self.on_row(row, job, outcome)
+
+    def refill(self, in_flight: int) -> list[str]:
+        """Submit queued jobs until ``jobs`` are in flight (called by the polling loop)."""
+        from wanvid.errors import AuthError, is_throttled
+        from wanvid.retry import retry_delay
+
+        new: list[str] = []
+        while self.queue and in_flight + len(new) < self.jobs:
+            job = self.queue[0]
+            assert job.prepared is not None
+            try:
+                sub = self.service.submit(job.prepared, output=job.output or self.output,
+                                          fingerprint=job.fingerprint, client=self.client)
+            except WanvidError as e:
+                if isinstance(e, AuthError):
+                    raise
+                if is_throttled(e):
+                    self.throttles += 1
+                    if in_flight + len(new) > 0:
+                        break  # try again when a task finishes
+                    delay = retry_delay(self.throttles, cap=60)
+                    self.reporter.note(f"throttled by the service; the batch waits {delay:.0f}s")
+                    self.service.env.sleep(delay)
+                    continue
+                self.queue.pop(0)
+                job.state = "error"
+                self.summary.failed += 1
+                self.service.env.err(f"wanvid: error: line {job.line}: {e.message}")
+                self._row(job, {"task_id": None, "status": "ERROR", "exit_code": int(e.status),
+                                "message": e.message})
+                continue
+            self.throttles = 0
+            self.queue.pop(0)
+            job.state, job.task_id = "submitted", sub.task_id
+            self.by_task[sub.task_id] = job
+            new.append(sub.task_id)
+        return new
+
+    def on_outcome(self, o: Outcome) -> None:
+        job = self.by_task.get(o.task_id)
+        if o.ok:
+            self.summary.succeeded += 1
+            if job is not None and job.prepared is not None:
+                usage = o.usage or {}
+                self.summary.billed_seconds += int(usage.get("duration")
+                                                   or usage.get("video_duration")
+                                                   or job.prepared.duration)
+        else:
+            self.summary.failed += 1
+            what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
+            line = f"line {job.line}: " if job is not None else ""
+            self.service.env.err(f"wanvid: error: {line}{o.task_id} {o.status}: {what}")
+        if job is not None:
+            self._row(job, o.to_dict(), o)
+
+    def run(self) -> Run:
+        from wanvid.poll import overall_exit
+
+        svc = self.service
+        for j, rec in self.plan.done:
+            self.summary.skipped += 1
+            self._row(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
+                          "exit_code": 0})
+        self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
+        self.client = svc.routing_client()
+        # Each job's output template was journaled with its task (job's own, else -o).
+        waiter = svc.waiter(reporter=self.reporter, output=None, timeout=self.timeout,
+                            interval=self.interval, download=self.download, force=self.force,
+                            on_outcome=self.on_outcome, client=self.client)
+        outcomes: list[Outcome] = []
+        try:
+            outcomes = waiter.run(list(self.by_task), refill=self.refill)
+        finally:
+            self.reporter.close()
+        for j in self.queue:  # never submitted: the wait timed out first
+            self.summary.unsubmitted += 1
+            self._row(j, {"task_id": None, "status": "NOT_SUBMITTED",
+                          "exit_code": int(ExitStatus.TIMEOUT),
+                          "resume": f"wanvid batch {self.plan.source}"})
+        waited = svc._wait_result(outcomes, waiter)
+        # Invalid lines skipped on request (--skip-invalid) are in the summary, not the exit
+        # code: 2 promises that nothing was sent.
+        code = overall_exit(outcomes) or waited.exit_status or ExitStatus.OK
+        if not code and self.summary.failed:
+            code = ExitStatus.TASK_FAILED
+        if not code and self.queue:
+            code = ExitStatus.TIMEOUT
+        return Run(self.rows, self.summary, code, list(self.queue), waited.journal_error,
+                   waited.unrecorded)

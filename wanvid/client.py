@@ -22,8 +22,18 @@ import requests
 
 from wanvid import __version__
 from wanvid.config import check_key
-from wanvid.errors import AuthError, BadInputError, NetworkError, RejectedError, WanvidError
-from wanvid.net import JSON_MAX, NO_DEADLINE, Deadline, DeadlineExceeded, TooLarge, new_session, read_capped
+from wanvid.errors import (
+    AuthError,
+    BadInputError,
+    DeadlineExceeded,
+    NetworkError,
+    ProtocolAnswerError,
+    RejectedError,
+    ThrottledError,
+    TooLarge,
+    WanvidError,
+)
+from wanvid.net import JSON_MAX, NO_DEADLINE, Deadline, new_session, read_capped
 from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
 from wanvid.sanitize import ProtocolError, one_line
 from wanvid.sanitize import task_id as checked_task_id
@@ -36,8 +46,6 @@ MAX_RETRIES = 4
 NOTICE_AFTER = 5.0  # seconds: a wait before a retry at least this long is said on stderr
 
 
-class ThrottledError(NetworkError):
-    """429 after all retries."""
 
 
 def parse_error(resp: requests.Response) -> tuple[str | None, str, str | None]:
@@ -251,19 +259,12 @@ def submitted_task_id(resp: dict[str, Any]) -> str:
             "have been created: check `wanvid tasks --remote` before submitting again") from None
 
 
-class ProtocolAnswerError(NetworkError):
-    """The service's answer breaks the protocol (exit 7)."""
 
 
 def _quote(task_id: str) -> str:
     from urllib.parse import quote
 
     return quote(task_id, safe="-_.")
-
-
-def task_output(resp: dict[str, Any]) -> dict[str, Any]:
-    out = resp.get("output")
-    return out if isinstance(out, dict) else {}
 
 
 def dumps(obj: Any) -> str:

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-
-class StdoutClosed(Exception):  # noqa: N818 - a signal, not an error
-    """stdout's reader went away (a closed pipe)."""
+from wanvid.errors import StdoutClosed  # noqa: F401 - re-exported
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:

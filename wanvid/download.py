@@ -25,10 +25,8 @@ import logging
 import os
 import queue
 import re
-import string
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -43,13 +41,13 @@ from requests.auth import AuthBase
 from .errors import (
     BadInputError,
     BusyError,
-    ExitStatus,
     NetworkError,
     URLExpiredError,
-    WanvidError,
+    WriteError,
 )
 from .journal import expires_from_url
 from .net import new_session
+from .outputs import PLACEHOLDERS, output_path, sanitize  # noqa: F401 - re-exported
 
 try:
     import fcntl
@@ -65,8 +63,6 @@ MAX_RETRY_AFTER = 30.0
 HASH_BLOCK = 1 << 20
 WRITEBACK_STEP = 16 << 20  # start writing to disk every 16 MiB rather than all at the end
 
-PLACEHOLDERS = ("task_id", "model", "stem", "seed", "date")
-SANITIZE_MAX = 80  # characters per substituted value
 
 # Errors that mean "the connection broke"; anything else (a full disk...) is not a cut.
 _CUT_ERRORS: tuple[type[BaseException], ...] = (
@@ -80,11 +76,6 @@ _CUT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class WriteError(WanvidError):
-    """The video could not be written to disk (exit 9: the task stays pending; unlike
-    exit 2, this can happen after the task was paid for)."""
-
-    status = ExitStatus.OUTPUT
 
 
 @dataclass
@@ -847,89 +838,3 @@ class _Fetcher:
         self.part.discard()
         raise NetworkError(f"{urlsplit(self.url).hostname} did not return an MP4 video "
                            "(no 'ftyp' box at the start); nothing was saved")
-
-
-# --- output paths --------------------------------------------------------------------
-
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                     *(f"LPT{i}" for i in range(1, 10))}
-
-
-def sanitize(part: str) -> str:
-    """Make a value from the service safe as (part of) one file name: no path separators,
-    no ``..``, no control characters, no leading dots or dashes, at most 80 characters."""
-    s = unicodedata.normalize("NFC", str(part))
-    s = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in s)
-    s = _UNSAFE.sub("_", s)
-    s = re.sub(r"\.{2,}", ".", s)
-    s = s.strip().lstrip(".-").strip()
-    s = s[:SANITIZE_MAX].rstrip(". ")
-    while len(s.encode("utf-8")) > 2 * SANITIZE_MAX:
-        s = s[:-1]
-    if s.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
-        s = "_" + s
-    return s or "_"
-
-
-def _template_fields(template: str) -> list[str]:
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as e:
-        raise BadInputError(f"-o {template!r}: {e}") from e
-    return [field for _, field, _, _ in parsed if field is not None]
-
-
-def _literal_tail(template: str) -> str:
-    """The literal text after the last placeholder (where a user-written suffix lives)."""
-    items = list(string.Formatter().parse(template))
-    if not items:
-        return ""
-    literal, field = items[-1][0], items[-1][1]
-    return literal if field is None else ""
-
-
-def output_path(template: str | None, *, task_id: str, model: str = "", stem: str = "",
-                seed: int | None = None, date: str = "",
-                output_dir: Path | None = None) -> Path:
-    """Where to save a task's video.
-
-    ``template`` None -> ``{task_id}.mp4`` (in ``output_dir``, else the current directory);
-    an existing directory or anything ending in ``/`` -> ``DIR/{task_id}.mp4``; otherwise a
-    file name, optionally with ``{task_id}``, ``{model}``, ``{stem}``, ``{seed}`` and
-    ``{date}``; ``.mp4`` is added when the name has no suffix of its own. Every substituted
-    value is passed through ``sanitize`` (task ids and model names come from the service).
-    """
-    base = Path(output_dir).expanduser() if output_dir is not None else Path()
-    default_name = f"{sanitize(task_id)}.mp4"
-    if not template:
-        return base / default_name
-
-    fields = _template_fields(template)
-    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
-    if unknown:
-        shown = ", ".join("{" + f + "}" for f in unknown)
-        allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-        raise BadInputError(f"-o {template!r}: unknown placeholder {shown}; "
-                            f"allowed: {allowed}")
-    values: dict[str, str] = {
-        "task_id": sanitize(task_id),
-        "model": sanitize(model),
-        "stem": sanitize(stem),
-        "seed": sanitize(str(seed)) if seed is not None else "noseed",
-        "date": sanitize(date),
-    }
-    try:
-        rendered = template.format_map(values)
-    except (ValueError, IndexError, KeyError) as e:
-        raise BadInputError(f"-o {template!r}: {e}") from e
-
-    is_dir = rendered.endswith(("/", os.sep)) or (os.altsep and rendered.endswith(os.altsep))
-    path = base / Path(rendered).expanduser()
-    if is_dir or path.is_dir():
-        return path / default_name
-    # Only a suffix the user wrote counts: "{model}" must not end in ".2-i2v-flash".
-    tail = _literal_tail(template.replace("\\", "/").rsplit("/", 1)[-1])
-    if not Path("x" + tail).suffix:
-        path = path.with_name(path.name + ".mp4")
-    return path

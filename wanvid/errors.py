@@ -20,12 +20,14 @@ class ExitStatus(IntEnum):
     NETWORK = 7  # network or service error after retries
     JOURNAL = 8  # the task journal could not be read or written (saved videos are listed)
     OUTPUT = 9  # a paid-for video could not be written where asked; the task stays pending
+    INTERNAL = 1  # a bug in wanvid (run with --debug for a traceback)
     INTERRUPTED = 130  # Ctrl-C / SIGINT
     STDOUT_CLOSED = 141  # stdout's reader went away (like SIGPIPE)
 
 
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitStatus.OK, "success"),
+    (ExitStatus.INTERNAL, "internal error (a bug: please report it, with --debug output)"),
     (ExitStatus.BAD_INPUT, "bad usage or input (nothing was sent)"),
     (ExitStatus.AUTH, "missing or rejected API key"),
     (ExitStatus.REJECTED, "request rejected by the service (other 4xx)"),
@@ -99,3 +101,56 @@ class NetworkError(WanvidError):
     """Network or service error that persisted after retries."""
 
     status = ExitStatus.NETWORK
+
+
+class ThrottledError(NetworkError):
+    """The service said "too many requests" (429 / a Throttling code), after retries."""
+
+
+class ProtocolAnswerError(NetworkError):
+    """The service's answer breaks the protocol (exit 7)."""
+
+
+class TooLarge(NetworkError):
+    """A body bigger than wanvid accepts (exit 7)."""
+
+
+class DeadlineExceeded(WaitTimeoutError):
+    """The command's --timeout passed (exit 6)."""
+
+
+class WriteError(WanvidError):
+    """The video could not be written to disk (exit 9: the task stays pending; unlike
+    exit 2, this can happen after the task was paid for)."""
+
+    status = ExitStatus.OUTPUT
+
+
+class JournalError(WanvidError):
+    """The journal cannot be opened, read or written, is damaged, or is from a newer
+    wanvid (exit 8)."""
+
+    status = ExitStatus.JOURNAL
+
+
+class StdoutClosed(Exception):  # noqa: N818 - a signal, not an error
+    """stdout's reader went away (a closed pipe): exit 141, like SIGPIPE."""
+
+    status = ExitStatus.STDOUT_CLOSED
+
+
+def is_throttled(e: BaseException) -> bool:
+    """Throttling is a type: a ``ThrottledError``, or a service error whose code says so."""
+    return isinstance(e, ThrottledError) or (
+        isinstance(e, WanvidError) and (e.code or "").startswith("Throttling"))
+
+
+def exit_status_of(e: BaseException) -> ExitStatus:
+    """The exit status an exception stands for (the one mapping, used by ``cli.main``)."""
+    if isinstance(e, WanvidError):
+        return e.status
+    if isinstance(e, StdoutClosed | BrokenPipeError):
+        return ExitStatus.STDOUT_CLOSED
+    if isinstance(e, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.INTERNAL

@@ -29,7 +29,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
 
-from .errors import ExitStatus, WanvidError
+from .errors import JournalError
+from .status import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
+from .status import FAILED_STATES as FAILED_STATUSES
+from .status import TERMINAL as TERMINAL_STATUSES
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -41,10 +44,6 @@ HISTORY_SUFFIX = ".history"  # "<journal>.history": a journal with task history 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK_MAX = 16 << 20  # journals up to this size get SQLite's quick_check on open
 
-ACTIVE_STATUSES = frozenset({"PENDING", "RUNNING"})
-# EXPIRED: SUCCEEDED, never downloaded, and the service no longer knows it (24 h passed).
-FAILED_STATUSES = frozenset({"FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
-TERMINAL_STATUSES = FAILED_STATUSES | {"SUCCEEDED"}
 
 # A later poll must not move a task backwards (two processes may poll the same task and
 # commit out of order): PENDING < RUNNING < UNKNOWN < a real outcome. UNKNOWN only means
@@ -91,11 +90,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
-class JournalError(WanvidError):
-    """The journal cannot be opened, read or written, is damaged, or is from a newer
-    wanvid (exit 8)."""
-
-    status = ExitStatus.JOURNAL
 
 
 def history_marker(path: Path) -> Path:

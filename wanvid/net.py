@@ -34,18 +34,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from wanvid.errors import NetworkError, WaitTimeoutError
+from wanvid.errors import DeadlineExceeded, NetworkError, TooLarge  # noqa: F401 - re-exported
 
 JSON_MAX = 4 << 20  # bytes: the biggest API answer wanvid reads (real ones are ~1 KiB)
 REQUEST_MAX = 120.0  # seconds: the longest one API request may take, start to last byte
 
 
-class DeadlineExceeded(WaitTimeoutError):
-    """The command's --timeout passed (exit 6)."""
-
-
-class TooLarge(NetworkError):
-    """A body bigger than wanvid accepts (exit 7)."""
 
 
 # --- proxies ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Is an output location usable? Checked before a task is paid for.
+"""Output naming (templates, sanitising) and whether an output location is usable
+(checked before a task is paid for).
 
 A video can only be saved if its directory exists or can be created, is a directory (not
 a regular file somewhere on the way) and is writable. For a template such as
@@ -9,8 +10,11 @@ the task exists; the rest depends on the task.
 from __future__ import annotations
 
 import os
+import re
 import stat
+import string
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from wanvid.errors import BadInputError
@@ -74,3 +78,103 @@ def check_output(template: str | None, output_dir: Path | None = None, *,
                             f"{flag} (nothing was sent)") from None
     os.close(fd)
     os.unlink(name)
+
+
+PLACEHOLDERS = ("task_id", "model", "stem", "seed", "date")
+SANITIZE_MAX = 80  # characters per substituted value
+
+# --- naming --------------------------------------------------------------------
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+def sanitize(part: str) -> str:
+    """Make a value from the service safe as (part of) one file name: no path separators,
+    no ``..``, no control characters, no leading dots or dashes, at most 80 characters."""
+    s = unicodedata.normalize("NFC", str(part))
+    s = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in s)
+    s = _UNSAFE.sub("_", s)
+    s = re.sub(r"\.{2,}", ".", s)
+    s = s.strip().lstrip(".-").strip()
+    s = s[:SANITIZE_MAX].rstrip(". ")
+    while len(s.encode("utf-8")) > 2 * SANITIZE_MAX:
+        s = s[:-1]
+    if s.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        s = "_" + s
+    return s or "_"
+
+
+def _template_fields(template: str) -> list[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise BadInputError(f"-o {template!r}: {e}") from e
+    return [field for _, field, _, _ in parsed if field is not None]
+
+
+def _literal_tail(template: str) -> str:
+    """The literal text after the last placeholder (where a user-written suffix lives)."""
+    items = list(string.Formatter().parse(template))
+    if not items:
+        return ""
+    literal, field = items[-1][0], items[-1][1]
+    return literal if field is None else ""
+
+
+def output_path(template: str | None, *, task_id: str, model: str = "", stem: str = "",
+                seed: int | None = None, date: str = "",
+                output_dir: Path | None = None) -> Path:
+    """Where to save a task's video.
+
+    ``template`` None -> ``{task_id}.mp4`` (in ``output_dir``, else the current directory);
+    an existing directory or anything ending in ``/`` -> ``DIR/{task_id}.mp4``; otherwise a
+    file name, optionally with ``{task_id}``, ``{model}``, ``{stem}``, ``{seed}`` and
+    ``{date}``; ``.mp4`` is added when the name has no suffix of its own. Every substituted
+    value is passed through ``sanitize`` (task ids and model names come from the service).
+    """
+    base = Path(output_dir).expanduser() if output_dir is not None else Path()
+    default_name = f"{sanitize(task_id)}.mp4"
+    if not template:
+        return base / default_name
+
+    fields = _template_fields(template)
+    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
+    if unknown:
+        shown = ", ".join("{" + f + "}" for f in unknown)
+        allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        raise BadInputError(f"-o {template!r}: unknown placeholder {shown}; "
+                            f"allowed: {allowed}")
+    values: dict[str, str] = {
+        "task_id": sanitize(task_id),
+        "model": sanitize(model),
+        "stem": sanitize(stem),
+        "seed": sanitize(str(seed)) if seed is not None else "noseed",
+        "date": sanitize(date),
+    }
+    try:
+        rendered = template.format_map(values)
+    except (ValueError, IndexError, KeyError) as e:
+        raise BadInputError(f"-o {template!r}: {e}") from e
+
+    is_dir = rendered.endswith(("/", os.sep)) or (os.altsep and rendered.endswith(os.altsep))
+    path = base / Path(rendered).expanduser()
+    if is_dir or path.is_dir():
+        return path / default_name
+    # Only a suffix the user wrote counts: "{model}" must not end in ".2-i2v-flash".
+    tail = _literal_tail(template.replace("\\", "/").rsplit("/", 1)[-1])
+    if not Path("x" + tail).suffix:
+        path = path.with_name(path.name + ".mp4")
+    return path
+
+
+def check_template(output: str | None, flag: str = "-o") -> None:
+    """Render an output template once with sample values, so a typo fails before a task is
+    created (and paid for), not after."""
+    if not output:
+        return
+    try:
+        output_path(output, task_id="t", model="m", stem="s", seed=1, date="20260101")
+    except BadInputError as e:
+        raise BadInputError(f"{flag} {output}: {e.message}") from None

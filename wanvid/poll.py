@@ -28,13 +28,13 @@ from wanvid.errors import (
     NetworkError,
     TaskFailedError,
     WanvidError,
+    is_throttled,
 )
 from wanvid.retry import retry_delay
+from wanvid.status import FAILED_STATES, TERMINAL
 
 log = logging.getLogger("wanvid.poll")
 
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
-FAILED_STATES = frozenset({"FAILED", "CANCELED", "UNKNOWN", "EXPIRED"})
 MAX_INTERVAL = 15.0
 MAX_QUERY_ERRORS = 10  # consecutive failed queries of one task (not 429s) before exit 7
 AGE_FACTOR = 0.2  # query a task that has run t seconds again after about t/5 s
@@ -272,7 +272,7 @@ class Waiter:
                 raise
             except NetworkError as e:  # 429, 5xx, transport: retry this task later
                 # Transient: retried quietly (visible with --debug), never surfaced.
-                if (e.code or "").startswith("Throttling") or "rate limited" in e.message:
+                if is_throttled(e):
                     # Throttling is about the account, not this task: one loop-wide count,
                     # reset by any successful answer, so no task starves behind the others.
                     throttled += 1

@@ -10,7 +10,7 @@
 * ``is_task_id`` / ``task_id`` check a task id against a safe pattern before it is
   printed, journaled or used in a path or URL (the service's ids are UUIDs).
 
-File names made from service values go through ``wanvid.download.sanitize``.
+File names made from service values go through ``wanvid.outputs.sanitize``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from wanvid import __version__
-from wanvid.cli.common import GUARDED, State, _expiry_guard, _state
+from wanvid.cli.common import State, _state
 from wanvid.context import Environment, StdoutClosed
 from wanvid.errors import ExitStatus, WanvidError
 
@@ -49,8 +49,12 @@ def _root(
 ) -> None:
     st = _state(ctx)
     st.region, st.base_url, st.debug = region, base_url, debug
+    from wanvid.service import GUARDED
+
     if ctx.invoked_subcommand in GUARDED and not {"--help", "-h"} & set(st.argv):
-        _expiry_guard(st)
+        warning = st.service.expiring_warning()
+        if warning:
+            st.env.warn(warning)
     if debug:
         import logging
 

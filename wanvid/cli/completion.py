@@ -134,9 +134,9 @@ def region_words() -> tuple[str, ...]:
 
 
 def status_words() -> tuple[str, ...]:
-    from wanvid.poll import TERMINAL
+    from wanvid.status import ALL
 
-    return ("PENDING", "RUNNING", *sorted(TERMINAL))
+    return ALL
 
 
 def config_key_words() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from wanvid.cli.app import app
-from wanvid.cli.common import _settings, _state
+from wanvid.cli.common import _state
 from wanvid.errors import BadInputError
 
 config_app = typer.Typer(help="Show and change settings (API key, region, defaults).",
@@ -40,7 +40,7 @@ def config_list(
     from wanvid.render import emit
 
     st = _state(ctx)
-    s = _settings(st)
+    s = st.service.settings
     data = {
         "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
         "region": s.region, "base_url": s.base_url, "model": s.model,

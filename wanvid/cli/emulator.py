@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from wanvid.cli.app import app
-from wanvid.cli.common import _journal, _settings, _state, do_submit, prepare, run_wait
+from wanvid.cli.common import _state, wait_and_render
 from wanvid.cli.options import OutputOpt, QuietOpt, _submit_options
 from wanvid.errors import BadInputError
 
@@ -62,7 +62,7 @@ def demo(
     ctx: typer.Context,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """See it work in seconds, no key: runs a full generate against a built-in emulator
     and leaves a real MP4 in the current directory.
 
@@ -80,29 +80,27 @@ def demo(
         with tempfile.TemporaryDirectory() as tmp:
             img = Path(tmp) / "wanvid-demo.jpg"
             img.write_bytes(files("wanvid").joinpath("data/demo.jpg").read_bytes())
-            st.base_url = base
             environ = dict(st.env.environ)
             environ["DASHSCOPE_API_KEY"] = "demo-key-for-the-local-emulator"
             # A journal of its own: demo tasks live on an emulator that is gone afterwards,
             # and must not linger in the user's journal (nor draw their real key there).
             environ["WANVID_STATE_DIR"] = str(Path(tmp) / "state")
             st.env.environ = environ
-            settings = _settings(st)
+            from wanvid.service import Service
+
+            svc = Service(st.env, base_url=base, debug=st.debug)
             st.env.err(f"wanvid: demo: local emulator at {base} (nothing leaves this machine)")
             opts = _submit_options(str(img), None, "a slow zoom on a colourful test card",
                                    None, None, "480P", None, None, None, False, None, None,
-                                   False, "white", settings)
-            prepared = prepare(st, opts, settings)
-            journal = _journal(st)
-            resp = do_submit(st, prepared, settings, journal, output=output)
-            task_id = resp["output"]["task_id"]
-            st.env.err(f"wanvid: demo: submitted {task_id}")
-            code = run_wait(st, [task_id], settings=settings, journal=journal,
-                            output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
-                            interval=0.5, download=True, force=False, quiet=quiet,
-                            json_out=False)
+                                   False, "white", svc.settings)
+            prepared = svc.prepare(opts)
+            sub = svc.submit(prepared, output=output)
+            st.env.err(f"wanvid: demo: submitted {sub.task_id}")
+            code = wait_and_render(svc, [sub.task_id],
+                                   output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
+                                   interval=0.5, download=True, force=False, quiet=quiet,
+                                   json_out=False)
     finally:
         emu.stop()
-    if code:
-        raise typer.Exit(int(code))
+    return code
 

@@ -1,0 +1,576 @@
+"""The use cases, in one place: prepare and check, submit and journal, status, wait (with
+downloads), download, cancel, the task lists, and batches (``wanvid.batch`` holds the plan
+and the runner).
+
+A ``Service`` is built from an ``Environment`` (streams, clock, environment variables,
+paths) and the root options; it imports neither typer nor rich. The command layer
+(``wanvid.cli``) parses options, calls one method, and renders the result; the Python API
+(``wanvid.api``) calls the same methods. Failures are ``WanvidError`` subclasses carrying
+their exit status; methods that handle many tasks return results with one exit status each.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wanvid.context import Environment
+from wanvid.errors import BadInputError, ExitStatus, RejectedError, TaskFailedError, WanvidError
+from wanvid.status import FAILED_STATES, SUCCEEDED, is_running
+
+if TYPE_CHECKING:
+    from wanvid.client import Client, RoutingClient
+    from wanvid.config import Settings
+    from wanvid.journal import Journal, TaskRecord
+    from wanvid.params import PreparedSubmit, SubmitOptions
+    from wanvid.poll import Outcome, Reporter, Waiter
+
+# Commands that touch tasks: before them, videos about to expire unsaved are announced.
+GUARDED = frozenset({"submit", "status", "wait", "download", "tasks", "cancel", "generate",
+                     "batch"})
+
+OnOutcome = Callable[["Outcome"], None]
+
+
+@dataclass
+class Submitted:
+    """A task the service created (and the journal recorded)."""
+
+    task_id: str
+    response: dict[str, Any]
+    prepared: PreparedSubmit
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.response
+
+
+@dataclass
+class TaskStatus:
+    task_id: str
+    response: dict[str, Any]
+
+    @property
+    def output(self) -> dict[str, Any]:
+        out = self.response.get("output")
+        return out if isinstance(out, dict) else {}
+
+    @property
+    def status(self) -> str:
+        return str(self.output.get("task_status") or "UNKNOWN")
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.TASK_FAILED if self.status in FAILED_STATES else ExitStatus.OK
+
+
+@dataclass
+class WaitResult:
+    outcomes: list[Outcome]
+    exit_status: ExitStatus
+    unrecorded: list[str] = field(default_factory=list)  # journal writes that failed
+    journal_error: str | None = None
+
+
+@dataclass
+class DownloadResult:
+    task_id: str | None
+    path: Path
+    size: int
+    sha256: str
+    skipped: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "path": str(self.path), "size": self.size,
+                "sha256": self.sha256, "skipped": self.skipped}
+
+
+@dataclass
+class CancelResult:
+    task_id: str
+    canceled: bool
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK if self.canceled else ExitStatus.REJECTED
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.canceled:
+            return {"task_id": self.task_id, "canceled": True, "status": "CANCELED"}
+        return {"task_id": self.task_id, "canceled": False, "code": self.code,
+                "message": self.message}
+
+
+def worst(statuses: Iterable[ExitStatus]) -> ExitStatus:
+    """The first non-zero status, else OK."""
+    for s in statuses:
+        if s:
+            return s
+    return ExitStatus.OK
+
+
+@dataclass
+class Service:
+    """wanvid's use cases over one environment and one set of root options."""
+
+    env: Environment = field(default_factory=Environment)
+    region: str | None = None
+    base_url: str | None = None
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+    _journal: Journal | None = field(default=None, repr=False)
+
+    # --- construction -----------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """Flags > environment > config file > defaults (read once)."""
+        if self._settings is None:
+            from wanvid import config
+
+            self._settings = config.resolve(self.env, region=self.region,
+                                            base_url=self.base_url)
+        return self._settings
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from wanvid.journal import Journal
+
+            self._journal = Journal(self.env.journal_path, now=self.env.now)
+        return self._journal
+
+    def client(self) -> Client:
+        """A client for the configured API root (the key is checked here)."""
+        from wanvid.client import Client
+
+        key = self.settings.require_key()
+        return Client(self.settings.base_url, key, sleep=self.env.sleep)
+
+    def routing_client(self) -> RoutingClient:
+        """A client that queries each task at the API root it was submitted to (journal);
+        --region/--base-url only choose the root for tasks the journal has no root for."""
+        from wanvid.client import RoutingClient
+
+        journal = self.journal
+
+        def base_for(task_id: str) -> str | None:
+            rec = journal.get(task_id)
+            return rec.base_url if rec is not None and rec.base_url else None
+
+        return RoutingClient(self.client(), base_for)
+
+    @property
+    def raise_unexpected(self) -> bool:
+        return self.debug or bool(self.env.get("WANVID_RAISE"))
+
+    def expiring_warning(self) -> str | None:
+        """A line about paid-for videos not saved whose URLs expire within 2 h, or None."""
+        if not self.env.journal_path.exists():
+            return None
+        try:
+            soon = self.journal.expiring(within=7200)
+        except Exception:  # the guard must never break a command
+            return None
+        if not soon:
+            return None
+        from wanvid.render import fmt_duration
+
+        first = min(r.expires_at for r in soon if r.expires_at)
+        return (f"{len(soon)} finished video(s) not downloaded yet; the first URL expires in "
+                f"{fmt_duration(first - self.env.now())}: run `wanvid wait --pending` to save "
+                "them")
+
+    # --- prepare and check ------------------------------------------------------------
+
+    def options(self, image: str, **kw: Any) -> SubmitOptions:
+        """Submit options from keyword arguments named like the CLI's options; ``fit``
+        defaults to the config's."""
+        from wanvid.params import SubmitOptions
+
+        if kw.get("fit") is None:
+            kw["fit"] = self.settings.fit
+        if kw.get("fit_background") is None:
+            kw.pop("fit_background", None)
+        try:
+            return SubmitOptions(image=image, **kw)
+        except TypeError as e:
+            raise BadInputError(f"unknown option: {e}") from None
+
+    def prepare(self, opts: SubmitOptions) -> PreparedSubmit:
+        """Validate everything and build the request (nothing is sent)."""
+        from wanvid.params import prepare_submit
+
+        s = self.settings
+        prepared = prepare_submit(opts, default_model=s.model, default_kf2v_model=s.kf2v_model,
+                                  region=s.region, warn=self.env.warn)
+        for note in prepared.fit_notes:
+            self.env.err(f"wanvid: {note}")
+        return prepared
+
+    def dry_run(self, prepared: PreparedSubmit) -> dict[str, Any]:
+        """The request that would be sent. Files are really read and encoded (streamed,
+        not kept) so a dry run proves the request can be made; data URIs abbreviated."""
+        data: dict[str, Any] = {
+            "method": "POST",
+            "url": self.settings.base_url + prepared.model.path,
+            "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
+                        "Content-Type": "application/json"},
+            "body": prepared.preview_payload(),
+            "body_bytes": prepared.body_size(),
+            "billed_seconds": prepared.duration,
+        }
+        if prepared.predicted_size:
+            w, h = prepared.predicted_size
+            data["predicted_size"] = {"width": w, "height": h,
+                                      "resolution": prepared.resolution}
+        return data
+
+    def check_output(self, output: str | None, *, flag: str = "-o",
+                     writable: bool = True) -> None:
+        """A template renders, and its directory exists or can be created and is writable:
+        found before a task is paid for (exit 2, nothing sent)."""
+        from wanvid.outputs import check_output, check_template
+
+        check_template(output, flag)
+        if writable:
+            check_output(output, self.settings.output_dir, flag=flag)
+
+    def fixed_destination(self, output: str | None, prepared: PreparedSubmit) -> Path | None:
+        """Where a video will be saved when that does not depend on the task id (so it can
+        be checked before paying); None when it does."""
+        if not output or "{task_id}" in output:
+            return None
+        from wanvid.outputs import output_path
+
+        first = prepared.media[0] if prepared.media else None
+        stem = ""
+        if first is not None and first.kind != "data":
+            stem = Path(first.arg.split("?")[0].rstrip("/")).stem
+        dest = output_path(output, task_id="{task_id}", model=prepared.model.name, stem=stem,
+                           seed=prepared.payload.get("parameters", {}).get("seed"),
+                           date=self._date(), output_dir=self.settings.output_dir)
+        return None if dest.is_dir() else dest
+
+    def check_free(self, dest: Path | None, where: str = "-o") -> None:
+        if dest is not None and dest.exists():
+            raise BadInputError(f"{where}: {dest} exists; pass --force to overwrite it, or "
+                                "choose another -o (nothing was sent)")
+
+    def check_before_paying(self, prepared: PreparedSubmit, output: str | None, *,
+                            force: bool) -> None:
+        """Everything about the output that can fail, checked before the task is created."""
+        self.check_output(output)
+        if not force:
+            self.check_free(self.fixed_destination(output, prepared))
+
+    # --- submit -----------------------------------------------------------------------
+
+    def submit(self, prepared: PreparedSubmit, *, output: str | None = None,
+               fingerprint: str | None = None, client: Client | RoutingClient | None = None,
+               ) -> Submitted:
+        """Send one prepared request and journal the task id the moment it comes back."""
+        from wanvid.client import submitted_task_id
+
+        client = client or self.client()
+        journal = self.journal  # opened (and checked for damage) before anything is paid for
+        resp = client.submit(prepared.model.path, prepared.body())
+        # Checked against the safe pattern before it is printed, journaled or used in a
+        # path: a number, a list or an id with a line break is a protocol error (exit 7).
+        task_id = submitted_task_id(resp)
+        out = resp["output"]
+        try:
+            journal.record_submit(task_id, model=prepared.model.name,
+                                       base_url=self.settings.base_url,
+                                       params=prepared.journal_params(),
+                                       inputs=prepared.input_names(),
+                                       status=str(out.get("task_status") or "PENDING"),
+                                       fingerprint=fingerprint, output=output)
+        except WanvidError as e:
+            # The task exists and is paid for: its id must reach the user whatever happens.
+            raise WanvidError(f"task {task_id} was created but the journal could not record "
+                              f"it ({e.message}); keep the id: `wanvid wait {task_id}` fetches "
+                              "the video") from None
+        return Submitted(task_id, resp, prepared)
+
+    # --- status, cancel ---------------------------------------------------------------
+
+    def status(self, ids: list[str]) -> Iterable[TaskStatus]:
+        """Ask the service about each task (journaled as it answers); yields as it goes."""
+        if not ids:
+            raise BadInputError("status: give at least one TASK_ID (or pipe them in)")
+        client = self.routing_client()
+        for tid in ids:
+            st = TaskStatus(tid, client.get_task(tid))
+            out = st.output
+            if self.journal.get(tid) is not None or st.status != "UNKNOWN":
+                self.journal.update_status(tid, st.status, video_url=out.get("video_url"),
+                                           code=out.get("code"), message=out.get("message"))
+            yield st
+
+    def cancel(self, ids: list[str]) -> Iterable[CancelResult]:
+        """Cancel PENDING tasks; a task the service refuses to cancel is a result, not an
+        exception (the others still get their turn)."""
+        client = self.routing_client()
+        for tid in ids:
+            try:
+                client.cancel(tid)
+            except RejectedError as e:
+                yield CancelResult(tid, False, e.code, e.message)
+                continue
+            self.journal.update_status(tid, "CANCELED")
+            yield CancelResult(tid, True)
+
+    # --- wait and download ------------------------------------------------------------
+
+    def read_ids(self, ids: list[str] | None) -> list[str]:
+        """Task ids from arguments, else from stdin when it is not a terminal; anything that
+        cannot be a task id is refused before any request."""
+        if ids:
+            got = [i.strip() for i in ids if i.strip()]
+        elif not self.env.stdin_isatty:
+            got = [line.strip() for line in self.env.stdin
+                   if line.strip() and not line.startswith("#")]
+        else:
+            return []
+        from wanvid.sanitize import is_task_id, one_line
+
+        for tid in got:
+            if not is_task_id(tid):
+                raise BadInputError(f"{one_line(tid, 60)!r} is not a task id (letters, digits "
+                                    "and -_.: only, as the service's ids are); nothing was "
+                                    "queried")
+        return got
+
+    def pending_ids(self) -> list[str]:
+        """Every unfinished or not-yet-downloaded task in the journal."""
+        return [r.task_id for r in self.journal.pending()]
+
+    def remember_output(self, ids: list[str], output: str | None) -> None:
+        """Journal -o for each task, so `wait --pending` after an interrupt keeps the name."""
+        if not output:
+            return
+        for tid in ids:
+            try:
+                self.journal.set_output(tid, output)
+            except WanvidError as e:
+                self.env.warn(f"{e.message}; waiting without recording -o")
+                return
+
+    def dest_for(self, output: str | None) -> Callable[[str, dict[str, Any]], Path]:
+        """Where each task's video goes: ``output`` (or the template journaled with the task),
+        its values taken from the journal's record."""
+        from wanvid.outputs import output_path
+
+        journal, settings = self.journal, self.settings
+
+        def dest(task_id: str, out: dict[str, Any]) -> Path:
+            rec = journal.get(task_id)
+            template = output or (rec.output if rec is not None else None)
+            stem, seed, model = "", None, out.get("model") or ""
+            if rec is not None:
+                model = rec.model or model
+                stem = _stem(rec)
+                seed = rec.params.get("seed") if isinstance(rec.params, dict) else None
+            return output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
+                               date=self._date(), output_dir=settings.output_dir)
+
+        return dest
+
+    def waiter(self, *, reporter: Reporter, output: str | None = None,
+               timeout: float | None = None, interval: float | None = None,
+               download: bool = True, force: bool = False,
+               on_outcome: OnOutcome | None = None,
+               client: Client | RoutingClient | None = None) -> Waiter:
+        from wanvid.poll import Waiter, WaitOptions
+
+        s = self.settings
+        opts = WaitOptions(interval=interval or s.poll_interval, timeout=timeout,
+                           max_qps=s.max_qps, download=download, force=force,
+                           raise_unexpected=self.raise_unexpected)
+        return Waiter(client=client or self.routing_client(), journal=self.journal,
+                      reporter=reporter, options=opts, dest_for=self.dest_for(output),
+                      clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
+                      on_outcome=on_outcome)
+
+    def wait(self, ids: list[str], *, reporter: Reporter | None = None,
+             output: str | None = None, timeout: float | None = None,
+             interval: float | None = None, download: bool = True, force: bool = False,
+             on_outcome: OnOutcome | None = None) -> WaitResult:
+        """Poll every task from one loop and save each video as soon as it is ready."""
+
+        if not ids:
+            raise BadInputError("wait: give TASK_IDs, pipe them in, or use --pending")
+        self.check_output(output, writable=download)
+        self.settings.require_key()
+        _check_single_output(output, len(ids))
+        self.remember_output(ids, output)
+        reporter = reporter or _quiet(self.env)
+        waiter = self.waiter(reporter=reporter, output=output, timeout=timeout,
+                             interval=interval, download=download, force=force,
+                             on_outcome=on_outcome)
+        try:
+            outcomes = waiter.run(ids)
+        finally:
+            reporter.close()
+        return self._wait_result(outcomes, waiter)
+
+    def _wait_result(self, outcomes: list[Outcome], waiter: Waiter) -> WaitResult:
+        from wanvid.poll import overall_exit
+
+        res = WaitResult(outcomes, overall_exit(outcomes) or ExitStatus.OK)
+        if waiter.unrecorded:
+            # The videos are saved; the next `wanvid wait --pending` recognises and records them.
+            res.unrecorded = [u.line() for u in waiter.unrecorded]
+            res.journal_error = (f"the journal {self.journal.path} could not record "
+                                 f"{len(waiter.unrecorded)} change(s) "
+                                 f"({waiter.unrecorded[0].message})")
+            if not res.exit_status:
+                res.exit_status = ExitStatus.JOURNAL
+        return res
+
+    def download(self, target: str, *, output: str | None = None, force: bool = False,
+                 reporter: Reporter | None = None) -> DownloadResult:
+        """Save a finished task's video (a task id, or a video URL)."""
+        from wanvid.download import download as fetch
+
+        self.check_output(output)
+        journal = self.journal
+        task_id: str | None
+        if target.startswith(("http://", "https://")):
+            from urllib.parse import urlsplit
+
+            url, out = target, {}
+            name = Path(urlsplit(url).path).stem or "video"
+            dest_id, task_id = name, None
+            # A result URL is named after its task: journal the download against that task.
+            rec = journal.get(name)
+            if rec is not None and rec.video_url and \
+                    rec.video_url.split("?")[0] == url.split("?")[0]:
+                task_id = name
+        else:
+            task_id = dest_id = target
+            st = next(iter(self.status([target])))
+            out = st.output
+            if st.status != SUCCEEDED:
+                if is_running(st.status):
+                    raise BadInputError(f"{target} is still {st.status}; use "
+                                        f"`wanvid wait {target}`")
+                raise TaskFailedError(status_line(target, out, self.env.now()))
+            url = out["video_url"]
+        dest = self.dest_for(output)(dest_id, out)
+        reporter = reporter or _quiet(self.env)
+        reporter.add_task(dest_id)
+        rec = journal.get(task_id) if task_id else None
+        expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
+        try:
+            res = fetch(url, dest, force=force, expected_sha256=expected,
+                        on_progress=lambda d, t: reporter.download_progress(dest_id, d, t))
+            reporter.download_done(dest_id, res.path, res.size, res.skipped)
+        finally:
+            reporter.close()
+        if task_id:
+            journal.record_download(task_id, path=str(res.path), size=res.size,
+                                    sha256=res.sha256)
+        return DownloadResult(task_id, res.path, res.size, res.sha256, res.skipped)
+
+    # --- task lists -------------------------------------------------------------------
+
+    def local_tasks(self, *, status: str | None = None, since: float | None = None,
+                    ) -> list[dict[str, Any]]:
+        """The journal's tasks (``since``: seconds back from now)."""
+        now = self.env.now()
+        recs = self.journal.list(status=status.upper() if status else None,
+                                 since=(now - since) if since else None)
+        return [task_row(r, now) for r in recs]
+
+    def remote_tasks(self, *, status: str | None = None, since: float | None = None,
+                     model: str | None = None, page: int = 1, page_size: int = 10,
+                     ) -> dict[str, Any]:
+        """The account's task list from the service (``since``: seconds back from now)."""
+        import time as _time
+
+        now = self.env.now()
+        params: dict[str, Any] = {"status": status.upper() if status else None,
+                                  "model_name": model, "page_no": page, "page_size": page_size}
+        if since:
+            fmt = "%Y-%m-%d %H:%M:%S"
+            bj = 8 * 3600  # the task API speaks Beijing time (UTC+8)
+            params["start_time"] = _time.strftime(fmt, _time.gmtime(now - since + bj))
+            params["end_time"] = _time.strftime(fmt, _time.gmtime(now + bj))
+        return self.client().list_tasks(**params)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _date(self) -> str:
+        return datetime.datetime.fromtimestamp(self.env.now()).strftime("%Y%m%d")
+
+
+def _stem(rec: TaskRecord) -> str:
+    if rec.inputs:
+        first = rec.inputs[0]
+        if not first.startswith("data:"):
+            return Path(first.split("?")[0].rstrip("/")).stem
+    return ""
+
+
+def _quiet(env: Environment) -> Reporter:
+    from wanvid.progress import QuietReporter
+
+    return QuietReporter(env)
+
+
+def _check_single_output(output: str | None, count: int) -> None:
+    """-o naming one file cannot hold several videos."""
+    if not output or count < 2 or "{" in output or output.endswith(("/", "\\")):
+        return
+    if Path(output).is_dir():
+        return
+    raise BadInputError(f"-o {output} names one file but there are {count} tasks; give a "
+                        "directory or a template with {task_id} or {stem}")
+
+
+def task_row(r: TaskRecord, now: float) -> dict[str, Any]:
+    d: dict[str, Any] = {"task_id": r.task_id, "status": r.status, "model": r.model,
+                         "submitted_at": r.submitted_at, "path": r.path, "inputs": r.inputs,
+                         "expires_at": r.expires_at, "code": r.code, "message": r.message}
+    d["expires_in"] = (r.expires_at - now) if (r.expires_at and not r.path) else None
+    return d
+
+
+def status_line(tid: str, out: dict[str, Any], now: float) -> str:
+    """One line about a task's state, everything from the service escaped."""
+    from wanvid.journal import expires_from_url
+    from wanvid.render import fmt_duration
+    from wanvid.sanitize import one_line
+
+    status = one_line(out.get("task_status", "UNKNOWN"), 40)
+    line = f"{tid} {status}"
+    if status == SUCCEEDED and isinstance(out.get("video_url"), str) and out["video_url"]:
+        exp = expires_from_url(out["video_url"])
+        left = f" (expires in {fmt_duration(exp - now)})" if exp else ""
+        line += f" {one_line(out['video_url'], 4000)}{left}"
+    elif status in ("FAILED", "CANCELED"):
+        code = one_line(out["code"], 100) if out.get("code") else None
+        msg = one_line(out["message"]) if out.get("message") else None
+        what = f"{code}: {msg}" if code and msg else (code or msg or "")
+        if what:
+            line += f" {what}"
+    elif status == "UNKNOWN":
+        line += " (expired after 24 h, or never existed in this region)"
+    return line
+
+
+def parse_since(value: str) -> float:
+    """``30m``, ``2h``, ``1d`` → seconds."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)
+    if not m:
+        raise BadInputError(f"--since {value!r}: use a duration like 30m, 2h, 1d")
+    n = float(m.group(1))
+    return n * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
