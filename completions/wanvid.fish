@@ -32,6 +32,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l skip-invalid -d 'Ru
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'Give up waiting after this many seconds (exit 6).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l force -d 'Overwrite an existing file.'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l json -d 'One JSON object per job on stdout (JSON Lines).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show this message and exit.'
@@ -55,7 +56,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -66,11 +67,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
@@ -80,6 +81,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from demo' -l help -s h -d 'Show t
 # wanvid download
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l force -d 'Overwrite an existing file.'
+complete -c wanvid -n '__fish_seen_subcommand_from download' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l help -s h -d 'Show this message and exit.'
@@ -119,6 +121,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l output -s o -r -
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l timeout -x -d 'Give up waiting after this many seconds (exit 6).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l force -d 'Overwrite an existing file.'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'Print the result as JSON.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
@@ -171,6 +174,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from wait' -l interval -x -d 'Seco
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l no-download -d 'Print the video URL instead of saving the file.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l pending -d 'Wait for every unfinished or not-yet-downloaded task in the journal.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l force -d 'Overwrite an existing file.'
+complete -c wanvid -n '__fish_seen_subcommand_from wait' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l json -d 'One JSON object per task (JSON Lines).'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l help -s h -d 'Show this message and exit.'

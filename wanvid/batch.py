@@ -223,6 +223,16 @@ class Plan:
         return sum(j.prepared.duration for j in self.queue if j.prepared is not None)
 
 
+def batch_label(source: str, now: float) -> str:
+    """What a sidecar calls the batch its video came from: the jobs file's name and when
+    this run started (``jobs.jsonl 2026-12-03 07:30``), so the gallery can group a round."""
+    import datetime
+
+    name = "stdin" if source == "-" else Path(source).name
+    when = datetime.datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M")
+    return f"{name} {when}"
+
+
 def fingerprint_with_output(fingerprint: str | None, output: str | None) -> str | None:
     """The same inputs saved under another name are another job."""
     if fingerprint is None or not output:
@@ -407,7 +417,8 @@ class Runner:
         # Each job's output template was journaled with its task (job's own, else -o).
         waiter = svc.waiter(reporter=self.reporter, output=None, timeout=self.timeout,
                             interval=self.interval, download=self.download, force=self.force,
-                            on_outcome=self.on_outcome, client=self.client)
+                            on_outcome=self.on_outcome, client=self.client,
+                            batch=batch_label(self.plan.source, svc.env.now()))
         outcomes: list[Outcome] = []
         try:
             outcomes = waiter.run(list(self.by_task), refill=self.refill)

@@ -42,6 +42,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "max_qps": (float, f"most task queries per second a wait makes (default {DEFAULT_MAX_QPS:g})"),
     "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
     "fit": (bool, "prepare local images with --fit by default (needs wanvid[fit])"),
+    "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
 }
 
 
@@ -58,6 +59,7 @@ class Settings:
     max_qps: float
     jobs: int
     fit: bool
+    sidecar: bool = True
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -279,6 +281,7 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
         fit=bool(data.get("fit", False)),
+        sidecar=bool(data.get("sidecar", True)),
     )
 
 

@@ -161,6 +161,8 @@ class WaitOptions:
     force: bool = False
     busy_interval: float = 2.0  # re-check a video another process is downloading
     raise_unexpected: bool = False  # tests and --debug: let a bug surface as a traceback
+    sidecar: bool = True  # write clip.json (+ clip.thumb.jpg) beside each saved video
+    batch: str | None = None  # the batch a sidecar names (gallery groups by it)
 
 
 class Waiter:
@@ -404,9 +406,27 @@ class Waiter:
         self._record(tid, "download", self.journal and partial(
             self.journal.record_download, tid, path=str(res.path), size=res.size,
             sha256=res.sha256), path=res.path)
+        if self.opt.sidecar:
+            self._sidecar(tid, res, resp)
         self.reporter.download_done(tid, res.path, res.size, res.skipped)
         out.path, out.size, out.sha256 = res.path, res.size, res.sha256
         return out
+
+    def _sidecar(self, tid: str, res: Any, resp: dict[str, Any]) -> None:
+        """Metadata beside the saved video; a failure is noted, never fatal (the video is
+        saved and journaled)."""
+        from wanvid import sidecar
+
+        path = Path(res.path)
+        if res.skipped and sidecar.sidecar_path(path).exists():
+            return
+        try:
+            sidecar.save(path, task_id=tid, record=self._get(tid), response=resp,
+                         size=res.size, sha256=res.sha256, now=self.wall(),
+                         batch=self.opt.batch)
+        except OSError as e:
+            self.reporter.note(f"{tid}: metadata {sidecar.sidecar_path(path).name} not "
+                               f"written ({e.strerror or e}); the video is saved")
 
 
 def _output(resp: object) -> dict[str, Any]:

@@ -121,6 +121,7 @@ class Service:
     region: str | None = None
     base_url: str | None = None
     debug: bool = False
+    sidecars: bool | None = None  # metadata beside saved videos; None: config (default on)
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
 
@@ -163,6 +164,10 @@ class Service:
             return rec.base_url if rec is not None and rec.base_url else None
 
         return RoutingClient(self.client(), base_for)
+
+    @property
+    def write_sidecars(self) -> bool:
+        return self.settings.sidecar if self.sidecars is None else self.sidecars
 
     @property
     def raise_unexpected(self) -> bool:
@@ -385,13 +390,15 @@ class Service:
                timeout: float | None = None, interval: float | None = None,
                download: bool = True, force: bool = False,
                on_outcome: OnOutcome | None = None,
-               client: Client | RoutingClient | None = None) -> Waiter:
+               client: Client | RoutingClient | None = None,
+               batch: str | None = None) -> Waiter:
         from wanvid.poll import Waiter, WaitOptions
 
         s = self.settings
         opts = WaitOptions(interval=interval or s.poll_interval, timeout=timeout,
                            max_qps=s.max_qps, download=download, force=force,
-                           raise_unexpected=self.raise_unexpected)
+                           raise_unexpected=self.raise_unexpected,
+                           sidecar=self.write_sidecars, batch=batch)
         return Waiter(client=client or self.routing_client(), journal=self.journal,
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
@@ -444,7 +451,7 @@ class Service:
         if target.startswith(("http://", "https://")):
             from urllib.parse import urlsplit
 
-            url, out = target, {}
+            url, out, answer = target, {}, None
             name = Path(urlsplit(url).path).stem or "video"
             dest_id, task_id = name, None
             # A result URL is named after its task: journal the download against that task.
@@ -455,7 +462,7 @@ class Service:
         else:
             task_id = dest_id = target
             st = next(iter(self.status([target])))
-            out = st.output
+            out, answer = st.output, st.response
             if st.status != SUCCEEDED:
                 if is_running(st.status):
                     raise BadInputError(f"{target} is still {st.status}; use "
@@ -476,7 +483,25 @@ class Service:
         if task_id:
             journal.record_download(task_id, path=str(res.path), size=res.size,
                                     sha256=res.sha256)
+        if self.write_sidecars:
+            self._sidecar(task_id or dest_id, res, answer)
         return DownloadResult(task_id, res.path, res.size, res.sha256, res.skipped)
+
+    def _sidecar(self, task_id: str, res: Any, answer: dict[str, Any] | None) -> None:
+        """Metadata beside a video ``download`` saved; a failure is a warning (the video
+        is saved and journaled)."""
+        from wanvid import sidecar
+
+        path = Path(res.path)
+        if res.skipped and sidecar.sidecar_path(path).exists():
+            return
+        try:
+            sidecar.save(path, task_id=task_id, record=self.journal.get(task_id),
+                         response=answer, size=res.size, sha256=res.sha256, now=self.env.now())
+        except (OSError, WanvidError) as e:
+            why = e.message if isinstance(e, WanvidError) else (e.strerror or str(e))
+            self.env.warn(f"{task_id}: metadata {sidecar.sidecar_path(path).name} not written "
+                          f"({why}); the video is saved")
 
     # --- task lists -------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import report_unrecorded, reporter, service
-from wanvid.cli.options import ForceOpt, IntervalOpt, QuietOpt, TimeoutOpt
+from wanvid.cli.options import ForceOpt, IntervalOpt, NoSidecarOpt, QuietOpt, TimeoutOpt
 from wanvid.errors import BadInputError
 
 
@@ -29,6 +29,7 @@ def batch(
     timeout: TimeoutOpt = None,
     interval: IntervalOpt = None,
     force: ForceOpt = False,
+    no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout "
                                            "(JSON Lines).")] = False,
@@ -42,6 +43,8 @@ def batch(
     from wanvid.batch import Runner, plan
 
     svc = service(ctx)
+    if no_sidecar:
+        svc.sidecars = False
     n = jobs if jobs is not None else svc.settings.jobs
     if n < 1:
         raise BadInputError("--jobs must be at least 1")

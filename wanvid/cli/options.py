@@ -70,3 +70,6 @@ IntervalOpt = Annotated[float | None, typer.Option(
     "to 15).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but results.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
+NoSidecarOpt = Annotated[bool, typer.Option(
+    "--no-sidecar", help="Don't write clip.json (+ clip.thumb.jpg) beside the video "
+    "(config: sidecar).")]

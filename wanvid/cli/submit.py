@@ -22,6 +22,7 @@ from wanvid.cli.options import (
     ModelOpt,
     NegOpt,
     NoAudioOpt,
+    NoSidecarOpt,
     OutputOpt,
     PromptOpt,
     QuietOpt,
@@ -94,6 +95,7 @@ def generate(
     timeout: TimeoutOpt = None,
     interval: IntervalOpt = None,
     force: ForceOpt = False,
+    no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> int:
@@ -102,6 +104,8 @@ def generate(
     Example: wanvid generate cat.png -p "the cat turns its head" -o "{stem}-{seed}.mp4" --seed 7
     """
     svc = service(ctx)
+    if no_sidecar:
+        svc.sidecars = False
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
                            fit_background, svc.settings)

@@ -8,7 +8,15 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import reporter, service, wait_and_render, worst_of
-from wanvid.cli.options import ForceOpt, IntervalOpt, JsonOpt, OutputOpt, QuietOpt, TimeoutOpt
+from wanvid.cli.options import (
+    ForceOpt,
+    IntervalOpt,
+    JsonOpt,
+    NoSidecarOpt,
+    OutputOpt,
+    QuietOpt,
+    TimeoutOpt,
+)
 
 
 @app.command()
@@ -54,6 +62,7 @@ def wait(
     pending: Annotated[bool, typer.Option("--pending", help="Wait for every unfinished or "
                                           "not-yet-downloaded task in the journal.")] = False,
     force: ForceOpt = False,
+    no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per task "
                                            "(JSON Lines).")] = False,
@@ -63,6 +72,8 @@ def wait(
     Example: wanvid submit cat.png -p "the cat yawns" | wanvid wait -o videos/
     """
     svc = service(ctx)
+    if no_sidecar:
+        svc.sidecars = False
     ids = svc.read_ids(task_ids) if (task_ids or not pending) else []
     if pending:
         ids += [t for t in svc.pending_ids() if t not in ids]
@@ -81,6 +92,7 @@ def download(
                                           help="A task id, or a video URL.")],
     output: OutputOpt = None,
     force: ForceOpt = False,
+    no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
@@ -92,6 +104,8 @@ def download(
     from wanvid.render import emit
 
     svc = service(ctx)
+    if no_sidecar:
+        svc.sidecars = False
     res = svc.download(target, output=output, force=force, reporter=reporter(svc, quiet))
     emit(svc.env, res.to_dict(), json_mode=json_out, text=lambda d: [d["path"]])
     return 0
