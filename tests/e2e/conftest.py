@@ -27,6 +27,11 @@ WANVID = Path(sys.executable).parent / "wanvid"
 E2E_KEY = "sk-e2e-key-0123456789abcdef"
 
 
+def is_sidecar(p: Path) -> bool:
+    """A video's metadata (clip.json, clip.thumb.jpg), written beside it by default."""
+    return p.suffix == ".json" or p.name.endswith(".thumb.jpg")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import WANVID
+from tests.e2e.conftest import WANVID, is_sidecar
 from tests.fixtures_media import png_bytes
 
 STEMS = ["a", "b", "c", "d", "e", "f"]
@@ -89,7 +89,13 @@ def test_jsonl_batch_two_in_flight_json_lines_and_stem_template(emulator, wv, tm
         assert (work / row["path"]).is_file()
         assert (work / row["path"]).stat().st_size == row["size"]
     assert len({row["task_id"] for row in rows}) == len(STEMS)
-    assert sorted(p.name for p in (work / "out").iterdir()) == [f"{s}.mp4" for s in STEMS]
+    saved = sorted(p.name for p in (work / "out").iterdir() if not is_sidecar(p))
+    assert saved == [f"{s}.mp4" for s in STEMS]
+    assert sorted(p.name for p in (work / "out").glob("*.json")) == [f"{s}.json" for s in STEMS]
+    meta = [json.loads((work / "out" / f"{s}.json").read_text()) for s in STEMS]
+    assert len({m["batch"] for m in meta}) == 1 and meta[0]["batch"].startswith("jobs.jsonl ")
+    assert all(m["thumbnail"] == f"{s}.thumb.jpg" and m["actual_prompt"]
+               for m, s in zip(meta, STEMS, strict=True))
     stats = emu.stats()
     assert stats["submits"] == len(STEMS)
     assert stats["max_in_flight"] == 2  # the bound holds, and is reached
