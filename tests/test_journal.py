@@ -363,3 +363,29 @@ def test_a_locked_journal_is_a_journal_error_and_recovers(tmp_path: Path) -> Non
     submit(j, "t1")  # no transaction was left dangling
     assert j.get("t1") is not None
     j.close()
+
+
+def test_a_version_1_journal_gains_the_uploads_table_and_keeps_its_tasks(tmp_path: Path) -> None:
+    from wanvid.journal import _MIGRATIONS
+
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as db:  # a journal as wanvid with schema 1 left it
+        for statement in _MIGRATIONS[1]:
+            db.execute(statement)
+        db.execute("INSERT INTO tasks (task_id, submitted_at, status, updated_at) "
+                   "VALUES ('t-old', 1, 'PENDING', 1)")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    with Journal(path, now=lambda: 1000.0) as j:
+        assert j.get("t-old") is not None
+        assert j.find_upload("ab" * 32, model="m", base_url="https://x/api/v1") is None
+        j.record_upload("ab" * 32, model="m", base_url="https://x/api/v1/",
+                        url="oss://d/f.wav", expires_at=5000.0, size=3)
+        assert j.find_upload("ab" * 32, model="m", base_url="https://x/api/v1") == \
+            ("oss://d/f.wav", 5000.0)
+        assert j.find_upload("ab" * 32, model="m", base_url="https://x/api/v1",
+                             valid_after=6000.0) is None
+        assert j.find_upload("ab" * 32, model="other", base_url="https://x/api/v1") is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()

@@ -227,9 +227,15 @@ class Client:
 
     def submit(self, path: str, body: bytes) -> dict[str, Any]:
         """Create a task. ``body`` is the JSON request, already serialised."""
-        return self._request("POST", path, idempotent=False, body=body,
-                             extra_headers={"X-DashScope-Async": "enable",
-                                            "Content-Type": "application/json"})
+        headers = {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
+        if b'"oss://' in body:  # a temporary upload: the service resolves it only when asked
+            headers["X-DashScope-OssResourceResolve"] = "enable"
+        return self._request("POST", path, idempotent=False, body=body, extra_headers=headers)
+
+    def upload_policy(self, model: str) -> dict[str, Any]:
+        """A temporary-upload policy for ``model`` (``wanvid.upload`` uses it)."""
+        return self._request("GET", "/uploads", idempotent=True,
+                             params={"action": "getPolicy", "model": model})
 
     def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:
         return self._request("GET", f"/tasks/{_quote(task_id)}", idempotent=True,

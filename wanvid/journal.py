@@ -34,7 +34,7 @@ from .status import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
 from .status import FAILED_STATES as FAILED_STATUSES
 from .status import TERMINAL as TERMINAL_STATUSES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 URL_VALIDITY_S = 24 * 3600  # the API reference: video_url is valid for 24 hours
 
@@ -86,6 +86,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks (submitted_at)",
         "CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status)",
         "CREATE INDEX IF NOT EXISTS tasks_fingerprint ON tasks (fingerprint)",
+    ),
+    2: (  # temporary uploads (wanvid.upload): one row per content, model and API root
+        """CREATE TABLE IF NOT EXISTS uploads (
+            sha256      TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            base_url    TEXT NOT NULL,
+            url         TEXT NOT NULL,
+            expires_at  REAL NOT NULL,
+            size        INTEGER,
+            uploaded_at REAL NOT NULL,
+            PRIMARY KEY (sha256, model, base_url)
+        )""",
     ),
 }
 
@@ -469,7 +481,34 @@ class Journal:
                     "size, sha256, downloaded_at) VALUES (?, ?, 'SUCCEEDED', ?, ?, ?, ?, ?)",
                     (task_id, now, now, os.fspath(path), size, sha256, now))
 
+    def record_upload(self, sha256: str, *, model: str, base_url: str, url: str,
+                      expires_at: float, size: int | None = None) -> None:
+        """Remember a temporary upload (``oss://`` URL, wall-clock expiry) of a content."""
+        now = self._now()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads (sha256, model, base_url, url, expires_at, "
+                "size, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sha256, model, base_url.rstrip("/"), url, expires_at, size, now))
+
     # -- reads ------------------------------------------------------------------------
+
+    def find_upload(self, sha256: str, *, model: str, base_url: str,
+                    valid_after: float | None = None) -> tuple[str, float] | None:
+        """(URL, expiry) of an upload of this content for this model at this API root that
+        is still valid at ``valid_after`` (default: now), else None."""
+        when = self._now() if valid_after is None else valid_after
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT url, expires_at FROM uploads WHERE sha256 = ? AND model = ? AND "
+                    "base_url = ? AND expires_at > ?",
+                    (sha256, model, base_url.rstrip("/"), when)).fetchone()
+            except sqlite3.Error as e:
+                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
+        if row is None or not str(row[0]).startswith("oss://"):
+            return None
+        return str(row[0]), float(row[1])
 
     def get(self, task_id: str) -> TaskRecord | None:
         found = self._select("task_id = ?", (task_id,))
