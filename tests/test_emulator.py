@@ -392,7 +392,9 @@ def test_lifecycle_pending_running_succeeded(api: Api) -> None:
     assert out["task_status"] == "SUCCEEDED"
     assert out["orig_prompt"] == "a cat runs"
     assert out["actual_prompt"].startswith("a cat runs") and len(out["actual_prompt"]) > 20
-    assert out["video_url"].startswith(api.base + f"/files/{tid}.mp4?Expires=")
+    assert out["video_url"].startswith(api.emu.storage_url + f"/api/v1/files/{tid}.mp4?Expires=")
+    assert api.emu.storage_url != api.root  # the storage is not the API's port
+    assert requests.get(api.root + urlsplit(out["video_url"]).path).status_code == 404
     submitted, scheduled, ended = (parse_time(out[k]) for k in
                                    ("submit_time", "scheduled_time", "end_time"))
     assert scheduled - submitted == pytest.approx(1.0, abs=0.002)
@@ -547,7 +549,7 @@ def test_download_full_and_ranges(api: Api) -> None:
     fixture = load_fixture()
     size = len(fixture)
     tid, url = api.finished_url()
-    assert urlsplit(url).netloc == urlsplit(api.base).netloc  # same server
+    assert urlsplit(url).netloc == urlsplit(api.emu.storage_url).netloc  # the storage port
     q = parse_qs(urlsplit(url).query)
     assert set(q) == {"Expires", "OSSAccessKeyId", "Signature"}
 

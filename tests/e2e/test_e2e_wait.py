@@ -30,6 +30,17 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 I2V_ROUTE = "POST /api/v1" + I2V_PATH
 KF2V_ROUTE = "POST /api/v1" + KF2V_PATH
 FILE_ROUTE = "GET /api/v1/files/{task_id}.mp4"
+
+
+@functools.cache
+def storage_root(api_root: str) -> str:
+    """The emulator's storage port (videos are never served by the API's port)."""
+    import urllib.request
+
+    with urllib.request.urlopen(api_root + "/_emulator/hosts", timeout=10) as r:
+        hosts = json.loads(r.read())
+    assert hosts["storage"] != api_root
+    return str(hosts["storage"])
 WAIT_JSON_KEYS = {"task_id", "status", "exit_code", "path", "size", "sha256", "video_url",
                   "usage"}
 
@@ -181,7 +192,8 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
         assert o["status"] == "SUCCEEDED" and o["exit_code"] == 0
         assert o["path"] == f"out/{o['task_id']}.mp4"
         assert o["size"] == len(FIXTURE) and o["sha256"] == FIXTURE_SHA
-        assert o["video_url"].startswith(emu.root + "/api/v1/files/" + o["task_id"] + ".mp4?")
+        assert o["video_url"].startswith(storage_root(emu.root) + "/api/v1/files/"
+                                         + o["task_id"] + ".mp4?")
     assert emu.stats()["downloads"] == 3
 
 
@@ -251,7 +263,8 @@ def test_expired_url_exits_5_saying_the_24h_window_has_passed(emulator, wv, imag
     assert r.code == 0, r.err
     human_lines_only(r.err)
     url = r.out.removesuffix("\n").split(" ", 1)[1]
-    assert r.out == f"{tid} {url}\n" and url.startswith(f"{emu.root}/api/v1/files/{tid}.mp4?")
+    assert r.out == f"{tid} {url}\n" and url.startswith(
+        f"{storage_root(emu.root)}/api/v1/files/{tid}.mp4?")
     assert not list(work.iterdir())  # nothing saved
 
     emu.advance(10)  # beyond url_ttl

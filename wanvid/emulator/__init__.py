@@ -6,9 +6,10 @@ Standard library only: ``http.server.ThreadingHTTPServer``. Start it in-process
 e.g. ``http://127.0.0.1:8765/api/v1``.
 
 Modules: ``config`` (switches and counters), ``wire`` (routes, codes, response shapes),
-``checks`` (request checks), ``tasks`` (task lifecycle and list), ``storage`` (the video,
-signed URLs, downloads), ``service`` (the ``Emulator``: clock, state, routing), ``server``
-(HTTP layer and ``serve_forever``).
+``checks`` (request checks), ``upload`` (policies, the upload host, ``oss://``),
+``tasks`` (task lifecycle and list), ``storage`` (the video, signed URLs, downloads),
+``service`` (the ``Emulator``: clock, state, routing), ``server`` (HTTP layer and
+``serve_forever``).
 
 Routes (all under ``/api/v1``, as on the service):
 
@@ -22,7 +23,14 @@ Routes (all under ``/api/v1``, as on the service):
   ``model_name``, ``status``, ``page_no``, ``page_size`` <= 100). Without a time window it
   lists the last 24 h. Answer: ``{request_id, data: [...], total, total_page, page_no,
   page_size}``, newest first.
-* ``GET|HEAD /files/{task_id}.mp4?Expires=EPOCH&OSSAccessKeyId=...&Signature=...``: the
+* ``GET /uploads?action=getPolicy&model=M``: a temporary-upload policy for model M (see
+  ``upload``); with ``uploads=False``, 404 ``NotFound`` (uploads not offered here).
+* The upload host, on its own port (``Emulator.uploads.url``): ``POST /`` of the policy's
+  form with the file last, checked like OSS (signature, expiry, key prefix, file last,
+  size, no overwriting). A submit with ``oss://`` URLs needs
+  ``X-DashScope-OssResourceResolve: enable`` and an object uploaded for that model.
+* On the storage port (``Emulator.storage_url``, never the API's):
+  ``GET|HEAD /api/v1/files/{task_id}.mp4?Expires=EPOCH&OSSAccessKeyId=...&Signature=...``: the
   result video, standing in for the OSS bucket. The URL is signed (HMAC with a per-process
   secret) and expires ``url_ttl`` seconds after the task ends; errors answer OSS-style XML
   (403 ``AccessDenied`` "Request has expired.", 403 ``SignatureDoesNotMatch``, 404
@@ -37,6 +45,7 @@ emulator from end-to-end tests without sleeping:
 * ``POST /_emulator/advance?seconds=N``: move the emulator's clock forward N seconds.
   Answers ``{"advanced": N, "offset": TOTAL}``.
 * ``GET /_emulator/stats``: the counters of ``EmulatorStats`` as JSON.
+* ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
 
 Behaviour and its limits:
 

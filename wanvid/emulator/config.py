@@ -22,11 +22,16 @@ class EmulatorConfig:
     drop_download_at: float = 0.0  # cut the first download per (task, range start) here
     video_mb: float = 0.0  # pad the served MP4 to this many MiB (0: the bare fixture)
     key: str | None = None  # if set, only "Bearer KEY" is accepted
+    uploads: bool = True  # False: the policy route answers that uploads are not offered
+    upload_max_mb: float = 100.0  # the policy's max_file_size_mb
+    policy_ttl: float = 300.0  # the policy's expire_in_seconds
+    storage_port: int = 0  # result videos are served here (0: any free port)
+    upload_port: int = 0  # the upload host (0: any free port)
     clock: Callable[[], float] = time.monotonic
 
     def check(self) -> None:
         """Raise ValueError naming the first field out of range."""
-        for name in ("pending", "running", "url_ttl", "video_mb"):
+        for name in ("pending", "running", "url_ttl", "video_mb", "upload_max_mb", "policy_ttl"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -37,8 +42,9 @@ class EmulatorConfig:
         for name in ("throttle_every", "error_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = off)")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0..65535, got {self.port}")
+        for name in ("port", "storage_port", "upload_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be 0..65535, got {getattr(self, name)}")
         if self.key is not None and not self.key.strip():
             raise ValueError("key must not be empty (leave it unset to accept any key)")
 
@@ -49,7 +55,11 @@ class EmulatorStats:
     ``throttled``/``errors`` count injected 429/500s; ``rejected`` other 4xx API answers;
     ``downloads`` video bodies started (200/206), ``downloads_cut`` those cut on purpose;
     ``paths`` counts every request by ``"METHOD /route/{template}"``; ``download_auth`` is
-    the ``Authorization`` header (None when absent) of every download request."""
+    the ``Authorization`` header (None when absent) of every download request.
+    Uploads: ``policies`` answered, ``uploads`` accepted (``upload_bytes`` in all),
+    ``upload_rejected`` refused forms, ``upload_auth`` the ``Authorization`` header of
+    every request to the upload host, ``upload_seconds`` the time the host spent reading
+    each accepted body."""
 
     requests: int = 0
     submits: int = 0
@@ -65,6 +75,12 @@ class EmulatorStats:
     max_in_flight: int = 0
     paths: dict[str, int] = field(default_factory=dict)
     download_auth: list[str | None] = field(default_factory=list)
+    policies: int = 0
+    uploads: int = 0
+    upload_bytes: int = 0
+    upload_rejected: int = 0
+    upload_auth: list[str | None] = field(default_factory=list)
+    upload_seconds: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,6 +34,7 @@ MAX_BODY = 64 << 20  # largest request body accepted
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
+    role: str = "api"  # "api", "storage" (result videos) or "upload" (the upload host)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -91,6 +92,9 @@ class Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
+        if self.server.role == "upload":
+            self._upload(method, split.path)
+            return
         body = self._read_body()
         if body is None:
             self.close_connection = True
@@ -98,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
                                               "The request body is too large.")
         else:
             try:
-                resp = emu.route(method, split.path, query, self.headers, body)
+                resp = emu.route(method, split.path, query, self.headers, body,
+                                 role=self.server.role)
             except Exception:  # an emulator bug: answer like the service would, and log it
                 if emu.log:
                     emu.log("emulator error: " + traceback.format_exc().rstrip())
@@ -109,6 +114,25 @@ class Handler(BaseHTTPRequestHandler):
             self._send_download(method, resp)
         else:
             self._send(method, resp)
+
+    def _upload(self, method: str, path: str) -> None:
+        """The upload host reads the body itself, as a stream."""
+        from wanvid.emulator.upload import FormError
+
+        emu = self.server.emulator
+        try:
+            resp = emu.uploads.receive(method, path, self.headers, self.rfile)
+        except FormError as e:
+            self.close_connection = True
+            resp = e.response
+        except Exception:  # an emulator bug
+            if emu.log:
+                emu.log("emulator error: " + traceback.format_exc().rstrip())
+            self.close_connection = True
+            resp = error(500, INTERNAL_CODE, INTERNAL_MESSAGE)
+        if emu.log:
+            emu.log(f"upload {method} {path[:80]} -> {resp.status}")
+        self._send(method, resp)
 
     def _send(self, method: str, resp: Response) -> None:
         self.send_response(resp.status)
@@ -190,6 +214,8 @@ def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
         root = url[: -len(API_PREFIX)]
         c = config
         log(f"wanvid emulator: Wan video API at {url}")
+        log(f"  result videos at {emu.storage_url}, upload host at {emu.uploads.url}"
+            + ("" if c.uploads else " (uploads not offered: the policy route says so)"))
         log(f"  tasks PENDING {c.pending:g}s, RUNNING {c.running:g}s; video URLs valid "
             f"{c.url_ttl:g}s; video {f'{c.video_mb:g} MiB' if c.video_mb > 0 else 'fixture'}")
         faults = [f"{n}={v:g}" for n, v in (

@@ -22,6 +22,7 @@ from wanvid.emulator.tasks import (
     list_rows,
     task_payload,
 )
+from wanvid.emulator.upload import OSS_URL_RE, RESOLVE_HEADER, UploadHost
 from wanvid.emulator.wire import (
     ADMIN_PREFIX,
     API_PREFIX,
@@ -47,7 +48,7 @@ from wanvid.emulator.wire import (
     oss_error,
     rid,
 )
-from wanvid.models import I2V_PATH, KF2V_PATH
+from wanvid.models import I2V_PATH, KF2V_PATH, find_model
 
 if TYPE_CHECKING:
     from wanvid.emulator.server import Server
@@ -80,6 +81,11 @@ class Emulator:
         self._query_count = 0
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._others: list[tuple[Server, threading.Thread]] = []  # storage, upload host
+        self.storage_url = ""  # http://host:port of the result videos (not the API's port)
+        self.uploads = UploadHost(wall=self.wall, max_mb=c.upload_max_mb,
+                                  policy_ttl=c.policy_ttl, stats=self.stats,
+                                  stats_lock=self._lock)
 
     # ----------------------------------------------------------------- clock
     def now(self) -> float:
@@ -99,16 +105,31 @@ class Emulator:
 
     # ---------------------------------------------------------------- server
     def start(self) -> str:
-        """Serve on a daemon thread; returns the base URL, e.g. http://127.0.0.1:PORT/api/v1."""
-        from wanvid.emulator.server import Handler, Server, Server6
-
+        """Serve on daemon threads: the API (returned, e.g. http://127.0.0.1:PORT/api/v1),
+        the storage of result videos (``storage_url``) and the upload host
+        (``uploads.url``), each on its own port."""
         if self._server is not None:
             return self.base_url
+        c = self.config
+        self._server, self._thread, root = self._serve(c.port, "api")
+        try:
+            server, thread, self.storage_url = self._serve(c.storage_port, "storage")
+            self._others.append((server, thread))
+            server, thread, self.uploads.url = self._serve(c.upload_port, "upload")
+            self._others.append((server, thread))
+        except OSError:
+            self.stop()
+            raise
+        self.base_url = root + API_PREFIX
+        return self.base_url
+
+    def _serve(self, port: int, role: str) -> tuple[Server, threading.Thread, str]:
+        from wanvid.emulator.server import Handler, Server, Server6
+
         cls = Server6 if ":" in self.config.host else Server
-        server = cls((self.config.host, self.config.port), Handler)
+        server = cls((self.config.host, port), Handler)
         server.emulator = self
-        self._server = server
-        port = server.server_address[1]
+        server.role = role
         host = self.config.host
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
@@ -116,22 +137,22 @@ class Emulator:
             host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        self.base_url = f"http://{host}:{port}{API_PREFIX}"
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": POLL_INTERVAL},
-                                        name="wanvid-emulator", daemon=True)
-        self._thread.start()
-        return self.base_url
+        thread = threading.Thread(target=server.serve_forever,
+                                  kwargs={"poll_interval": POLL_INTERVAL},
+                                  name=f"wanvid-emulator-{role}", daemon=True)
+        thread.start()
+        return server, thread, f"http://{host}:{server.server_address[1]}"
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        others, self._others = self._others, []
+        for srv, thread in ([(server, self._thread)] if server is not None else []) + others:
+            assert srv is not None
+            srv.shutdown()
+            srv.server_close()
+            if thread is not None:
+                thread.join(timeout=5)
+        self._thread = None
 
     def __enter__(self) -> Emulator:
         self.start()
@@ -149,7 +170,10 @@ class Emulator:
         """The signed URL of a task's video (valid ``url_ttl`` s after the task ended)."""
         task = self._tasks[task_id]
         expires = int(self.wall(self.life.ended_at(task)) + self.config.url_ttl)
-        root = f"http://{host}" if host else self.base_url[: -len(API_PREFIX)]
+        root = self.storage_url
+        if host:  # the name the client used for the API, with the storage's port
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            root = f"http://{name}:{root.rsplit(':', 1)[1]}"
         return self.storage.url(root, task_id, expires)
 
     # -------------------------------------------------------------- requests
@@ -158,13 +182,25 @@ class Emulator:
             setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def route(self, method: str, path: str, query: dict[str, list[str]],
-              headers: Headers, body: bytes | None) -> Response | Download:
-        """Answer one request (the HTTP layer only reads and writes bytes)."""
+              headers: Headers, body: bytes | None, role: str = "api") -> Response | Download:
+        """Answer one request to the API or the storage port (the HTTP layer only reads and
+        writes bytes). Videos are served by the storage port only, the API by the API's."""
         api = False
         m: re.Match[str] | None = None
-        if path.startswith(ADMIN_PREFIX + "/"):
+        if role == "storage":
+            m = FILE_RE.match(path)
+            key = f"{method} {API_PREFIX}/files/{{task_id}}.mp4" if m else f"{method} {path}"
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.paths[key] = self.stats.paths.get(key, 0) + 1
+            if m is None:
+                return oss_error(404, "NoSuchKey", "The specified key does not exist.")
+        elif path.startswith(ADMIN_PREFIX + "/"):
             key = f"{method} {path}"
-        elif (m := FILE_RE.match(path)) is not None:
+        elif (FILE_RE.match(path)) is not None:
+            key = f"{method} {path}"  # the API port serves no files
+        elif path == API_PREFIX + "/uploads":
+            key, api = f"{method} {path}", True
             key = f"{method} {API_PREFIX}/files/{{task_id}}.mp4"
         elif CANCEL_RE.match(path):
             key, api = f"{method} {API_PREFIX}/tasks/{{task_id}}/cancel", True
@@ -174,9 +210,10 @@ class Emulator:
             key, api = f"{method} {path}", True
         else:
             key = f"{method} {path}"
-        with self._lock:
-            self.stats.requests += 1
-            self.stats.paths[key] = self.stats.paths.get(key, 0) + 1
+        if role != "storage":
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.paths[key] = self.stats.paths.get(key, 0) + 1
 
         if m is not None:
             if method not in ("GET", "HEAD"):
@@ -207,6 +244,10 @@ class Emulator:
             if throttled:
                 return error(429, THROTTLE_CODE, THROTTLE_MESSAGE)
         host = headers.get("Host")
+        if path == API_PREFIX + "/uploads":
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+            return self._policy(query)
         if path in _SUBMIT_PATHS:
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
@@ -225,8 +266,22 @@ class Emulator:
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
         return self._query(m.group(1), host)
 
+    def _policy(self, query: dict[str, list[str]]) -> Response:
+        if first(query, "action") != "getPolicy":
+            raise ApiError(400, "InvalidParameter", "url error, please check url!")
+        model = first(query, "model") or ""
+        if find_model(model) is None:
+            raise ApiError(400, "InvalidParameter", "Model not exist.")
+        if not self.config.uploads:
+            raise ApiError(404, "NotFound", "Temporary file upload is not offered in this "
+                                            "region.")
+        return json_response(200, {"request_id": rid(), "data": self.uploads.policy(model)})
+
     def _submit(self, route: str, headers: Headers, body: bytes) -> Response:
         sub = check_submit(route, headers, body)
+        for url in OSS_URL_RE.findall(body):
+            self.uploads.resolve(url.decode("utf-8", "replace"), sub.model_name,
+                                 headers.get(RESOLVE_HEADER))
         with self._lock:
             now = self.now()
             self._seq += 1
@@ -257,6 +312,10 @@ class Emulator:
                 return error(400, "InvalidParameter",
                              "Query parameter 'seconds' must be a finite number >= 0.")
             return json_response(200, {"advanced": seconds, "offset": self._offset})
+        if path == ADMIN_PREFIX + "/hosts":
+            return json_response(200, {"api": self.base_url[: -len(API_PREFIX)],
+                                       "storage": self.storage_url,
+                                       "upload": self.uploads.url})
         if path == ADMIN_PREFIX + "/stats":
             if method not in ("GET", "HEAD"):
                 return error(405, "MethodNotAllowed", "Use GET.")
