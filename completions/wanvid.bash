@@ -10,7 +10,7 @@ _wanvid_spec() {
     # arguments it takes) and varargs (1: the last one repeats).
     subs='' opts='' vopts='' nargs=0 varargs=0
     case "$1" in
-        'wanvid') subs='batch cancel completions config demo download emulator generate models status submit tasks wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
+        'wanvid') subs='batch cancel completions config demo download emulator generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
         'wanvid batch') opts='--force --help --interval --jobs --json --no-download --no-sidecar --output --quiet --skip-invalid --timeout -h -j -o -q' vopts='--interval --jobs --output --timeout -j -o' nargs=1 ;;
         'wanvid cancel') opts='--help --json -h' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
@@ -28,6 +28,7 @@ _wanvid_spec() {
         'wanvid status') opts='--help --json -h' nargs=1 varargs=1 ;;
         'wanvid submit') opts='--audio --dry-run --duration --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --prompt --prompt-extend --resolution --seed --watermark -d -h -l -m -n -p -r' vopts='--audio --duration --fit-background --last-frame --model --negative-prompt --prompt --resolution --seed -d -l -m -n -p -r' nargs=1 ;;
         'wanvid tasks') opts='--help --json --model --page --page-size --remote --since --status -h -m' vopts='--model --page --page-size --since --status -m' ;;
+        'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
         'wanvid wait') opts='--force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--interval --output --timeout -o' nargs=1 varargs=1 ;;
     esac
 }
@@ -40,9 +41,9 @@ _wanvid_values() {
         'wanvid batch --output'|'wanvid batch -o') _wanvid_files "$3" ;;
         'wanvid batch @0') _wanvid_files "$3" ;;
         'wanvid completions @0') COMPREPLY=($(compgen -W 'bash zsh fish' -- "$3")) ;;
-        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -- "$3")) ;;
-        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -- "$3")) ;;
-        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -- "$3")) ;;
+        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -- "$3")) ;;
+        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -- "$3")) ;;
+        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
         'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_files "$3" ;;

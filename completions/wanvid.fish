@@ -17,6 +17,7 @@ complete -c wanvid -n '__fish_use_subcommand' -a models -d 'List the models, the
 complete -c wanvid -n '__fish_use_subcommand' -a status -d 'Ask the service for the status of tasks (one line per task).'
 complete -c wanvid -n '__fish_use_subcommand' -a submit -d 'Create a task and print its id (the video is fetched later by `wanvid wait`).'
 complete -c wanvid -n '__fish_use_subcommand' -a tasks -d 'List tasks from the journal (or, with --remote, from the service).'
+complete -c wanvid -n '__fish_use_subcommand' -a usage -d 'Billed seconds and video counts from the journal; money at your own per-second prices when the...'
 complete -c wanvid -n '__fish_use_subcommand' -a wait -d 'Wait for tasks, save each video as soon as it is ready, print the paths.'
 complete -c wanvid -n '__fish_use_subcommand' -l region -x -a 'intl cn us' -d 'intl (Singapore, default), cn (Beijing) or us (Virginia).'
 complete -c wanvid -n '__fish_use_subcommand' -l base-url -x -d 'API root, e.g. http://127.0.0.1:8765/api/v1 (overrides --region; env DASHSCOPE_HTTP_BASE_URL).'
@@ -56,7 +57,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -67,11 +68,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
@@ -166,6 +167,12 @@ complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page -x -d '--remot
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page-size -x -d '--remote: tasks per page.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l help -s h -d 'Show this message and exit.'
+
+# wanvid usage
+complete -c wanvid -n '__fish_seen_subcommand_from usage' -l since -x -d 'Only tasks submitted since: a duration back (2h, 7d) or a local date (2026-12-01).'
+complete -c wanvid -n '__fish_seen_subcommand_from usage' -l by -x -d 'One row per model, day or resolution.'
+complete -c wanvid -n '__fish_seen_subcommand_from usage' -l json -d 'Print JSON on stdout.'
+complete -c wanvid -n '__fish_seen_subcommand_from usage' -l help -s h -d 'Show this message and exit.'
 
 # wanvid wait
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'

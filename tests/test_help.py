@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 COMMANDS = [["submit"], ["status"], ["wait"], ["download"], ["models"], ["generate"],
-            ["batch"], ["tasks"], ["cancel"], ["emulator"], ["demo"], ["completions"],
+            ["batch"], ["tasks"], ["cancel"], ["emulator"], ["demo"], ["completions"], ["usage"],
             ["config", "set"], ["config", "get"], ["config", "list"], ["config", "path"],
             ["config", "unset"]]
 

@@ -43,6 +43,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
     "fit": (bool, "prepare local images with --fit by default (needs wanvid[fit])"),
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
+    "prices": (dict, "your price per billed second, per model: set prices.MODEL 0.05 (usage, batch)"),
 }
 
 
@@ -60,6 +61,7 @@ class Settings:
     jobs: int
     fit: bool
     sidecar: bool = True
+    prices: object = None  # the [prices] table as read; wanvid.usage.price_table checks it
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -144,8 +146,69 @@ def save_file(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
+PRICES_PREFIX = "prices."
+
+
+def price_key(key: str) -> str | None:
+    """``prices.MODEL`` -> the model's canonical name (exit 2 for an unknown model)."""
+    if not key.startswith(PRICES_PREFIX):
+        return None
+    name = key[len(PRICES_PREFIX):]
+    m = find_model(name)
+    if m is None:
+        raise BadInputError(f"config {key}: unknown model {name!r} (see `wanvid models`)")
+    return m.name
+
+
+def store(data: dict[str, Any], key: str, value: Any) -> None:
+    """Put a parsed value in the config data (``prices.MODEL`` goes into ``[prices]``)."""
+    model = price_key(key)
+    if model is None:
+        data[key] = value
+        return
+    table = data.get("prices")
+    if not isinstance(table, dict):
+        table = data["prices"] = {}
+    table[model] = value
+
+
+def lookup(data: Mapping[str, Any], key: str) -> Any:
+    """A stored value, or None (``prices.MODEL`` reads from ``[prices]``)."""
+    model = price_key(key)
+    if model is None:
+        return data.get(key)
+    table = data.get("prices")
+    return table.get(model) if isinstance(table, dict) else None
+
+
+def remove(data: dict[str, Any], key: str) -> Any:
+    """Remove a stored value; what was there, or None."""
+    model = price_key(key)
+    if model is None:
+        return data.pop(key, None)
+    table = data.get("prices")
+    if not isinstance(table, dict):
+        return None
+    value = table.pop(model, None)
+    if not table:
+        data.pop("prices", None)
+    return value
+
+
 def parse_value(key: str, raw: str) -> Any:
     """Turn a `wanvid config set KEY VALUE` string into the stored value, validated."""
+    if price_key(key) is not None:
+        try:
+            price = float(raw.strip())
+        except ValueError:
+            price = -1.0
+        if not (price >= 0 and price != float("inf")):
+            raise BadInputError(f"config {key}: expected a price per billed second (a number "
+                                f">= 0), got {raw!r}")
+        return price
+    if key == "prices":
+        raise BadInputError("config prices: set one model's price at a time: "
+                            "wanvid config set prices.wan2.2-i2v-flash 0.02")
     if key not in CONFIG_KEYS:
         raise BadInputError(
             f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}"
@@ -282,6 +345,7 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
+        prices=data.get("prices"),
     )
 
 

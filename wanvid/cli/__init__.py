@@ -5,7 +5,16 @@ One module per command or family; ``app.main()`` maps every outcome to an exit c
 
 from __future__ import annotations
 
-from wanvid.cli import batch, completions, config, emulator, models, submit, tasks  # noqa: F401
+from wanvid.cli import (  # noqa: F401
+    batch,
+    completions,
+    config,
+    emulator,
+    models,
+    submit,
+    tasks,
+    usage,
+)
 from wanvid.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -46,6 +46,7 @@ def config_list(
         "region": s.region, "base_url": s.base_url, "model": s.model,
         "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
         "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs, "fit": s.fit,
+        "sidecar": s.sidecar, "prices": s.prices if isinstance(s.prices, dict) else {},
     }
     emit(st.env, data, json_mode=json_out,
          text=lambda d: [f"{k} = {v}" for k, v in d.items()])
@@ -57,15 +58,15 @@ def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Conf
 
     Example: wanvid config get region
     """
-    from wanvid.config import CONFIG_KEYS, config_path, load_file, redact
+    from wanvid.config import CONFIG_KEYS, config_path, load_file, lookup, price_key, redact
 
     st = _state(ctx)
-    if key not in CONFIG_KEYS:
+    if key not in CONFIG_KEYS and price_key(key) is None:
         raise BadInputError(f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}")
     data = load_file(config_path(st.env))
-    if key not in data:
+    value = lookup(data, key)
+    if value is None:
         raise BadInputError(f"{key} is not set in {config_path(st.env)}")
-    value = data[key]
     st.env.out(redact(value) if key == "api_key" else str(value))
 
 
@@ -73,7 +74,8 @@ def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Conf
 def config_set(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="api_key, region, base_url, model, kf2v_model, "
-                                       "output_dir, poll_interval, max_qps, jobs, fit")],
+                                       "output_dir, poll_interval, max_qps, jobs, fit, sidecar, "
+                                       "prices.MODEL")],
     value: Annotated[str | None, typer.Argument(help="The value. For api_key leave it out: "
                                                 "it is read from a hidden prompt or stdin.")] = None,
 ) -> None:
@@ -81,7 +83,7 @@ def config_set(
 
     Example: wanvid config set region cn;  printf %s "$KEY" | wanvid config set api_key
     """
-    from wanvid.config import config_path, load_file, parse_value, save_file
+    from wanvid.config import config_path, load_file, parse_value, save_file, store
 
     st = _state(ctx)
     if value is None or value == "-":
@@ -99,7 +101,7 @@ def config_set(
     parsed = parse_value(key, value)
     path = config_path(st.env)
     data = load_file(path)
-    data[key] = parsed
+    store(data, key, parsed)
     save_file(path, data)
     st.env.err(f"wanvid: {key} saved in {path}")
 
@@ -110,11 +112,11 @@ def config_unset(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Co
 
     Example: wanvid config unset api_key
     """
-    from wanvid.config import config_path, load_file, save_file
+    from wanvid.config import config_path, load_file, remove, save_file
 
     st = _state(ctx)
     path = config_path(st.env)
     data = load_file(path)
-    if data.pop(key, None) is None:
+    if remove(data, key) is None:
         raise BadInputError(f"{key} is not set in {path}")
     save_file(path, data)

@@ -1,0 +1,42 @@
+"""wanvid usage: billed seconds, video counts and (at your prices) money, from the journal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wanvid.cli.app import app
+from wanvid.cli.common import service
+from wanvid.cli.options import JsonOpt
+
+
+@app.command()
+def usage(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only tasks submitted since: a duration back (2h, 7d) or a local date "
+        "(2026-12-01).")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="One row per model, day or resolution.",
+        autocompletion=lambda: ["model", "day", "resolution"])] = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Billed seconds and video counts from the journal; money at your own per-second
+    prices when the config has them (wanvid config set prices.MODEL 0.05).
+
+    Example: wanvid usage --since 7d --by model
+    """
+    from wanvid.render import emit
+    from wanvid.usage import parse_since, price_table, summarize, text_lines
+
+    svc = service(ctx)
+    start = parse_since(since, svc.env.now()) if since else None
+    prices = price_table(svc.settings.prices)
+    if not svc.env.journal_path.exists():
+        records = []
+    else:
+        records = svc.journal.list(since=start)
+    report = summarize(records, by=by, prices=prices, since=start)
+    emit(svc.env, report.to_dict(), json_mode=json_out, text=lambda _: text_lines(report))
+    return 0
