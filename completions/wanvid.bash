@@ -10,7 +10,7 @@ _wanvid_spec() {
     # arguments it takes) and varargs (1: the last one repeats).
     subs='' opts='' vopts='' nargs=0 varargs=0
     case "$1" in
-        'wanvid') subs='batch cancel completions config demo download emulator generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
+        'wanvid') subs='batch cancel completions config demo download emulator gallery generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
         'wanvid batch') opts='--force --help --interval --jobs --json --no-download --no-sidecar --output --quiet --skip-invalid --timeout -h -j -o -q' vopts='--interval --jobs --output --timeout -j -o' nargs=1 ;;
         'wanvid cancel') opts='--help --json -h' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
@@ -23,6 +23,7 @@ _wanvid_spec() {
         'wanvid demo') opts='--help --output --quiet -h -o -q' vopts='--output -o' ;;
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet -h -o -q' vopts='--output -o' nargs=1 ;;
         'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --help --host --key --pending --port --running --throttle-every --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --host --key --pending --port --running --throttle-every --url-ttl --video-mb' ;;
+        'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
         'wanvid generate') opts='--audio --duration --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --prompt --prompt-extend --quiet --resolution --seed --timeout --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --duration --fit-background --interval --last-frame --model --negative-prompt --output --prompt --resolution --seed --timeout -d -l -m -n -o -p -r' nargs=1 ;;
         'wanvid models') opts='--help --json -h' ;;
         'wanvid status') opts='--help --json -h' nargs=1 varargs=1 ;;
@@ -46,6 +47,7 @@ _wanvid_values() {
         'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
+        'wanvid gallery @0') _wanvid_files "$3" ;;
         'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_files "$3" ;;
         'wanvid generate --model'|'wanvid generate -m') COMPREPLY=($(compgen -W 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid generate --resolution'|'wanvid generate -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;

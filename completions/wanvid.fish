@@ -12,6 +12,7 @@ complete -c wanvid -n '__fish_use_subcommand' -a config -d 'Show and change sett
 complete -c wanvid -n '__fish_use_subcommand' -a demo -d 'See it work in seconds, no key: runs a full generate against a built-in emulator and leaves a...'
 complete -c wanvid -n '__fish_use_subcommand' -a download -d 'Save a finished task\'s video (resumes a partial download; never overwrites without --force).'
 complete -c wanvid -n '__fish_use_subcommand' -a emulator -d 'Run a local emulator of the Wan video API (no key, no cost).'
+complete -c wanvid -n '__fish_use_subcommand' -a gallery -d 'Write DIR/index.html: one card per video (prompt, actual prompt, model, seed, thumbnail...),...'
 complete -c wanvid -n '__fish_use_subcommand' -a generate -d 'Submit, wait with progress, download: prints the saved video\'s path.'
 complete -c wanvid -n '__fish_use_subcommand' -a models -d 'List the models, their resolutions, durations and audio support.'
 complete -c wanvid -n '__fish_use_subcommand' -a status -d 'Ask the service for the status of tasks (one line per task).'
@@ -100,6 +101,13 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l drop-download-at
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l video-mb -x -d 'Pad the video to this many MiB.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l key -x -d 'Accept only this API key (default: any).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l help -s h -d 'Show this message and exit.'
+
+# wanvid gallery
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l since -x -d 'Only videos submitted since: a duration back (2h, 7d) or a local date (2026-12-01).'
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l open -d 'Open the page in your browser.'
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l force -d 'Replace an index.html that wanvid did not write.'
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l help -s h -d 'Show this message and exit.'
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -F
 
 # wanvid generate
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -r -F -d 'Last frame (selects a first+last-frame model).'

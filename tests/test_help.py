@@ -6,6 +6,7 @@ import pytest
 
 COMMANDS = [["submit"], ["status"], ["wait"], ["download"], ["models"], ["generate"],
             ["batch"], ["tasks"], ["cancel"], ["emulator"], ["demo"], ["completions"], ["usage"],
+            ["gallery"],
             ["config", "set"], ["config", "get"], ["config", "list"], ["config", "path"],
             ["config", "unset"]]
 

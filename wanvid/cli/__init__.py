@@ -10,6 +10,7 @@ from wanvid.cli import (  # noqa: F401
     completions,
     config,
     emulator,
+    gallery,
     models,
     submit,
     tasks,
