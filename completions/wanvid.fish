@@ -31,6 +31,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l jobs -s j -x -d 'Ta
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l output -s o -r -F -d 'Template for jobs without their own output, e.g. \'out/{stem}-{seed}.mp4\'.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-download -d 'Don\'t save the videos; print their URLs.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l skip-invalid -d 'Run the valid jobs even if some lines are invalid.'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l upload -x -d 'Local files: auto (audio/video uploaded to temporary storage, images inline unless over 7.5 MB), always, or never (config: upload).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'Give up waiting after this many seconds (exit 6).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l force -d 'Overwrite an existing file.'
@@ -58,7 +59,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -69,11 +70,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit sidecar prices' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
@@ -100,6 +101,8 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l error-every -x -
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l drop-download-at -x -d 'Cut each download once at this fraction (0..1).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l video-mb -x -d 'Pad the video to this many MiB.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l key -x -d 'Accept only this API key (default: any).'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l no-uploads -d 'Answer the upload policy request with \'not offered here\'.'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l upload-max-mb -x -d 'The upload policy\'s size limit.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l help -s h -d 'Show this message and exit.'
 
 # wanvid gallery
@@ -126,6 +129,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l no-watermark -d 
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l fit -d 'Resize, rotate, flatten and strip local images so the service accepts them (needs wanvid[fit]).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l no-fit -d 'Resize, rotate, flatten and strip local images so the service accepts them (needs wanvid[fit]).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l fit-background -x -d 'Colour under transparent pixels with --fit.'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l upload -x -d 'Local files: auto (audio/video uploaded to temporary storage, images inline unless over 7.5 MB), always, or never (config: upload).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l timeout -x -d 'Give up waiting after this many seconds (exit 6).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
@@ -161,6 +165,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l no-watermark -d 'A
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l fit -d 'Resize, rotate, flatten and strip local images so the service accepts them (needs wanvid[fit]).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l no-fit -d 'Resize, rotate, flatten and strip local images so the service accepts them (needs wanvid[fit]).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l fit-background -x -d 'Colour under transparent pixels with --fit.'
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -l upload -x -d 'Local files: auto (audio/video uploaded to temporary storage, images inline unless over 7.5 MB), always, or never (config: upload).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l dry-run -d 'Check everything and print the request; send nothing.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show this message and exit.'

@@ -230,15 +230,40 @@ def test_submit_file_url_and_last_frame_files(run: Run) -> None:
                              "last_frame_url": data_uri("image/png", last)}
 
 
-def test_submit_local_audio(run: Run) -> None:
+def test_submit_local_audio_is_uploaded_and_sent_as_oss(run: Run) -> None:
     Path("cat.png").write_bytes(png(640, 480))
     track = wav(4.0)
     Path("track.wav").write_bytes(track)
-    r, body = submit_ok(["cat.png", "-m", "wan2.5-i2v-preview", "--audio", "track.wav"], run)
+    host = "https://dashscope-file-x.oss-ap-southeast-1.aliyuncs.com"
+    policy = {"data": {"policy": "cA==", "signature": "cw==", "upload_dir": "dashscope-instant/d",
+                       "upload_host": host, "expire_in_seconds": 300, "max_file_size_mb": 100,
+                       "oss_access_key_id": "LTAI", "x_oss_object_acl": "private",
+                       "x_oss_forbid_overwrite": "true"}}
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, INTL + "/uploads", json=policy)
+        rsps.add(responses.POST, host, body="")
+        rsps.add(responses.POST, I2V_URL, json=CREATED)
+        r = run(["submit", "cat.png", "-m", "wan2.5-i2v-preview", "--audio", "track.wav"])
+        assert r.code == 0, r.err
+        upload, sub = rsps.calls[1].request, rsps.calls[2].request
+        body = body_of(rsps.calls[2])
+    assert "Authorization" not in upload.headers
+    assert body["input"]["audio_url"].startswith("oss://dashscope-instant/d/")
+    assert body["input"]["audio_url"].endswith("-track.wav")
+    assert body["input"]["img_url"].startswith("data:image/png;base64,")  # images inline
+    assert sub.headers["X-DashScope-OssResourceResolve"] == "enable"
+    assert "data: URI" not in r.err
+
+
+def test_submit_audio_data_uri_is_sent_inline_with_a_warning(run: Run) -> None:
+    Path("cat.png").write_bytes(png(640, 480))
+    track = wav(4.0)
+    r, body = submit_ok(["cat.png", "-m", "wan2.5-i2v-preview", "--audio",
+                         data_uri("audio/wav", track)], run)
     assert body["input"]["audio_url"] == data_uri("audio/wav", track)
     assert "audio" not in body["parameters"]
     # the reference documents only URLs for audio_url: the user is told, once
-    assert r.err.count("\n") == 1 and "data: URI" in r.err and "pass its URL" in r.err
+    assert r.err.count("\n") == 1 and "data: URI" in r.err and "public URL" in r.err
 
 
 # --- submit: validation (exit 2, one line, nothing sent) -----------------------------------------

@@ -205,12 +205,16 @@ def test_expired_policy_is_fetched_again(clip: Path) -> None:
     responses.get(POLICY_URL, json=policy_answer(expire_in_seconds="300"))
     responses.add_callback(responses.POST, HOST, callback=Host())
     up = uploader(clock)
-    up.upload(clip, "m")
+    files = []
+    for i in range(3):
+        files.append(clip.with_name(f"c{i}.mp4"))
+        files[-1].write_bytes(b"clip %d" % i)
+    up.upload(files[0], "m")
     clock.t += 100
-    up.upload(clip, "m")  # still valid: not fetched again
+    up.upload(files[1], "m")  # still valid: not fetched again
     assert sum("getPolicy" in c.request.url for c in responses.calls) == 1
     clock.t += 190  # within the safety margin of its expiry
-    up.upload(clip, "m")
+    up.upload(files[2], "m")
     assert sum("getPolicy" in c.request.url for c in responses.calls) == 2
 
 
@@ -278,6 +282,20 @@ def test_journal_reuse_within_validity_and_reupload_after(clip: Path, tmp_path: 
     clip.write_bytes(b"different content")
     changed = uploader(clock, journal).upload(clip, "wan2.5-i2v-preview")
     assert not changed.reused and len(host.forms) == 4
+
+
+@responses.activate
+def test_one_content_is_uploaded_once_by_many_threads(clip: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    journal = Journal(tmp_path / "j.db")
+    responses.get(POLICY_URL, json=policy_answer())
+    host = Host()
+    responses.add_callback(responses.POST, HOST, callback=host)
+    up = uploader(journal=journal)
+    with ThreadPoolExecutor(8) as pool:
+        urls = set(pool.map(lambda _: up.upload(clip, "m").url, range(10)))
+    assert len(urls) == 1 and len(host.forms) == 1
 
 
 @responses.activate

@@ -42,6 +42,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "max_qps": (float, f"most task queries per second a wait makes (default {DEFAULT_MAX_QPS:g})"),
     "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
     "fit": (bool, "prepare local images with --fit by default (needs wanvid[fit])"),
+    "upload": (str, "local files: auto (audio/video uploaded, default), always or never"),
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
     "prices": (dict, "your price per billed second, per model: set prices.MODEL 0.05 (usage, batch)"),
 }
@@ -62,6 +63,7 @@ class Settings:
     fit: bool
     sidecar: bool = True
     prices: object = None  # the [prices] table as read; wanvid.usage.price_table checks it
+    upload: str = "auto"
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -346,6 +348,7 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
         prices=data.get("prices"),
+        upload=_str(env.get("WANVID_UPLOAD")) or _str(data.get("upload")) or "auto",
     )
 
 

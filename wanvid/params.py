@@ -59,6 +59,7 @@ class PreparedSubmit:
     media: list[Any] = field(default_factory=list)  # wanvid.media.MediaInput
     predicted_size: tuple[int, int] | None = None
     fit_notes: list[str] = field(default_factory=list)
+    uploads: list[Any] = field(default_factory=list)  # MediaInputs sent as uploads (oss://)
 
     def body(self) -> bytes:
         from wanvid.media import body_bytes
@@ -221,10 +222,10 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     if opts.audio is not None:
         audio = media.load_audio(opts.audio, flag="--audio")
         media.check_audio_for_model(audio, model, duration, warn)
-        if audio.kind != "url":
+        if audio.kind == "data":  # a local file is uploaded (wanvid.upload), a data: URI not
             warn(f"--audio {audio.label}: sent inline as a data: URI; the API reference "
-                 "documents only http(s) URLs for audio, so if the service refuses it, "
-                 "host the file and pass its URL")
+                 "documents only URLs for audio, so if the service refuses it, pass the "
+                 "file's path (it is uploaded) or a public URL")
 
     inp: dict[str, Any] = {}
     if opts.prompt is not None:

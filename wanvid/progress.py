@@ -51,6 +51,12 @@ class QuietReporter:
     def note(self, message: str) -> None:
         pass
 
+    def upload_progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+    def upload_done(self, label: str, size: int, reused: bool, seconds: float) -> None:
+        pass
+
     def result(self, line: str) -> None:
         """A result line for stdout (paths, URLs, JSON)."""
         self.out(line)
@@ -75,6 +81,12 @@ class PlainReporter(QuietReporter):
 
     def note(self, message: str) -> None:
         self.env.err(f"wanvid: {message}")
+
+    def upload_done(self, label: str, size: int, reused: bool, seconds: float) -> None:
+        if reused:
+            self.env.err(f"wanvid: {label} already uploaded ({human_size(size)}); reusing it")
+        else:
+            self.env.err(f"wanvid: uploaded {label} ({human_size(size)}, {seconds:.1f} s)")
 
 
 class RichReporter(QuietReporter):
@@ -147,6 +159,22 @@ class RichReporter(QuietReporter):
 
     def note(self, message: str) -> None:
         self.progress.console.print(message, markup=False, highlight=False)
+
+    def upload_progress(self, label: str, done: int, total: int) -> None:
+        key = "upload " + label
+        if key not in self.rows:
+            self.rows[key] = self.progress.add_task("", tid=label, status="UPLOADING",
+                                                    total=total, start=True)
+        self.progress.update(self.rows[key], completed=done, total=total, saving=True)
+
+    def upload_done(self, label: str, size: int, reused: bool, seconds: float) -> None:
+        key = "upload " + label
+        if key in self.rows:
+            self.progress.update(self.rows[key], status="UPLOADED", completed=size,
+                                 total=size, saving=True)
+        elif reused:
+            self.progress.console.print(f"{label} already uploaded ({human_size(size)}); "
+                                        "reusing it", markup=False, highlight=False)
 
     def result(self, line: str) -> None:
         # A result line on a terminal would tear the live display: hold it until the end.

@@ -12,6 +12,7 @@ their exit status; methods that handle many tasks return results with one exit s
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,12 @@ class Service:
     base_url: str | None = None
     debug: bool = False
     sidecars: bool | None = None  # metadata beside saved videos; None: config (default on)
+    upload: str | None = None  # local files: auto|always|never (wanvid.upload); None: config
+    quiet: bool = False  # no upload progress on stderr
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
+    _uploader: Any = field(default=None, repr=False)
+    _upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- construction -----------------------------------------------------------------
 
@@ -215,20 +220,50 @@ class Service:
                                   region=s.region, warn=self.env.warn)
         for note in prepared.fit_notes:
             self.env.err(f"wanvid: {note}")
+        from wanvid.upload import plan
+
+        prepared.uploads = plan(prepared.media, self.upload_mode)
         return prepared
+
+    @property
+    def upload_mode(self) -> str:
+        from wanvid.upload import check_mode
+
+        if self.upload is not None:
+            return check_mode(self.upload)
+        return check_mode(self.settings.upload, "config upload:")
 
     def dry_run(self, prepared: PreparedSubmit) -> dict[str, Any]:
         """The request that would be sent. Files are really read and encoded (streamed,
         not kept) so a dry run proves the request can be made; data URIs abbreviated."""
+        headers = {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
+                   "Content-Type": "application/json"}
+        uploads: list[dict[str, Any]] = []
+        shown = prepared
+        if prepared.uploads:  # nothing is uploaded, not even the policy asked for
+            import dataclasses
+
+            from wanvid.upload import RESOLVE_HEADER, placeholder, substitute
+
+            values = {id(m): placeholder(m) for m in prepared.uploads}
+            payload = substitute(prepared.payload, values)
+            assert isinstance(payload, dict)
+            shown = dataclasses.replace(
+                prepared, payload=payload,
+                media=[m for m in prepared.media if id(m) not in values])
+            headers[RESOLVE_HEADER] = "enable"
+            uploads = [{"input": m.arg, "flag": m.flag or m.role, "bytes": m.size}
+                       for m in prepared.uploads]
         data: dict[str, Any] = {
             "method": "POST",
             "url": self.settings.base_url + prepared.model.path,
-            "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
-                        "Content-Type": "application/json"},
-            "body": prepared.preview_payload(),
-            "body_bytes": prepared.body_size(),
+            "headers": headers,
+            "body": shown.preview_payload(),
+            "body_bytes": shown.body_size(),
             "billed_seconds": prepared.duration,
         }
+        if uploads:
+            data["uploads"] = uploads
         if prepared.predicted_size:
             w, h = prepared.predicted_size
             data["predicted_size"] = {"width": w, "height": h,
@@ -283,7 +318,8 @@ class Service:
 
         client = client or self.client()
         journal = self.journal  # opened (and checked for damage) before anything is paid for
-        resp = client.submit(prepared.model.path, prepared.body())
+        body = self._upload(prepared, client) if prepared.uploads else prepared.body()
+        resp = client.submit(prepared.model.path, body)
         # Checked against the safe pattern before it is printed, journaled or used in a
         # path: a number, a list or an id with a line break is a protocol error (exit 7).
         task_id = submitted_task_id(resp)
@@ -301,6 +337,42 @@ class Service:
                               f"it ({e.message}); keep the id: `wanvid wait {task_id}` fetches "
                               "the video") from None
         return Submitted(task_id, resp, prepared)
+
+    def _upload(self, prepared: PreparedSubmit, client: Client | RoutingClient) -> bytes:
+        """Upload the inputs ``prepared.uploads`` names (or reuse earlier uploads of the
+        same content for the same model, from the journal) and return the request body
+        with their ``oss://`` URLs. One upload at a time per process."""
+        import time
+
+        from wanvid.client import RoutingClient
+        from wanvid.media import body_bytes
+        from wanvid.progress import make_reporter
+        from wanvid.upload import Uploader, substitute
+
+        api = client.default if isinstance(client, RoutingClient) else client
+        model = str(prepared.payload.get("model") or prepared.model.name)
+        values: dict[int, str] = {}
+        with self._upload_lock:
+            if self._uploader is None or self._uploader.root != api.base_url:
+                self._uploader = Uploader(api, journal=self.journal, notify=self.env.warn)
+            up = self._uploader
+            try:
+                rep = make_reporter(self.env, quiet=self.quiet)
+            except Exception:  # a live display is already on (a batch's): plain lines
+                from wanvid.progress import PlainReporter, QuietReporter
+
+                rep = QuietReporter(self.env) if self.quiet else PlainReporter(self.env)
+            try:
+                up.progress = rep.upload_progress
+                for m in prepared.uploads:
+                    started = time.monotonic()
+                    got = up.upload(m.path, model, label=m.arg, content_type=m.mime)
+                    rep.upload_done(m.arg, got.size, got.reused, time.monotonic() - started)
+                    values[id(m)] = got.url
+            finally:
+                up.progress = None
+                rep.close()
+        return body_bytes(substitute(prepared.payload, values))
 
     # --- status, cancel ---------------------------------------------------------------
 

@@ -35,6 +35,7 @@ import mimetypes
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
     from wanvid.client import Client
     from wanvid.journal import Journal
+    from wanvid.media import MediaInput
 
 log = logging.getLogger("wanvid.upload")
 
@@ -370,6 +372,10 @@ class Uploader:
         self.clock = clock
         self.wall = wall
         self._policies: dict[str, Policy] = {}
+        self._hashes: dict[tuple[str, int, int], str] = {}
+        self._done: dict[tuple[str, str], Uploaded] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
         self.uploads = 0  # files actually sent (not reused)
 
     @property
@@ -412,29 +418,47 @@ class Uploader:
 
     def upload(self, path: Path, model: str, *, label: str | None = None,
                content_type: str | None = None, sha256: str | None = None) -> Uploaded:
-        """Upload ``path`` for ``model`` (or reuse a journaled upload of the same content)."""
+        """Upload ``path`` for ``model``, or reuse an upload of the same content for the
+        same model (made by this process, or journaled and valid for REUSE_MARGIN_S more).
+        Safe to call from several threads: one content is uploaded once."""
         label = label or str(path)
         try:
-            size = path.stat().st_size
+            st = path.stat()
         except OSError as e:
             raise BadInputError(f"{label}: cannot read it ({e.strerror or e}).") from None
-        digest = None
-        if self.journal is not None:
-            digest = sha256 or file_sha256(path)
-            hit = self.journal.find_upload(digest, model=model, base_url=self.root,
-                                           valid_after=self.wall() + REUSE_MARGIN_S)
-            if hit is not None:
-                log.debug("reusing the upload of %s (%s)", label, hit[0])
-                return Uploaded(url=hit[0], expires_at=hit[1], size=size, reused=True)
-        ctype = content_type or guess_type(path.name)
-        started_wall = self.wall()
-        url = self._send(path, size, model, label=label, content_type=ctype)
-        self.uploads += 1
-        expires = started_wall + URL_VALIDITY_S
-        if self.journal is not None and digest is not None:
-            self.journal.record_upload(digest, model=model, base_url=self.root, url=url,
-                                       expires_at=expires, size=size)
-        return Uploaded(url=url, expires_at=expires, size=size, reused=False)
+        size = st.st_size
+        ident = (str(path.resolve()), size, st.st_mtime_ns)
+        digest = sha256
+        if digest is None and self.journal is not None:
+            digest = self._hashes.get(ident)
+            if digest is None:
+                digest = self._hashes[ident] = file_sha256(path)
+        memo_key = (digest or repr(ident), model)
+        with self._guard:
+            lock = self._locks.setdefault(memo_key, threading.Lock())
+        with lock:
+            done = self._done.get(memo_key)
+            if done is not None and done.expires_at - REUSE_MARGIN_S > self.wall():
+                return Uploaded(url=done.url, expires_at=done.expires_at, size=size, reused=True)
+            if self.journal is not None and digest is not None:
+                hit = self.journal.find_upload(digest, model=model, base_url=self.root,
+                                               valid_after=self.wall() + REUSE_MARGIN_S)
+                if hit is not None:
+                    log.debug("reusing the upload of %s (%s)", label, hit[0])
+                    got = Uploaded(url=hit[0], expires_at=hit[1], size=size, reused=True)
+                    self._done[memo_key] = got
+                    return got
+            ctype = content_type or guess_type(path.name)
+            started_wall = self.wall()
+            url = self._send(path, size, model, label=label, content_type=ctype)
+            self.uploads += 1
+            expires = started_wall + URL_VALIDITY_S
+            if self.journal is not None and digest is not None:
+                self.journal.record_upload(digest, model=model, base_url=self.root, url=url,
+                                           expires_at=expires, size=size)
+            got = Uploaded(url=url, expires_at=expires, size=size, reused=False)
+            self._done[memo_key] = got
+            return got
 
     def _send(self, path: Path, size: int, model: str, *, label: str,
               content_type: str) -> str:
@@ -548,3 +572,70 @@ def _oss_error(body: bytes) -> tuple[str, str]:
 def has_oss_url(body: bytes) -> bool:
     """Does a request body carry an ``oss://`` URL (the submit then needs RESOLVE_HEADER)?"""
     return b'"oss://' in body
+
+
+# --------------------------------------------------------------------------- submit plans
+
+MODES = ("auto", "always", "never")
+DEFAULT_MODE = "auto"
+# auto: an image goes inline unless its data: URI would pass this (base64 adds a third, so
+# a file over 7.5 MB); the request body then stays small and the image is sent as a file.
+DATA_URI_MAX = 10 * MB
+
+
+def check_mode(value: str | None, where: str = "--upload") -> str:
+    mode = (value or DEFAULT_MODE).strip().lower()
+    if mode not in MODES:
+        raise BadInputError(f"{where} {value}: use one of {', '.join(MODES)}")
+    return mode
+
+
+def is_av(m: MediaInput) -> bool:
+    """Audio or video: the service documents only URLs (public or oss://) for these."""
+    mime = (m.mime or "").lower()
+    return m.audio is not None or mime.startswith(("audio/", "video/")) or \
+        m.role in ("audio", "first clip", "clip", "video")
+
+
+def plan(media: list[MediaInput], mode: str) -> list[MediaInput]:
+    """The inputs to upload before the submit, per ``mode`` (see README, "Local files").
+
+    * ``auto``: local audio and video files; local images whose data: URI would be over
+      ``DATA_URI_MAX``.
+    * ``always``: every local file.
+    * ``never``: none; local audio or video is refused here (nothing is sent).
+
+    In-memory inputs (data: URIs given as such, --fit results) are never uploaded.
+    """
+    out: list[MediaInput] = []
+    for m in media:
+        if m.kind != "file" or m.path is None:
+            continue
+        if mode == "never":
+            if is_av(m):
+                what = "audio" if m.audio is not None or m.role == "audio" else "video"
+                raise BadInputError(
+                    f"{m.flag or m.role} {m.arg}: --upload never sends no local {what}; the "
+                    f"service takes {what} only as a URL: pass a public http(s) URL of the "
+                    "file, or drop --upload never (nothing was sent)")
+            continue
+        if mode == "always" or is_av(m) or m.encoded_length() > DATA_URI_MAX:
+            out.append(m)
+    return out
+
+
+def substitute(payload: object, values: Mapping[int, str]) -> object:
+    """``payload`` with each MediaInput whose ``id`` is in ``values`` replaced by the string."""
+    if id(payload) in values:
+        return values[id(payload)]
+    if isinstance(payload, dict):
+        return {k: substitute(v, values) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [substitute(v, values) for v in payload]
+    return payload
+
+
+def placeholder(m: MediaInput) -> str:
+    """How --dry-run shows an input that would be uploaded."""
+    name = object_name(m.path.name if m.path else "file").split("-", 1)[1]
+    return f"oss://<upload dir>/<random>-{name}"

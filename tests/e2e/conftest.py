@@ -80,7 +80,8 @@ def emulator() -> Iterator[Callable[..., EmulatorProc]]:
         switches.setdefault("pending", 0.3)
         switches.setdefault("running", 0.7)
         for k, v in switches.items():
-            args += [f"--{k.replace('_', '-')}", str(v)]
+            args += [f"--{k.replace('_', '-')}"] if v is True else [f"--{k.replace('_', '-')}",
+                                                                     str(v)]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None

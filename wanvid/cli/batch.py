@@ -8,7 +8,14 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import report_unrecorded, reporter, service
-from wanvid.cli.options import ForceOpt, IntervalOpt, NoSidecarOpt, QuietOpt, TimeoutOpt
+from wanvid.cli.options import (
+    ForceOpt,
+    IntervalOpt,
+    NoSidecarOpt,
+    QuietOpt,
+    TimeoutOpt,
+    UploadOpt,
+)
 from wanvid.errors import BadInputError
 
 
@@ -26,6 +33,7 @@ def batch(
                                               "print their URLs.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Run the valid jobs even "
                                                "if some lines are invalid.")] = False,
+    upload: UploadOpt = None,
     timeout: TimeoutOpt = None,
     interval: IntervalOpt = None,
     force: ForceOpt = False,
@@ -43,6 +51,7 @@ def batch(
     from wanvid.batch import Runner, plan
 
     svc = service(ctx)
+    svc.upload, svc.quiet = upload, quiet
     if no_sidecar:
         svc.sidecars = False
     n = jobs if jobs is not None else svc.settings.jobs

@@ -72,6 +72,9 @@ def dry_run_text(d: dict[str, Any]) -> list[str]:
             else "unknown (the image is a URL)")
     lines.append(f"# request body: {d['body_bytes']} bytes; predicted output: {size}; "
                  f"billed: {d['billed_seconds']} s")
+    for u in d.get("uploads", []):
+        lines.append(f"# would upload {u['input']} ({u['flag']}, {u['bytes']} bytes) to "
+                     "temporary storage first")
     return lines
 
 

@@ -37,6 +37,10 @@ def emulator(
                                             "MiB.")] = 0.0,
     key: Annotated[str | None, typer.Option("--key", help="Accept only this API key (default: "
                                             "any).")] = None,
+    no_uploads: Annotated[bool, typer.Option("--no-uploads", help="Answer the upload policy "
+                                             "request with 'not offered here'.")] = False,
+    upload_max_mb: Annotated[float, typer.Option("--upload-max-mb", help="The upload "
+                                                 "policy's size limit.")] = 100.0,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
@@ -48,7 +52,8 @@ def emulator(
     cfg = EmulatorConfig(host=host, port=port, pending=pending, running=running,
                          url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
                          error_every=error_every, drop_download_at=drop_download_at,
-                         video_mb=video_mb, key=key)
+                         video_mb=video_mb, key=key, uploads=not no_uploads,
+                         upload_max_mb=upload_max_mb)
     try:
         cfg.check()
     except ValueError as e:

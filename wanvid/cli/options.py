@@ -37,6 +37,10 @@ FitOpt = Annotated[bool | None, typer.Option(
 FitBgOpt = Annotated[str, typer.Option("--fit-background",
                                        help="Colour under transparent pixels with --fit.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+UploadOpt = Annotated[str | None, typer.Option(
+    "--upload", help="Local files: auto (audio/video uploaded to temporary storage, images "
+    "inline unless over 7.5 MB), always, or never (config: upload).", show_default=False,
+    autocompletion=lambda: ["auto", "always", "never"])]
 
 
 def _model_names() -> list[str]:

@@ -29,6 +29,7 @@ from wanvid.cli.options import (
     ResOpt,
     SeedOpt,
     TimeoutOpt,
+    UploadOpt,
     WatermarkOpt,
     _submit_options,
 )
@@ -51,6 +52,7 @@ def submit(
     watermark: WatermarkOpt = None,
     fit: FitOpt = None,
     fit_background: FitBgOpt = "white",
+    upload: UploadOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the "
                                           "request; send nothing.")] = False,
     json_out: JsonOpt = False,
@@ -62,6 +64,7 @@ def submit(
     from wanvid.render import emit
 
     svc = service(ctx)
+    svc.upload = upload
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
                            fit_background, svc.settings)
@@ -91,6 +94,7 @@ def generate(
     watermark: WatermarkOpt = None,
     fit: FitOpt = None,
     fit_background: FitBgOpt = "white",
+    upload: UploadOpt = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
     interval: IntervalOpt = None,
@@ -104,6 +108,7 @@ def generate(
     Example: wanvid generate cat.png -p "the cat turns its head" -o "{stem}-{seed}.mp4" --seed 7
     """
     svc = service(ctx)
+    svc.upload, svc.quiet = upload, quiet
     if no_sidecar:
         svc.sidecars = False
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
