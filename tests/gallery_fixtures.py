@@ -57,9 +57,12 @@ def make_videos(root: Path, n: int, *, batches: int = 2, thumbs: bool = True,
             thumb = sidecar.thumb_path(video)
             shutil.copyfile(thumb_src, thumb)
             thumb = thumb.name
+        batch = f"jobs{i % batches}.jsonl" if batches else None
+        if hostile and i == 0:
+            batch = "hostile.jsonl"  # its own (oldest) section: last on the page
         d = sidecar.build(task_id=f"task-{i:03d}", record=rec, response=answer, video=video,
                           size=len(data), sha256=digest, downloaded_at=T0 + 60 * i + 70,
-                          thumbnail=thumb, batch=f"jobs{i % batches}.jsonl" if batches else None)
+                          thumbnail=thumb, batch=batch)
         sidecar.sidecar_path(video).write_text(json.dumps(d))
         out.append(d)
     if thumb_src is not None:
