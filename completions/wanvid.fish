@@ -36,6 +36,8 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'Give
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l dry-run -d 'Check every job and print what the batch would bill; send nothing.'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l max-seconds -x -d 'Refuse (exit 2, nothing sent) a batch that would bill more seconds than this (config: max_seconds).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l json -d 'One JSON object per job on stdout (JSON Lines).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show this message and exit.'
@@ -59,7 +61,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -70,11 +72,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'

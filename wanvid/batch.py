@@ -222,6 +222,54 @@ class Plan:
         """What the jobs still to be submitted would bill (the service bills the duration)."""
         return sum(j.prepared.duration for j in self.queue if j.prepared is not None)
 
+    def estimate(self, prices: dict[str, float] | None = None) -> dict[str, Any]:
+        """What submitting the queue would bill: seconds per model and in all, and money at
+        the user's prices where they have one (``cost`` None when no model is priced)."""
+        from wanvid.usage import PRICES_LABEL, price_for
+
+        by_model: dict[str, dict[str, Any]] = {}
+        for j in self.queue:
+            if j.prepared is None:
+                continue
+            name = j.prepared.model.name
+            row = by_model.setdefault(name, {"jobs": 0, "billed_seconds": 0, "cost": None})
+            row["jobs"] += 1
+            row["billed_seconds"] += j.prepared.duration
+        cost: float | None = None
+        unpriced = 0
+        for name, row in by_model.items():
+            price = price_for(name, prices or {})
+            if price is None:
+                unpriced += row["jobs"]
+                continue
+            row["cost"] = round(row["billed_seconds"] * price, 6)
+            cost = (cost or 0.0) + row["cost"]
+        return {"jobs": sum(r["jobs"] for r in by_model.values()),
+                "billed_seconds": self.billed_seconds, "by_model": by_model,
+                "cost": None if cost is None else round(cost, 6), "unpriced_jobs": unpriced,
+                "prices_note": PRICES_LABEL if prices else None,
+                "already_submitted": len(self.resumed), "already_done": len(self.done)}
+
+
+def estimate_lines(est: dict[str, Any]) -> list[str]:
+    """``batch --dry-run`` for humans: one line per model, then the total."""
+    from wanvid.usage import money
+
+    def cost(c: float | None) -> str:
+        return "" if c is None else f", {money(c)} at your prices"
+
+    lines = [f"{name}: {r['jobs']} job(s), {r['billed_seconds']} s billed{cost(r['cost'])}"
+             for name, r in sorted(est["by_model"].items())]
+    total = (f"total: {est['jobs']} job(s) to submit, {est['billed_seconds']} s billed"
+             f"{cost(est['cost'])}")
+    if est["cost"] is not None and est["unpriced_jobs"]:
+        total += f" (partial: {est['unpriced_jobs']} job(s) of models with no price)"
+    lines.append(total)
+    if est["already_submitted"] or est["already_done"]:
+        lines.append(f"({est['already_submitted']} already submitted, {est['already_done']} "
+                     "already done: not billed again)")
+    return lines
+
 
 def batch_label(source: str, now: float) -> str:
     """What a sidecar calls the batch its video came from: the jobs file's name and when

@@ -45,6 +45,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "upload": (str, "local files: auto (audio/video uploaded, default), always or never"),
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
     "prices": (dict, "your price per billed second, per model: set prices.MODEL 0.05 (usage, batch)"),
+    "max_seconds": (int, "batch: refuse a batch that would bill more seconds than this"),
 }
 
 
@@ -63,6 +64,7 @@ class Settings:
     fit: bool
     sidecar: bool = True
     prices: object = None  # the [prices] table as read; wanvid.usage.price_table checks it
+    max_seconds: int | None = None  # batch: most billed seconds a batch may submit
     upload: str = "auto"
 
     def require_key(self) -> str:
@@ -348,6 +350,7 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
         prices=data.get("prices"),
+        max_seconds=int(_num(data.get("max_seconds")) or 0) or None,
         upload=_str(env.get("WANVID_UPLOAD")) or _str(data.get("upload")) or "auto",
     )
 

@@ -38,6 +38,11 @@ def batch(
     interval: IntervalOpt = None,
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job and print what "
+                                          "the batch would bill; send nothing.")] = False,
+    max_seconds: Annotated[int | None, typer.Option(
+        "--max-seconds", min=1, help="Refuse (exit 2, nothing sent) a batch that would bill "
+        "more seconds than this (config: max_seconds).")] = None,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout "
                                            "(JSON Lines).")] = False,
@@ -45,10 +50,13 @@ def batch(
     """Run many jobs: validate all first, keep N in flight, skip jobs already done.
 
     Example: printf '%s\n' '{"image": "a.png", "prompt": "waves"}' | wanvid batch - -j 2
+
+    Example: wanvid batch jobs.jsonl --dry-run;  wanvid batch jobs.jsonl --max-seconds 300
     """
     import json
 
-    from wanvid.batch import Runner, plan
+    from wanvid.batch import Runner, estimate_lines, plan
+    from wanvid.usage import price_table
 
     svc = service(ctx)
     svc.upload, svc.quiet = upload, quiet
@@ -65,6 +73,18 @@ def batch(
                             "them, or pass --skip-invalid to run the others")
     if not (p.queue or p.resumed or p.done):
         raise BadInputError(f"{source}: no jobs to run")
+    est = p.estimate(price_table(svc.settings.prices))
+    limit = max_seconds if max_seconds is not None else svc.settings.max_seconds
+    if limit is not None and est["billed_seconds"] > limit:
+        flag = "--max-seconds" if max_seconds is not None else "config max_seconds"
+        raise BadInputError(f"{source}: the batch would bill {est['billed_seconds']} s "
+                            f"({est['jobs']} job(s)), over {flag} {limit}; nothing was sent. "
+                            "Split the batch, or raise the limit")
+    if dry_run:
+        from wanvid.render import emit
+
+        emit(svc.env, {"dry_run": True, **est}, json_mode=json_out, text=estimate_lines)
+        return 0
     rep = reporter(svc, quiet)
 
     def on_row(row: dict[str, Any], job: Any, outcome: Any) -> None:
