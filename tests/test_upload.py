@@ -331,3 +331,29 @@ def test_file_changed_while_uploading(tmp_path: Path) -> None:
                          content_type="x/y", size=2000)
     with pytest.raises(BadInputError, match="changed while"):
         drain(body)
+
+
+def test_upload_progress_on_a_terminal_and_in_logs() -> None:
+    import io
+
+    from wanvid.context import Environment
+    from wanvid.progress import PlainReporter, RichReporter
+
+    err = io.StringIO()
+    env = Environment(environ={"TERM": "xterm"}, stderr=err, stderr_isatty=True,
+                      stdout=io.StringIO(), stdout_isatty=False)
+    rep = RichReporter(env)
+    for done in (0, 1 << 20, 3 << 20):
+        rep.upload_progress("clip.mp4", done, 3 << 20)
+    rep.upload_done("clip.mp4", 3 << 20, False, 0.5)
+    rep.upload_done("song.wav", 1000, True, 0.0)
+    rep.close()
+    drawn = err.getvalue()
+    assert "clip.mp4" in drawn and "UPLOAD" in drawn and "3.1/3.1 MB" in drawn  # the bar
+    assert "song.wav already uploaded" in drawn
+
+    err = io.StringIO()
+    plain = PlainReporter(Environment(environ={"CI": "true"}, stderr=err))
+    plain.upload_progress("clip.mp4", 1, 2)
+    plain.upload_done("clip.mp4", 3 << 20, False, 0.5)
+    assert err.getvalue() == "wanvid: uploaded clip.mp4 (3.0 MB, 0.5 s)\n"
