@@ -357,3 +357,24 @@ def test_upload_progress_on_a_terminal_and_in_logs() -> None:
     plain.upload_progress("clip.mp4", 1, 2)
     plain.upload_done("clip.mp4", 3 << 20, False, 0.5)
     assert err.getvalue() == "wanvid: uploaded clip.mp4 (3.0 MB, 0.5 s)\n"
+
+
+def test_which_local_files_are_uploaded_per_mode(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures_media import png_bytes, wav_bytes
+    from wanvid import media, upload
+
+    (tmp_path / "a.png").write_bytes(png_bytes(640, 480))
+    (tmp_path / "a.wav").write_bytes(wav_bytes(4.0))
+    img = media.load_image(str(tmp_path / "a.png"), role="image", flag="IMAGE")
+    aud = media.load_audio(str(tmp_path / "a.wav"))
+    url = media.load_image("https://example.com/a.png", role="image", flag="IMAGE")
+    assert upload.plan([img, aud, url], "auto") == [aud]
+    assert upload.plan([img, aud, url], "always") == [img, aud]
+    assert upload.plan([img, url], "never") == []
+    with pytest.raises(BadInputError, match=r"--audio .*a\.wav: --upload never .* public http"):
+        upload.plan([img, aud], "never")
+    monkeypatch.setattr(upload, "DATA_URI_MAX", img.encoded_length() - 1)
+    assert upload.plan([img, aud], "auto") == [img, aud]  # too big for a data: URI
+    with pytest.raises(BadInputError, match="--upload sometimes: use one of auto, always, never"):
+        upload.check_mode("sometimes")
