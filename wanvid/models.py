@@ -1,13 +1,15 @@
 """The model catalogue: the single source of truth for validation and routing.
 
-Everything here comes from the API reference in ``shared/api/``. Where the reference
-contradicts itself (wan2.2-i2v-flash lists 1080P in the model table but only 480P/720P
-in the ``resolution`` parameter list) the parameter list wins.
+The models themselves are data, in ``wanvid/data/models.toml`` (read on first use); each entry
+names its source document. Where the Nov 2025 reference contradicts itself (wan2.2-i2v-flash lists
+1080P in the model table but only 480P/720P in the ``resolution`` parameter list) the parameter
+list wins.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 
 I2V_PATH = "/services/aigc/video-generation/video-synthesis"
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
@@ -50,6 +52,7 @@ class Model:
     # The name sent to the service, per region, where it differs from ``name``.
     api_names: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    source: str = ""  # the document (and date) the values come from
 
     @property
     def path(self) -> str:
@@ -73,47 +76,85 @@ class Model:
         return d
 
 
-MODELS: tuple[Model, ...] = (
-    Model("wan2.5-i2v-preview", "i2v", ("480P", "720P", "1080P"), "1080P", (5, 10), 5,
-          audio=True, prompt_max=2000, fps=24, regions=("intl", "cn"),
-          description="Wan 2.5 preview: video with audio (automatic or your own track)"),
-    Model("wan2.2-i2v-flash", "i2v", ("480P", "720P"), "720P", (5,), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          description="Wan 2.2 Flash: silent, 50% faster than 2.1"),
-    Model("wan2.2-i2v-plus", "i2v", ("480P", "1080P"), "1080P", (5,), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          description="Wan 2.2 Professional: silent, more stable than 2.1"),
-    Model("wan2.1-i2v-plus", "i2v", ("720P",), "720P", (5,), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          aliases=("wanx2.1-i2v-plus",), description="Wan 2.1 Professional: silent"),
-    Model("wan2.1-i2v-turbo", "i2v", ("480P", "720P"), "720P", (3, 4, 5), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          aliases=("wanx2.1-i2v-turbo",), description="Wan 2.1 Flash: silent, 3-5 s"),
-    Model("wan2.2-kf2v-flash", "kf2v", ("480P", "720P", "1080P"), "720P", (5,), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          description="Wan 2.2 first+last frame Flash: silent"),
-    Model("wan2.1-kf2v-plus", "kf2v", ("720P",), "720P", (5,), 5,
-          audio=False, prompt_max=800, fps=30, regions=("intl", "cn"),
-          aliases=("wanx2.1-kf2v-plus",), api_names={"cn": "wanx2.1-kf2v-plus"},
-          description="Wan 2.1 first+last frame Professional: silent"),
-)
-
 DEFAULT_I2V_MODEL = "wan2.2-i2v-flash"
 DEFAULT_KF2V_MODEL = "wan2.2-kf2v-flash"
 
+_CATALOGUE: tuple[Model, ...] | None = None
 _BY_NAME: dict[str, Model] = {}
-for _m in MODELS:
-    for _n in (_m.name, *_m.aliases):
-        _BY_NAME[_n.lower()] = _m
+# A dated snapshot of a model (``wan2.7-i2v-2026-04-25``) resolves to the model's entry.
+_SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{4}-\d{2}-\d{2}$")
+_LIST_FIELDS = ("resolutions", "durations", "regions", "aliases")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed (names the file, the entry and the field)."""
+
+
+def _model_from_entry(entry: dict[str, object], where: str) -> Model:
+    names = {f.name for f in fields(Model)}
+    unknown = sorted(set(entry) - names)
+    label = f"{where}: model {entry.get('name', '?')!r}"
+    if unknown:
+        raise CatalogueError(f"{label}: unknown field {unknown[0]!r}")
+    kw: dict[str, object] = dict(entry)
+    for f in _LIST_FIELDS:
+        if f in kw:
+            if not isinstance(kw[f], list):
+                raise CatalogueError(f"{label}: field {f!r} must be a list")
+            kw[f] = tuple(kw[f])  # type: ignore[arg-type]
+    try:
+        return Model(**kw)  # type: ignore[arg-type]
+    except TypeError as e:
+        raise CatalogueError(f"{label}: {e}") from None
+
+
+def load_catalogue(text: str, where: str) -> tuple[Model, ...]:
+    """Parse a catalogue in TOML (``[[model]]`` tables, fields as in ``wanvid models --json``)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CatalogueError(f"{where}: not valid TOML: {e}") from None
+    entries = data.get("model", [])
+    if not isinstance(entries, list):
+        raise CatalogueError(f"{where}: 'model' must be an array of tables ([[model]])")
+    return tuple(_model_from_entry(e, where) for e in entries)
+
+
+def _catalogue() -> tuple[Model, ...]:
+    global _CATALOGUE
+    if _CATALOGUE is None:
+        from importlib.resources import files
+
+        text = files("wanvid").joinpath("data/models.toml").read_text(encoding="utf-8")
+        models = load_catalogue(text, "wanvid/data/models.toml")
+        for m in models:
+            for n in (m.name, *m.aliases):
+                _BY_NAME[n.lower()] = m
+        _CATALOGUE = models
+    return _CATALOGUE
+
+
+def __getattr__(name: str) -> tuple[Model, ...]:
+    # ``MODELS`` is read from wanvid/data/models.toml on first use.
+    if name == "MODELS":
+        return _catalogue()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_names() -> list[str]:
-    return [m.name for m in MODELS]
+    return [m.name for m in _catalogue()]
 
 
 def find_model(name: str) -> Model | None:
-    """Look a model up by its canonical name or an alias (case-insensitive)."""
-    return _BY_NAME.get(name.strip().lower())
+    """Look a model up by its canonical name, an alias or a dated snapshot name (case-insensitive)."""
+    _catalogue()
+    key = name.strip().lower()
+    found = _BY_NAME.get(key)
+    if found is None and (snap := _SNAPSHOT.match(key)):
+        found = _BY_NAME.get(snap.group("base"))
+    return found
 
 
 def normalize_resolution(value: str) -> str:
@@ -123,4 +164,4 @@ def normalize_resolution(value: str) -> str:
 
 
 def models_by_kind(kind: str) -> list[Model]:
-    return [m for m in MODELS if m.kind == kind]
+    return [m for m in _catalogue() if m.kind == kind]
