@@ -42,9 +42,9 @@ _wanvid_values() {
         'wanvid batch --output'|'wanvid batch -o') _wanvid_files "$3" ;;
         'wanvid batch @0') _wanvid_files "$3" ;;
         'wanvid completions @0') COMPREPLY=($(compgen -W 'bash zsh fish' -- "$3")) ;;
-        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -- "$3")) ;;
-        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -- "$3")) ;;
-        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds' -- "$3")) ;;
+        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;

@@ -439,7 +439,8 @@ def test_config_set_values(run: Run, key: str, value: str, stored: Any) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["config", "set", "colour", "red"],
      "unknown config key 'colour'; known keys: api_key, region, base_url, model, kf2v_model, "
-     "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds"),
+     "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
+     "max_download_mb"),
     (["config", "set", "region", "mars"],
      "config region: unknown region 'mars'; use one of: intl, cn, us"),
     (["config", "set", "base_url", "dashscope.aliyuncs.com/api/v1"],
@@ -460,7 +461,8 @@ def test_config_set_values(run: Run, key: str, value: str, stored: Any) -> None:
     (["config", "set", "region"], "config set region: give a value"),
     (["config", "get", "colour"],
      "unknown config key 'colour'; known keys: api_key, region, base_url, model, kf2v_model, "
-     "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds"),
+     "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
+     "max_download_mb"),
 ])
 def test_config_errors_exit_2_one_line(run: Run, args: list[str], message: str) -> None:
     r = run(args)

@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 from wanvid.retry import (
     BASE_DELAY,
     MAX_DELAY,
+    RETRY_AFTER_MAX,
     connection_refused,
     parse_retry_after,
     retry_delay,
@@ -156,8 +157,11 @@ def test_retry_after_seconds_is_a_floor() -> None:
     assert retry_delay(1, " 2.5 ", rand=lambda: 0.0) == 2.5
     # Shorter than the backoff: the backoff stands.
     assert retry_delay(4, "1", rand=lambda: 0.0) == 4.0
-    # Longer than the cap: the server's word wins over the cap.
-    assert retry_delay(1, "120", rand=lambda: 0.0) == 120.0
+    # Longer than the backoff's cap: the server's word wins over that cap...
+    assert retry_delay(1, "50", rand=lambda: 0.0) == 50.0
+    # ...up to RETRY_AFTER_MAX: a day-long Retry-After means a minute.
+    assert retry_delay(1, "120", rand=lambda: 0.0) == RETRY_AFTER_MAX == 60.0
+    assert retry_delay(1, "999999", rand=lambda: 0.0) == RETRY_AFTER_MAX
 
 
 def test_retry_after_http_date(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,3 +191,53 @@ def test_parse_retry_after_date() -> None:
     assert parse_retry_after(formatdate(now + 90, usegmt=True), now=now) == 90.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == 0.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+# --- wait_to_retry: the one way to sleep before a retry -----------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+def test_a_long_wait_is_said_a_short_one_is_not() -> None:
+    from wanvid.net import Deadline
+    from wanvid.retry import NOTICE_AFTER, wait_to_retry
+
+    clock, said = _Clock(), []
+    dl = Deadline(None, clock=clock)
+    wait_to_retry(2.0, deadline=dl, sleep=clock.sleep, notify=said.append, throttled=True)
+    assert said == [] and clock.slept == [2.0]
+    wait_to_retry(40.0, deadline=dl, sleep=clock.sleep, notify=said.append, throttled=True)
+    assert said == ["throttled by the service; retrying in 40 s"]
+    wait_to_retry(NOTICE_AFTER, deadline=dl, sleep=clock.sleep, notify=said.append,
+                  throttled=False, who="the storage host x")
+    assert said[-1] == "the storage host x is failing; retrying in 5 s"
+
+
+def test_a_wait_past_the_deadline_is_not_started() -> None:
+    from wanvid.errors import DeadlineExceeded
+    from wanvid.net import Deadline
+    from wanvid.retry import wait_to_retry
+
+    clock, said = _Clock(), []
+    dl = Deadline(15, clock=clock)
+    clock.t = 10.0
+    with pytest.raises(DeadlineExceeded) as ei:
+        wait_to_retry(RETRY_AFTER_MAX, deadline=dl, sleep=clock.sleep, notify=said.append,
+                      throttled=True, after="; no task was created")
+    assert clock.slept == [] and said == []  # not a second of sleeping past --timeout
+    assert ei.value.status == 6
+    assert ei.value.message == ("--timeout 15 s reached (throttled by the service; the next "
+                                "try would be in 60 s); no task was created")
+    wait_to_retry(5.0, deadline=dl, sleep=clock.sleep, notify=None, throttled=True)
+    assert clock.slept == [5.0]  # one that fits is slept

@@ -418,6 +418,9 @@ class Runner:
                     if in_flight + len(new) > 0:
                         break  # try again when a task finishes
                     delay = retry_delay(self.throttles, cap=60)
+                    left = self.service.deadline.remaining()
+                    if left is not None and delay > left:
+                        break  # would end after --timeout: the rest stay NOT_SUBMITTED
                     self.reporter.note(f"throttled by the service; the batch waits {delay:.0f}s")
                     self.service.env.sleep(delay)
                     continue

@@ -33,8 +33,15 @@ from wanvid.errors import (
     TooLarge,
     WanvidError,
 )
-from wanvid.net import JSON_MAX, NO_DEADLINE, Deadline, new_session, read_capped
-from wanvid.retry import connection_refused, retry_delay, should_retry_error, should_retry_status
+from wanvid.net import JSON_MAX, REQUEST_MAX, Deadline, new_session, read_capped
+from wanvid.retry import (
+    NOTICE_AFTER,  # noqa: F401 - re-exported
+    connection_refused,
+    retry_delay,
+    should_retry_error,
+    should_retry_status,
+    wait_to_retry,
+)
 from wanvid.sanitize import ProtocolError, one_line
 from wanvid.sanitize import task_id as checked_task_id
 
@@ -43,7 +50,6 @@ log = logging.getLogger("wanvid.client")
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 MAX_RETRIES = 4
-NOTICE_AFTER = 5.0  # seconds: a wait before a retry at least this long is said on stderr
 
 
 
@@ -96,15 +102,16 @@ class Client:
                  on_retry: Callable[[str], None] | None = None,
                  deadline: Deadline | None = None,
                  notify: Callable[[str], None] | None = None,
-                 json_max: int = JSON_MAX) -> None:
+                 json_max: int = JSON_MAX, request_max: float = REQUEST_MAX) -> None:
         self.base_url = base_url.rstrip("/")
         check_key(api_key)
         self._key = api_key
         self.session = session if session is not None else new_session()
         self.timeout = timeout
-        self.deadline = deadline or NO_DEADLINE
+        self.deadline = deadline if deadline is not None else Deadline(None)
         self.notify = notify  # one human line, e.g. "throttled by the service; retrying in 40 s"
         self.json_max = json_max
+        self.request_max = request_max  # seconds one request may take, first byte to last
         self.max_retries = max_retries
         self.sleep = sleep
         self.on_retry = on_retry
@@ -134,7 +141,7 @@ class Client:
             self.deadline.check(f"before {method} {path}" + (
                 "; nothing was sent" if not idempotent else ""))
             try:
-                with self.deadline.watch() as watch:
+                with self.deadline.watch(self.request_max) as watch:
                     resp = self.session.request(
                         method, url, data=body, params=params,
                         timeout=self.deadline.timeout(*self.timeout),
@@ -187,17 +194,11 @@ class Client:
 
     def _wait(self, delay: float, method: str, path: str, idempotent: bool, *,
               throttled: bool) -> None:
-        """Sleep before a retry: said on stderr when long, never past the deadline."""
-        rem = self.deadline.remaining()
-        if rem is not None and delay > rem:
-            what = "throttled by the service" if throttled else "the service kept failing"
-            nothing = "; no task was created" if (throttled and not idempotent) else ""
-            raise DeadlineExceeded(self.deadline.message(
-                f"({what}; the next try would be in {delay:.0f} s){nothing}"))
-        if delay >= NOTICE_AFTER and self.notify is not None:
-            why = "throttled by the service" if throttled else "the service is failing"
-            self.notify(f"{why}; retrying in {delay:.0f} s")
-        self.sleep(delay)
+        """Sleep before a retry (the shared policy: said on stderr when long, never past
+        the deadline)."""
+        wait_to_retry(delay, deadline=self.deadline, sleep=self.sleep, notify=self.notify,
+                      throttled=throttled,
+                      after="; no task was created" if (throttled and not idempotent) else "")
 
     def _deadline_error(self, method: str, path: str, idempotent: bool) -> DeadlineExceeded:
         msg = self.deadline.message(f"during {method} {path}")
@@ -302,7 +303,8 @@ class RoutingClient:
             self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,
                                          max_retries=d.max_retries, sleep=d.sleep,
                                          on_retry=d.on_retry, deadline=d.deadline,
-                                         notify=d.notify, json_max=d.json_max)
+                                         notify=d.notify, json_max=d.json_max,
+                                         request_max=d.request_max)
         return self._clients[base]
 
     def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:

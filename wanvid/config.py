@@ -29,6 +29,7 @@ DEFAULT_REGION = "intl"
 DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_MAX_QPS = 5.0
 DEFAULT_JOBS = 2
+DEFAULT_MAX_DOWNLOAD_MB = 2048  # a video bigger than this is refused (no real one comes close)
 
 # key -> (type, description). The single list `wanvid config` accepts.
 CONFIG_KEYS: dict[str, tuple[type, str]] = {
@@ -46,6 +47,8 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
     "prices": (dict, "your price per billed second, per model: set prices.MODEL 0.05 (usage, batch)"),
     "max_seconds": (int, "batch: refuse a batch that would bill more seconds than this"),
+    "max_download_mb": (int, "largest video saved, in MiB, when the storage host names no "
+                             f"size or a bigger one (default {DEFAULT_MAX_DOWNLOAD_MB})"),
 }
 
 
@@ -66,6 +69,7 @@ class Settings:
     prices: object = None  # the [prices] table as read; wanvid.usage.price_table checks it
     max_seconds: int | None = None  # batch: most billed seconds a batch may submit
     upload: str = "auto"
+    max_download: int = DEFAULT_MAX_DOWNLOAD_MB << 20  # bytes
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -352,6 +356,9 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         prices=data.get("prices"),
         max_seconds=int(_num(data.get("max_seconds")) or 0) or None,
         upload=_str(env.get("WANVID_UPLOAD")) or _str(data.get("upload")) or "auto",
+        max_download=int(_num(env.get("WANVID_MAX_DOWNLOAD_MB"))
+                         or _num(data.get("max_download_mb")) or DEFAULT_MAX_DOWNLOAD_MB)
+        * (1 << 20),
     )
 
 

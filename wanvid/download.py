@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -41,13 +40,17 @@ from requests.auth import AuthBase
 from .errors import (
     BadInputError,
     BusyError,
+    DeadlineExceeded,
     NetworkError,
+    TooLarge,
     URLExpiredError,
+    WanvidError,
     WriteError,
 )
 from .journal import expires_from_url
-from .net import new_session
+from .net import Deadline, new_session
 from .outputs import PLACEHOLDERS, output_path, sanitize  # noqa: F401 - re-exported
+from .retry import retry_delay, wait_to_retry
 
 try:
     import fcntl
@@ -58,9 +61,10 @@ log = logging.getLogger("wanvid.download")
 
 HTTP_RETRIES = 3  # 429 / 5xx answers retried this many times
 MAX_RESTARTS = 3  # times the .part may be thrown away and the download started over
+BACKOFF_BASE = 0.5  # seconds before the first retry; doubles, jittered (wanvid.retry)
 MAX_BACKOFF = 8.0
-MAX_RETRY_AFTER = 30.0
 HASH_BLOCK = 1 << 20
+MAX_SIZE = 2 << 30  # bytes: the biggest video wanvid saves unless told (max_download_mb)
 WRITEBACK_STEP = 16 << 20  # start writing to disk every 16 MiB rather than all at the end
 
 
@@ -88,8 +92,24 @@ class DownloadResult:
     skipped: bool  # the file was already there, identical; nothing was fetched
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What bounds one download in time and size (tests pass short values)."""
+
+    connect: float = 10.0  # seconds to open a connection
+    read: float = 30.0  # seconds without a byte before the connection counts as cut
+    min_rate: float = 1024.0  # bytes/s: slower than this over `window` is a stall
+    window: float = 30.0  # seconds the rate is averaged over
+    stalls: int = 3  # stalled connections replaced by new ones before giving up
+    max_size: int = MAX_SIZE  # bytes accepted when no Content-Length says (or it says more)
+
+
 class _Cut(Exception):
     """The body stopped before it was complete; resume from what is on disk."""
+
+
+class _Stall(_Cut):
+    """The body arrives too slowly; resume on a new connection."""
 
 
 class _Restart(Exception):
@@ -184,22 +204,9 @@ def mp4_problem(read_at: Callable[[int, int], bytes], size: int) -> str | None:
     return None if count else "the file is empty"
 
 
-def _backoff(n: int) -> float:
-    return min(0.5 * 2.0 ** (n - 1), MAX_BACKOFF)
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        delay = float(value)
-    except ValueError:
-        try:
-            delay = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return float(max(0.0, min(delay, MAX_RETRY_AFTER)))
+def _backoff(n: int, retry_after: str | None = None) -> float:
+    """The shared retry policy (``wanvid.retry``), with a download's shorter steps."""
+    return retry_delay(n, retry_after, base=BACKOFF_BASE, cap=MAX_BACKOFF)
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.I)
@@ -360,6 +367,38 @@ def _expired_message(url: str, status: int) -> str:
             "has probably passed, so the task must be generated again")
 
 
+def _size(n: int) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    return f"{n} bytes"
+
+
+class _RateWatch:
+    """Counts a connection's bytes per ``window`` seconds; fewer than ``min_rate`` per second
+    over a whole window is a stall (``_Stall``): the connection is replaced, as curl's
+    ``--speed-limit``/``--speed-time`` would abort it. A connection that sends nothing at
+    all is caught by the read timeout instead."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.since = clock()
+        self.count = 0
+
+    def add(self, n: int) -> None:
+        self.count += n
+        now = self.clock()
+        elapsed = now - self.since
+        if elapsed < self.limits.window:
+            return
+        if self.count < self.limits.min_rate * elapsed:
+            raise _Stall(f"{self.count / elapsed:.0f} bytes/s over {elapsed:.0f} s, under the "
+                         f"{self.limits.min_rate:.0f} bytes/s minimum")
+        self.since, self.count = now, 0
+
+
 # --- the .part file ------------------------------------------------------------------
 
 
@@ -459,10 +498,17 @@ class _Part:
 def download(url: str, dest: Path, *, force: bool = False,
              session: requests.Session | None = None,
              on_progress: Callable[[int, int | None], None] | None = None,
-             max_resumes: int = 5, timeout: float = 30.0, chunk_size: int = 1 << 20,
+             max_resumes: int = 5, chunk_size: int = 1 << 20,
              expected_sha256: str | None = None, adopt: bool = False,
-             sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
+             sleep: Callable[[float], None] = time.sleep, limits: Limits | None = None,
+             deadline: Deadline | None = None,
+             notify: Callable[[str], None] | None = None) -> DownloadResult:
     """Download ``url`` to ``dest`` (see the module docstring).
+
+    Bounded: every connection has ``limits`` (connect and read timeouts, a minimum rate
+    below which it is replaced, a size cap), and ``deadline`` (the command's --timeout)
+    ends the download wherever it is with ``DeadlineExceeded``, the ``.part`` kept.
+    ``notify`` hears about long waits before a retry.
 
     Raises ``BadInputError`` if ``dest`` exists (unless ``force``, or ``expected_sha256``
     matches it, or ``adopt`` is set and it is a complete copy of the object at ``url``:
@@ -471,12 +517,14 @@ def download(url: str, dest: Path, *, force: bool = False,
     (the ``.part`` is kept for a later resume) or the body is not an MP4 video.
     """
     check_video_url(url)
+    lim = limits or Limits()
+    deadline = deadline if deadline is not None else Deadline(None)
     dest = Path(dest).expanduser()
     if dest.is_dir():
         raise BadInputError(f"{dest}: is a directory; choose a file name with -o")
     if dest.exists() and not force:  # returns only if identical
         size, digest = _check_existing(dest, expected_sha256, url if adopt else None,
-                                       session, timeout)
+                                       session, lim, deadline)
         return DownloadResult(dest, size, digest, 0, False, True)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -490,11 +538,12 @@ def download(url: str, dest: Path, *, force: bool = False,
     try:
         if dest.exists() and not force:  # another process finished it meanwhile
             size, digest = _check_existing(dest, expected_sha256, url if adopt else None,
-                                           sess, timeout)
+                                           sess, lim, deadline)
             part.discard()
             return DownloadResult(dest, size, digest, 0, False, True)
         fetcher = _Fetcher(url, part, sess, on_progress=on_progress, max_resumes=max_resumes,
-                           timeout=timeout, chunk_size=chunk_size, sleep=sleep)
+                           limits=lim, chunk_size=chunk_size, sleep=sleep, deadline=deadline,
+                           notify=notify)
         size, digest = fetcher.run()
         if expected_sha256 and digest != expected_sha256.lower():
             part.discard()
@@ -515,8 +564,8 @@ def download(url: str, dest: Path, *, force: bool = False,
 
 
 def _check_existing(dest: Path, expected_sha256: str | None, adopt_url: str | None = None,
-                    session: requests.Session | None = None,
-                    timeout: float = 30.0) -> tuple[int, str]:
+                    session: requests.Session | None = None, limits: Limits | None = None,
+                    deadline: Deadline | None = None) -> tuple[int, str]:
     """(size, sha256) of ``dest`` if it is the expected file (or, with ``adopt_url``, a
     complete verified copy of that object); otherwise BadInputError."""
     if expected_sha256:
@@ -524,7 +573,8 @@ def _check_existing(dest: Path, expected_sha256: str | None, adopt_url: str | No
         if h.hexdigest() == expected_sha256.lower():
             return size, h.hexdigest()
     if adopt_url is not None:
-        found = same_as_remote(adopt_url, dest, session=session, timeout=timeout)
+        found = same_as_remote(adopt_url, dest, session=session, limits=limits,
+                               deadline=deadline)
         if found is not None:
             return found
     raise BadInputError(
@@ -532,13 +582,17 @@ def _check_existing(dest: Path, expected_sha256: str | None, adopt_url: str | No
 
 
 def same_as_remote(url: str, path: Path, *, session: requests.Session | None = None,
-                   timeout: float = 30.0) -> tuple[int, str] | None:
+                   limits: Limits | None = None,
+                   deadline: Deadline | None = None) -> tuple[int, str] | None:
     """(size, sha256) of ``path`` when it is a complete MP4 identical to the object at
     ``url``, else None. This is how a video saved by a run that died (or could not write
     the journal) before recording it is recognised: with a plain-MD5 ETag, size and MD5
     are compared and no body is fetched; otherwise the body is compared with the file as
     it streams, stopping at the first difference. Network trouble counts as "not known
-    to be the same" (None)."""
+    to be the same" (None); so does a body that runs past the file's size. The deadline
+    (``DeadlineExceeded``) is not network trouble."""
+    lim = limits or Limits()
+    deadline = deadline if deadline is not None else Deadline(None)
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -547,55 +601,66 @@ def same_as_remote(url: str, path: Path, *, session: requests.Session | None = N
     except OSError:
         return None
     sess = session if session is not None else new_session()
+    doing = "while comparing a file with the storage host's copy"
     try:
-        resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
-                        timeout=timeout, auth=_NoAuth())
-    except requests.exceptions.RequestException:
-        return None
-    try:
-        with resp:
-            if resp.status_code != 200:
-                return None
-            length = _content_length(resp)
-            if length is not None and length != size:
-                return None
-            md5 = plain_md5(resp.headers.get("ETag"))
-            if md5 is not None and length is not None:
-                got_size, h, m = _hash_file(path, md5=True)
-                return (got_size, h.hexdigest()) if m.hexdigest() == md5 else None
-            h = hashlib.sha256()
-            seen = 0
-            with open(path, "rb") as f:
-                for chunk in _body_chunks(resp, 1 << 20):
-                    mine = f.read(len(chunk))
-                    if mine != chunk:
-                        return None
-                    h.update(chunk)
-                    seen += len(chunk)
-            return (size, h.hexdigest()) if seen == size else None
+        with deadline.watch(None):
+            return _compare_remote(sess, url, path, size, lim, deadline, doing)
     except (requests.exceptions.RequestException, *_CUT_ERRORS, OSError):
+        deadline.check(doing)
         return None
     finally:
         if session is None:
             sess.close()
 
 
+def _compare_remote(sess: requests.Session, url: str, path: Path, size: int, lim: Limits,
+                    deadline: Deadline, doing: str) -> tuple[int, str] | None:
+    resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
+                    timeout=deadline.timeout(lim.connect, lim.read), auth=_NoAuth())
+    with resp:
+        if resp.status_code != 200:
+            return None
+        length = _content_length(resp)
+        if length is not None and length != size:
+            return None
+        md5 = plain_md5(resp.headers.get("ETag"))
+        if md5 is not None and length is not None:
+            got_size, h, m = _hash_file(path, md5=True)
+            return (got_size, h.hexdigest()) if m.hexdigest() == md5 else None
+        h = hashlib.sha256()
+        seen = 0
+        with open(path, "rb") as f:
+            for chunk in _body_chunks(resp, 1 << 20):
+                mine = f.read(len(chunk))
+                if mine != chunk:
+                    return None  # also ends a body longer than the file
+                h.update(chunk)
+                seen += len(chunk)
+                deadline.check(doing)
+        return (size, h.hexdigest()) if seen == size else None
+
+
 class _Fetcher:
     def __init__(self, url: str, part: _Part, session: requests.Session, *,
                  on_progress: Callable[[int, int | None], None] | None, max_resumes: int,
-                 timeout: float, chunk_size: int, sleep: Callable[[float], None]) -> None:
+                 limits: Limits, chunk_size: int, sleep: Callable[[float], None],
+                 deadline: Deadline, notify: Callable[[str], None] | None) -> None:
         self.url = url
         self.part = part
         self.session = session
         self.on_progress = on_progress
         self.max_resumes = max_resumes
-        self.timeout = timeout
+        self.limits = limits
+        self.deadline = deadline
+        self.notify = notify
+        self.host = urlsplit(url).hostname or "the storage host"
         self.chunk_size = max(int(chunk_size), 8)
         self.sleep = sleep
         self.source = _source(url)
         self.fetched = 0
         self.resumed = False
         self.cuts = 0
+        self.stalls = 0
         self.http_errors = 0
         self.restarts = 0
         # sha256 of the first `pipe.count` bytes of the .part, carried across resumes
@@ -614,15 +679,39 @@ class _Fetcher:
         self._drop_pipe()
         self.meta = None
 
-    def _cut(self, why: str) -> None:
+    def _kept(self) -> str:
+        return (f"{self.part.size()} bytes are kept in {self.part.path} and the next attempt "
+                "continues from there")
+
+    def _cut(self, cut: _Cut) -> None:
+        """A connection that broke or stalled: resume on a new one, a few times."""
+        self._check_deadline()
+        if isinstance(cut, _Stall):  # a new connection at once: waiting helps nothing
+            self.stalls += 1
+            if self.stalls > self.limits.stalls:
+                raise NetworkError(
+                    f"download of {self.part.dest.name} stalled ({cut}) on "
+                    f"{self.stalls} connections; {self._kept()}")
+            log.debug("%s: %s; resuming on a new connection", self.part.dest.name, cut)
+            return
         self.cuts += 1
         if self.cuts > self.max_resumes:
-            kept = self.part.size()
             raise NetworkError(
-                f"download of {self.part.dest.name} kept failing ({why}) after "
-                f"{self.max_resumes} resumes; {kept} bytes are kept in {self.part.path} "
-                "and the next attempt continues from there")
-        self.sleep(_backoff(self.cuts))
+                f"download of {self.part.dest.name} kept failing ({cut}) after "
+                f"{self.max_resumes} resumes; {self._kept()}")
+        self._pause(_backoff(self.cuts), throttled=False)
+
+    def _pause(self, delay: float, *, throttled: bool) -> None:
+        try:
+            wait_to_retry(delay, deadline=self.deadline, sleep=self.sleep, notify=self.notify,
+                          throttled=throttled, who=f"the storage host {self.host}")
+        except DeadlineExceeded as e:
+            raise DeadlineExceeded(f"{e.message}; {self._kept()}") from None
+
+    def _check_deadline(self) -> None:
+        if self.deadline.expired():
+            raise DeadlineExceeded(self.deadline.message(
+                f"while downloading {self.part.dest.name}") + f"; {self._kept()}")
 
     def _drop_pipe(self) -> None:
         if self.pipe is not None:
@@ -679,10 +768,12 @@ class _Fetcher:
             self.meta = None
         try:
             while True:
+                self._check_deadline()
                 try:
-                    result = self._attempt()
+                    with self.deadline.watch(None):  # shuts the connection at the deadline
+                        result = self._attempt()
                 except _Cut as cut:
-                    self._cut(str(cut))
+                    self._cut(cut)
                     continue
                 except _Restart:
                     self._restart()
@@ -715,8 +806,9 @@ class _Fetcher:
             if etag and not etag.startswith("W/"):
                 headers["If-Range"] = etag
         try:
-            return self.session.get(self.url, headers=headers, stream=True,
-                                    timeout=self.timeout, auth=_NoAuth())
+            return self.session.get(
+                self.url, headers=headers, stream=True, auth=_NoAuth(),
+                timeout=self.deadline.timeout(self.limits.connect, self.limits.read))
         except _CUT_ERRORS as e:
             raise _Cut(type(e).__name__) from e
         except requests.exceptions.RequestException as e:  # a redirect loop, a bad Location
@@ -743,13 +835,15 @@ class _Fetcher:
                 if self.http_errors > HTTP_RETRIES:
                     raise NetworkError(f"{urlsplit(self.url).hostname} answered HTTP {status} "
                                        f"{resp.reason or ''}".rstrip() + " after retries")
-                self.sleep(_retry_after(resp) or _backoff(self.http_errors))
+                self._pause(_backoff(self.http_errors, resp.headers.get("Retry-After")),
+                            throttled=status == 429)
                 return None
             if status not in (200, 206):
                 raise NetworkError(f"{urlsplit(self.url).hostname} answered HTTP {status} "
                                    f"{resp.reason or ''} for the video URL".rstrip())
 
             start, total = self._body_start(resp, offset)
+            self._check_size(total, start)
             if start == 0:
                 self.part.truncate()  # whatever was there is replaced, tail included
                 self.meta = {"source": self.source, "etag": resp.headers.get("ETag"),
@@ -793,6 +887,24 @@ class _Fetcher:
             raise _Restart  # the object changed since the .part was started
         return offset, total
 
+    def _check_size(self, total: int | None, start: int) -> None:
+        cap = self.limits.max_size
+        if total is not None and total > cap:
+            if start == 0:
+                self.part.discard()
+            raise TooLarge(f"{self.host} announced a video of {_size(total)}, more than the "
+                           f"{_size(cap)} wanvid saves (raise max_download_mb to allow it); "
+                           "nothing more was fetched")
+
+    def _too_long(self, done: int, total: int | None) -> WanvidError:
+        self.part.discard()
+        if total is not None:
+            return NetworkError(f"{self.host} sent more than the {total} bytes it announced; "
+                                "nothing was saved")
+        return TooLarge(f"{self.host} sent more than {_size(self.limits.max_size)} without "
+                        "announcing a size; refused and nothing was saved (raise "
+                        "max_download_mb if the video really is that big)")
+
     def _progress(self, done: int, total: int | None) -> None:
         if self.on_progress is not None:
             self.on_progress(done, total)
@@ -805,15 +917,21 @@ class _Fetcher:
         self._progress(done, total)
         chunks = _body_chunks(resp, self.chunk_size)
         checked = start >= 8
+        limit = total if total is not None else self.limits.max_size
+        rate = _RateWatch(self.limits)
         while True:
             try:
                 chunk = next(chunks)
             except StopIteration:
                 break
             except _CUT_ERRORS as e:
+                self._check_deadline()  # the watchdog shut the connection
                 raise _Cut(type(e).__name__) from e
+            self._check_deadline()
             if not chunk:
                 continue
+            if done + len(chunk) > limit:
+                raise self._too_long(done + len(chunk), total)
             try:
                 _write_all(f, chunk)
             except OSError as e:
@@ -829,6 +947,7 @@ class _Fetcher:
                 self._check_mp4(done)  # fail fast on an error page
                 checked = True
             self._progress(done, total)
+            rate.add(n)  # raises _Stall when the body trickles
         return done
 
     def _check_mp4(self, size: int) -> None:

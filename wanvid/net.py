@@ -207,9 +207,16 @@ class Deadline:
 
     def __init__(self, seconds: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
         self.clock = clock
-        self.at = clock() + seconds if seconds is not None else None
+        self.seconds: float | None = None
+        self.at: float | None = None
+        self.start(seconds)
+
+    def start(self, seconds: float | None) -> None:
+        """Count ``seconds`` from now (None: no deadline). Everything holding this object
+        (clients, downloads, the wait loop) sees the new deadline."""
+        self.seconds = seconds
+        self.at = self.clock() + seconds if seconds is not None else None
 
     def remaining(self) -> float | None:
         return None if self.at is None else max(0.0, self.at - self.clock())
@@ -281,12 +288,21 @@ def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "an
         chunks: Iterator[bytes] = raw.stream(64 << 10, decode_content=True)
     else:  # pragma: no cover - not a urllib3 response
         chunks = resp.iter_content(64 << 10)
-    for chunk in chunks:
-        buf += chunk
-        if len(buf) > cap:
-            resp.close()
-            raise TooLarge(f"{host} sent a {what} longer than {cap >> 20} MiB; refused "
-                           "(a sound answer is a few KiB)")
+    try:
+        for chunk in chunks:
+            buf += chunk
+            if len(buf) > cap:
+                resp.close()
+                raise TooLarge(f"{host} sent a {what} longer than {cap >> 20} MiB; refused "
+                               "(a sound answer is a few KiB)")
+    # What urllib3 raises while reading a body, as requests would have named it: a
+    # transport error the caller may retry.
+    except urllib3.exceptions.ReadTimeoutError as e:
+        raise requests.exceptions.ReadTimeout(e) from e
+    except urllib3.exceptions.ProtocolError as e:
+        raise requests.exceptions.ChunkedEncodingError(e) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise requests.exceptions.ConnectionError(e) from e
     body = bytes(buf)
     resp._content = body  # type: ignore[attr-defined]
     resp._content_consumed = True  # type: ignore[attr-defined]

@@ -9,6 +9,8 @@
 * A 429 or 5xx answer, or a dropped connection, only delays that task (and, for 429,
   the whole loop): it is never fatal. A rejected key is.
 * Every status change is journaled; on SUCCEEDED the video is downloaded right away.
+* ``--timeout`` ends the loop: tasks still running are reported as timed out (exit 6),
+  also when the deadline cuts a query or a download in progress.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wanvid.errors import (
     AuthError,
     BusyError,
+    DeadlineExceeded,
     ExitStatus,
     NetworkError,
     TaskFailedError,
@@ -32,6 +35,9 @@ from wanvid.errors import (
 )
 from wanvid.retry import retry_delay
 from wanvid.status import FAILED_STATES, TERMINAL
+
+if TYPE_CHECKING:
+    from wanvid.net import Deadline
 
 log = logging.getLogger("wanvid.poll")
 
@@ -160,6 +166,9 @@ class WaitOptions:
     download: bool = True
     force: bool = False
     busy_interval: float = 2.0  # re-check a video another process is downloading
+    # The command's deadline, when it started before the wait (generate: before the
+    # submit); shared with the client and the downloads, so a request in progress is cut.
+    deadline: Deadline | None = None
     raise_unexpected: bool = False  # tests and --debug: let a bug surface as a traceback
     sidecar: bool = True  # write clip.json (+ clip.thumb.jpg) beside each saved video
     batch: str | None = None  # the batch a sidecar names (gallery groups by it)
@@ -225,6 +234,8 @@ class Waiter:
         submits the next jobs there, so at most N are ever in flight)."""
         start = self.clock()
         deadline = start + self.opt.timeout if self.opt.timeout is not None else None
+        if self.opt.deadline is not None and self.opt.deadline.at is not None:
+            deadline = self.opt.deadline.at
         heap: list[_Due] = []
         seq = 0
         last_status: dict[str, str] = {}
@@ -272,6 +283,9 @@ class Waiter:
                 resp = self.client.get_task(tid, max_retries=0)
             except AuthError:
                 raise
+            except DeadlineExceeded:  # --timeout passed during the query
+                self._finish_timeouts([item, *heap], last_status, results)
+                break
             except NetworkError as e:  # 429, 5xx, transport: retry this task later
                 # Transient: retried quietly (visible with --debug), never surfaced.
                 if is_throttled(e):

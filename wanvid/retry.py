@@ -3,7 +3,12 @@
 * ``should_retry_status`` / ``should_retry_error`` say whether a failure may be retried,
   and for submits (not idempotent: a retry could create a second paid task) only when the
   service certainly created nothing: a 429 answer, or a connection that was never made.
-* ``retry_delay`` is exponential backoff with full jitter, capped, honouring Retry-After.
+* ``retry_delay`` is exponential backoff with full jitter, capped, honouring Retry-After
+  up to ``RETRY_AFTER_MAX``.
+* ``wait_to_retry`` is the one way to sleep before a retry (the API client and downloads
+  both use it): a wait of ``NOTICE_AFTER`` seconds or more is said in one line
+  ("throttled by the service; retrying in 40 s"), and a wait that would end after the
+  command's ``--timeout`` is not started: the deadline error is raised at once instead.
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from wanvid.errors import DeadlineExceeded
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BASE_DELAY = 1.0
 MAX_DELAY = 30.0
-RETRY_AFTER_MAX = 300.0  # a Retry-After beyond this is clamped (a day-long sleep helps no one)
+RETRY_AFTER_MAX = 60.0  # a Retry-After beyond this is clamped (a day-long sleep helps no one)
+NOTICE_AFTER = 5.0  # seconds: a wait before a retry at least this long is said on stderr
 
 
 def should_retry_status(status: int, *, idempotent: bool) -> bool:
@@ -91,7 +100,8 @@ def retry_delay(attempt: int, retry_after: str | None = None, *, base: float = B
     """Delay before retry number ``attempt`` (1-based).
 
     Exponential (base * 2**(attempt-1)) with jitter between half and the full value,
-    capped at ``cap``; a Retry-After header, when present, is a floor.
+    capped at ``cap``; a Retry-After header, when present, is a floor, itself clamped to
+    ``RETRY_AFTER_MAX`` (``Retry-After: 999999`` means a minute, not eleven days).
     """
     exp = min(cap, base * (2 ** max(0, attempt - 1)))
     delay = exp * (0.5 + 0.5 * rand())
@@ -99,3 +109,28 @@ def retry_delay(attempt: int, retry_after: str | None = None, *, base: float = B
     if ra is not None:  # honoured as a floor, within reason
         delay = max(delay, min(ra, RETRY_AFTER_MAX))
     return delay
+
+
+class _Deadline(Protocol):
+    def remaining(self) -> float | None: ...
+
+    def message(self, what: str) -> str: ...
+
+
+def wait_to_retry(delay: float, *, deadline: _Deadline | None, sleep: Callable[[float], None],
+                  notify: Callable[[str], None] | None, throttled: bool,
+                  who: str = "the service", after: str = "") -> None:
+    """Sleep ``delay`` seconds before a retry. Longer than ``NOTICE_AFTER``: said through
+    ``notify`` first. Ending after the deadline: not slept at all, ``DeadlineExceeded``
+    (exit 6) instead, naming the wait (``after`` is added to its message, e.g. "; nothing
+    was sent")."""
+    why = f"throttled by {who}" if throttled else f"{who} kept failing"
+    rem = deadline.remaining() if deadline is not None else None
+    if rem is not None and delay > rem:
+        assert deadline is not None
+        raise DeadlineExceeded(deadline.message(
+            f"({why}; the next try would be in {delay:.0f} s){after}"))
+    if delay >= NOTICE_AFTER and notify is not None:
+        shown = f"throttled by {who}" if throttled else f"{who} is failing"
+        notify(f"{shown}; retrying in {delay:.0f} s")
+    sleep(delay)

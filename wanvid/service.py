@@ -25,7 +25,9 @@ from wanvid.status import FAILED_STATES, SUCCEEDED, is_running
 if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
     from wanvid.config import Settings
+    from wanvid.download import Limits
     from wanvid.journal import Journal, TaskRecord
+    from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
     from wanvid.poll import Outcome, Reporter, Waiter
 
@@ -129,6 +131,7 @@ class Service:
     _journal: Journal | None = field(default=None, repr=False)
     _uploader: Any = field(default=None, repr=False)
     _upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _deadline: Deadline | None = field(default=None, repr=False)
 
     # --- construction -----------------------------------------------------------------
 
@@ -150,12 +153,39 @@ class Service:
             self._journal = Journal(self.env.journal_path, now=self.env.now)
         return self._journal
 
+    @property
+    def deadline(self) -> Deadline:
+        """The command's --timeout, shared by every request, wait and download of this
+        run: when it passes, even a request in progress is cut (exit 6)."""
+        if self._deadline is None:
+            from wanvid.net import Deadline
+
+            self._deadline = Deadline(None, clock=self.env.monotonic)
+        return self._deadline
+
+    def start_deadline(self, timeout: float | None) -> None:
+        """Start counting --timeout from now; the first start stands (generate starts it
+        before the submit, and the wait after it keeps it)."""
+        if timeout is not None and self.deadline.at is None:
+            self.deadline.start(timeout)
+
+    def notice(self, line: str) -> None:
+        """One line on stderr about a long wait ("throttled by the service; retrying in
+        40 s")."""
+        self.env.err(f"wanvid: {line}")
+
+    def download_limits(self) -> Limits:
+        from wanvid.download import Limits
+
+        return Limits(max_size=self.settings.max_download)
+
     def client(self) -> Client:
         """A client for the configured API root (the key is checked here)."""
         from wanvid.client import Client
 
         key = self.settings.require_key()
-        return Client(self.settings.base_url, key, sleep=self.env.sleep)
+        return Client(self.settings.base_url, key, sleep=self.env.sleep,
+                      deadline=self.deadline, notify=self.notice)
 
     def routing_client(self) -> RoutingClient:
         """A client that queries each task at the API root it was submitted to (journal);
@@ -464,17 +494,23 @@ class Service:
                on_outcome: OnOutcome | None = None,
                client: Client | RoutingClient | None = None,
                batch: str | None = None) -> Waiter:
+        from functools import partial
+
+        from wanvid.download import download as fetch
         from wanvid.poll import Waiter, WaitOptions
 
         s = self.settings
+        self.start_deadline(timeout)
         opts = WaitOptions(interval=interval or s.poll_interval, timeout=timeout,
                            max_qps=s.max_qps, download=download, force=force,
                            raise_unexpected=self.raise_unexpected,
-                           sidecar=self.write_sidecars, batch=batch)
+                           sidecar=self.write_sidecars, batch=batch, deadline=self.deadline)
         return Waiter(client=client or self.routing_client(), journal=self.journal,
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
-                      on_outcome=on_outcome)
+                      on_outcome=on_outcome,
+                      downloader=partial(fetch, deadline=self.deadline, sleep=self.env.sleep,
+                                         limits=self.download_limits(), notify=self.notice))
 
     def wait(self, ids: list[str], *, reporter: Reporter | None = None,
              output: str | None = None, timeout: float | None = None,
@@ -548,7 +584,9 @@ class Service:
         expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
         try:
             res = fetch(url, dest, force=force, expected_sha256=expected,
-                        on_progress=lambda d, t: reporter.download_progress(dest_id, d, t))
+                        on_progress=lambda d, t: reporter.download_progress(dest_id, d, t),
+                        deadline=self.deadline, limits=self.download_limits(),
+                        sleep=self.env.sleep, notify=self.notice)
             reporter.download_done(dest_id, res.path, res.size, res.skipped)
         finally:
             reporter.close()

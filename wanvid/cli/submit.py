@@ -116,6 +116,7 @@ def generate(
                            fit_background, svc.settings)
     prepared = svc.prepare(opts)
     svc.check_before_paying(prepared, output, force=force)
+    svc.start_deadline(timeout)  # --timeout covers the submit too (a long Retry-After)
     sub = svc.submit(prepared, output=output)
     if not quiet:
         svc.env.err(f"wanvid: submitted {sub.task_id} ({prepared.model.name}, "

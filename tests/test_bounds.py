@@ -1,0 +1,216 @@
+"""Nothing a server does holds wanvid for ever or fills its memory or the disk: connect and
+read timeouts, a per-request limit, the command's deadline cutting a request in progress,
+a size cap on JSON answers and on videos, a minimum transfer rate, and Retry-After honoured
+only up to a cap and only within --timeout.
+
+The hostile servers are real sockets on loopback (``tests.standin``), with short limits
+injected so each test takes well under a few seconds; whether a request was cut is told by
+the exception it ends with, never by timing it."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import responses
+
+from tests import standin
+from tests.conftest import KEY, FakeClock, Result
+from wanvid.client import Client
+from wanvid.download import Limits, download
+from wanvid.errors import DeadlineExceeded, NetworkError, TooLarge
+from wanvid.net import Deadline
+
+Run = Callable[..., Result]
+
+VIDEO = standin.MP4_HEAD + bytes(4000)
+# Short limits: a stall is "under 1000 bytes/s over 0.3 s"; no stall limit is hit by the
+# deadline tests (window of 60 s).
+STALL = Limits(connect=2.0, read=5.0, min_rate=1000.0, window=0.3, stalls=2)
+NO_STALL = Limits(connect=2.0, read=5.0, min_rate=1.0, window=60.0)
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[[standin.Answer], standin.StandIn]]:
+    started: list[standin.StandIn] = []
+
+    def start(answer: standin.Answer) -> standin.StandIn:
+        s = standin.StandIn(answer)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.close()
+
+
+def no_sleep(seconds: float) -> None:
+    pass
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+def test_trickling_download_is_resumed_on_new_connections_then_fails_clearly(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    srv = server(standin.trickle(VIDEO, 0.02, content_type="video/mp4"))  # ~50 bytes/s
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(NetworkError) as ei:
+        download(srv.url + "/v.mp4", dest, limits=STALL, sleep=no_sleep)
+    msg = ei.value.message
+    assert "stalled" in msg and "under the 1000 bytes/s minimum" in msg, msg
+    assert "on 3 connections" in msg and ".part" in msg
+    assert len(srv.requests) == STALL.stalls + 1  # replaced twice, then given up
+    assert "range" in srv.requests[1].headers  # a resume, not a start from zero
+    assert not dest.exists()
+    assert dest.with_name("v.mp4.part").stat().st_size > 0  # kept for the next attempt
+
+
+def test_deadline_cuts_a_download_that_sends_nothing(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    # Headers, then silence: only the deadline (the watchdog) can end this read, since
+    # the read timeout (5 s) is longer than the deadline and the server keeps it open.
+    srv = server(standin.silent(Content_Type="video/mp4", Content_Length="4016"))
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(DeadlineExceeded) as ei:
+        download(srv.url + "/v.mp4", dest, limits=NO_STALL, sleep=no_sleep,
+                 deadline=Deadline(0.4))
+    assert ei.value.status == 6
+    assert ei.value.message.startswith("--timeout 0.4 s reached while downloading v.mp4")
+    assert len(srv.requests) == 1  # not resumed after the deadline
+    assert not dest.exists()
+
+
+def test_deadline_cuts_a_trickling_download_between_bytes(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    srv = server(standin.trickle(VIDEO, 0.05, content_type="video/mp4"))
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(DeadlineExceeded) as ei:
+        download(srv.url + "/v.mp4", dest, limits=NO_STALL, sleep=no_sleep,
+                 deadline=Deadline(0.5))
+    assert "bytes are kept in" in ei.value.message
+    assert len(srv.requests) == 1
+    assert 0 < dest.with_name("v.mp4.part").stat().st_size < len(VIDEO)
+
+
+def test_read_timeout_counts_as_a_cut(server: Callable[..., standin.StandIn],
+                                      tmp_path: Path) -> None:
+    srv = server(standin.silent(Content_Type="video/mp4", Content_Length="4016"))
+    with pytest.raises(NetworkError) as ei:
+        download(srv.url + "/v.mp4", tmp_path / "v.mp4", max_resumes=1, sleep=no_sleep,
+                 limits=Limits(connect=2.0, read=0.2, window=60.0))
+    assert "kept failing" in ei.value.message and "after 1 resumes" in ei.value.message
+    assert len(srv.requests) == 2
+
+
+def test_endless_download_without_length_is_capped_and_nothing_kept(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    srv = server(standin.endless_video())
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(TooLarge) as ei:
+        download(srv.url + "/v.mp4", dest, limits=Limits(max_size=3 << 20), sleep=no_sleep)
+    assert ei.value.status == 7
+    assert "sent more than 3.0 MiB without announcing a size" in ei.value.message
+    assert "max_download_mb" in ei.value.message
+    assert not dest.exists() and not dest.with_name("v.mp4.part").exists()
+    assert srv.sent < 32 << 20  # stopped near the cap (plus socket buffers), not after 30 s
+
+
+def test_announced_size_beyond_the_cap_is_refused_before_reading(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    srv = server(standin.silent(Content_Type="video/mp4", Content_Length=str(5 << 30)))
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(TooLarge) as ei:
+        download(srv.url + "/v.mp4", dest, limits=Limits(max_size=2 << 30), sleep=no_sleep)
+    assert "announced a video of 5.0 GiB, more than the 2.0 GiB" in ei.value.message
+    assert not dest.with_name("v.mp4.part").exists()
+
+
+@responses.activate
+def test_download_retry_after_is_capped_said_and_kept_within_the_deadline(
+        tmp_path: Path) -> None:
+    url = "https://oss.example.com/v.mp4"
+    responses.add(responses.GET, url, status=503, headers={"Retry-After": "999999"})
+    clock = FakeClock()
+    said: list[str] = []
+    with pytest.raises(DeadlineExceeded) as ei:
+        download(url, tmp_path / "v.mp4", sleep=clock.sleep, notify=said.append,
+                 deadline=Deadline(100, clock=clock.now))
+    # capped at 60 s: slept once (said on stderr), the second 60 s would pass the deadline
+    assert clock.sleeps == [60.0]
+    assert said == ["the storage host oss.example.com is failing; retrying in 60 s"]
+    assert "the next try would be in 60 s" in ei.value.message
+
+
+# --- API requests -------------------------------------------------------------------------
+
+
+def test_trickling_api_answer_is_cut_by_the_per_request_limit(
+        server: Callable[..., standin.StandIn]) -> None:
+    srv = server(standin.trickle(b'{"output": {"task_status": "RUNNING"}}', 0.05))
+    client = Client(srv.url + "/api/v1", KEY, request_max=0.4, max_retries=1,
+                    sleep=no_sleep)
+    with pytest.raises(NetworkError) as ei:
+        client.get_task("t-1")
+    assert ei.value.message.endswith("timed out")
+    assert len(srv.requests) == 2  # retried once (a query is idempotent), then given up
+
+
+def test_deadline_cuts_an_api_request_in_progress(
+        server: Callable[..., standin.StandIn]) -> None:
+    srv = server(standin.trickle(b'{"output": {"task_status": "RUNNING"}}', 0.05))
+    client = Client(srv.url + "/api/v1", KEY, deadline=Deadline(0.4), sleep=no_sleep)
+    with pytest.raises(DeadlineExceeded) as ei:
+        client.get_task("t-1")
+    assert ei.value.message == "--timeout 0.4 s reached during GET /tasks/t-1"
+    assert len(srv.requests) == 1
+
+
+def test_endless_chunked_status_answer_is_refused_in_bounded_memory(
+        server: Callable[..., standin.StandIn]) -> None:
+    srv = server(standin.endless_chunked_json())
+    client = Client(srv.url + "/api/v1", KEY, sleep=no_sleep)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge) as ei:
+            client.get_task("t-1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "longer than 4 MiB" in ei.value.message
+    assert peak < 16 << 20, peak
+    assert len(srv.requests) == 1  # a too-large answer is not retried
+
+
+# --- Retry-After 999999 through the CLI (fake clock) ---------------------------------------
+
+INTL = "https://dashscope-intl.aliyuncs.com/api/v1"
+I2V_URL = INTL + "/services/aigc/video-generation/video-synthesis"
+THROTTLE = {"code": "Throttling.RateQuota", "message": "Requests rate limit exceeded"}
+
+
+@responses.activate
+def test_huge_retry_after_on_submit_stays_within_timeout_and_is_said(
+        run: Run, clock: FakeClock) -> None:
+    responses.add(responses.POST, I2V_URL, status=429, json=THROTTLE,
+                  headers={"Retry-After": "999999"})
+    r = run(["generate", "https://example.com/cat.png", "-p", "x", "--timeout", "150"])
+    assert r.code == 6, r.err
+    assert clock.sleeps == [60.0, 60.0]  # capped; the third would end after --timeout
+    assert r.err.count("wanvid: throttled by the service; retrying in 60 s\n") == 2
+    assert ("--timeout 150 s reached (throttled by the service; the next try would be in "
+            "60 s); no task was created") in r.err
+    assert r.out == ""
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_huge_retry_after_without_timeout_is_capped(run: Run, clock: FakeClock) -> None:
+    responses.add(responses.POST, I2V_URL, status=429, json=THROTTLE,
+                  headers={"Retry-After": "999999"})
+    r = run(["submit", "https://example.com/cat.png", "-p", "x"])
+    assert r.code == 7, r.err
+    assert clock.sleeps == [60.0] * 4  # minutes, not 11 days nor 20 silent minutes
+    assert r.err.count("retrying in 60 s") == 4
