@@ -1,3 +1,63 @@
-"""wanvid: a command-line client for the Wan image-to-video API (Alibaba Cloud Model Studio)."""
+"""wanvid: a command-line client and Python library for the Wan image-to-video API
+(Alibaba Cloud Model Studio).
+
+    import wanvid
+    task_id = wanvid.submit("cat.png", prompt="the cat blinks")
+    results = wanvid.wait([task_id], output="videos/")
+    path = wanvid.generate("cat.png", prompt="the cat blinks", output="clip.mp4")
+
+See ``wanvid.api`` for the functions, ``wanvid.service.Service`` for the use cases behind
+them, and ``wanvid.errors`` for the exceptions (each carries ``exit_status``). Importing
+``wanvid`` is cheap: the rest loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+_API = {"submit", "wait", "generate", "status", "download", "cancel", "service", "Result"}
+_ERRORS = {"WanvidError", "BadInputError", "AuthError", "RejectedError", "TaskFailedError",
+           "URLExpiredError", "WaitTimeoutError", "NetworkError", "ThrottledError",
+           "JournalError", "WriteError", "ExitStatus"}
+
+__all__ = [
+    "AuthError", "BadInputError", "Environment", "ExitStatus", "JournalError", "NetworkError",
+    "RejectedError", "Result", "Service", "TaskFailedError", "ThrottledError",
+    "URLExpiredError", "WaitTimeoutError", "WanvidError", "WriteError", "__version__",
+    "cancel", "download", "generate", "service", "status", "submit", "wait",
+]
+
+if TYPE_CHECKING:
+    from wanvid.api import Result, cancel, download, generate, service, status, submit, wait
+    from wanvid.context import Environment
+    from wanvid.errors import (
+        AuthError,
+        BadInputError,
+        ExitStatus,
+        JournalError,
+        NetworkError,
+        RejectedError,
+        TaskFailedError,
+        ThrottledError,
+        URLExpiredError,
+        WaitTimeoutError,
+        WanvidError,
+        WriteError,
+    )
+    from wanvid.service import Service
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _API:
+        return getattr(importlib.import_module("wanvid.api"), name)
+    if name in _ERRORS:
+        return getattr(importlib.import_module("wanvid.errors"), name)
+    if name == "Environment":
+        return importlib.import_module("wanvid.context").Environment
+    if name == "Service":
+        return importlib.import_module("wanvid.service").Service
+    raise AttributeError(f"module 'wanvid' has no attribute {name!r}")

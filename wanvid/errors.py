@@ -55,6 +55,11 @@ class WanvidError(Exception):
         self.code = code
         self.request_id = request_id
 
+    @property
+    def exit_status(self) -> ExitStatus:
+        """The code the CLI exits with for this failure."""
+        return self.status
+
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"code": self.code or type(self).__name__,
                                 "message": self.message}

@@ -535,12 +535,6 @@ class Journal:
             "AND expires_at > ? AND expires_at <= ?", (now, now + within),
             order="expires_at, rowid")
 
-    def find_by_fingerprint(self, fingerprint: str) -> TaskRecord | None:
-        """The newest task submitted with this fingerprint (for batch re-runs)."""
-        found = self._select("fingerprint = ?", (fingerprint,),
-                             order="submitted_at DESC, rowid DESC")
-        return found[0] if found else None
-
     def list(self, *, status: str | None = None, since: float | None = None
              ) -> builtins.list[TaskRecord]:
         """All tasks, oldest first; optionally one status, or submitted at/after ``since``."""
