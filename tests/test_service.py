@@ -167,3 +167,13 @@ def test_runner_refuses_zero_jobs(clock: FakeClock) -> None:
 
 
 _ = (png_bytes, NOW)
+
+
+def test_the_public_names_do_not_shadow_submodules() -> None:
+    import importlib
+
+    import wanvid
+
+    for name in wanvid.__all__:
+        assert importlib.util.find_spec(f"wanvid.{name}") is None, name  # type: ignore[attr-defined]
+        assert getattr(wanvid, name) is not None

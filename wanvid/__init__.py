@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_API = {"submit", "wait", "generate", "status", "download", "cancel", "service", "Result"}
+# Not ``download``/``service``: those names are the submodules wanvid.download and
+# wanvid.service, which a package attribute must not shadow.
+_API = {"submit", "wait", "generate", "status", "save", "cancel", "Result"}
 _ERRORS = {"WanvidError", "BadInputError", "AuthError", "RejectedError", "TaskFailedError",
            "URLExpiredError", "WaitTimeoutError", "NetworkError", "ThrottledError",
            "JournalError", "WriteError", "ExitStatus"}
@@ -26,11 +28,11 @@ __all__ = [
     "AuthError", "BadInputError", "Environment", "ExitStatus", "JournalError", "NetworkError",
     "RejectedError", "Result", "Service", "TaskFailedError", "ThrottledError",
     "URLExpiredError", "WaitTimeoutError", "WanvidError", "WriteError", "__version__",
-    "cancel", "download", "generate", "service", "status", "submit", "wait",
+    "cancel", "generate", "save", "status", "submit", "wait",
 ]
 
 if TYPE_CHECKING:
-    from wanvid.api import Result, cancel, download, generate, service, status, submit, wait
+    from wanvid.api import Result, cancel, generate, save, status, submit, wait
     from wanvid.context import Environment
     from wanvid.errors import (
         AuthError,

@@ -35,7 +35,7 @@ from wanvid.errors import (
 from wanvid.poll import Outcome as Result
 from wanvid.service import CancelResult, Service, TaskStatus
 
-__all__ = ["Result", "cancel", "download", "generate", "service", "status", "submit", "wait"]
+__all__ = ["Result", "cancel", "generate", "save", "service", "status", "submit", "wait"]
 
 
 def service(*, region: str | None = None, base_url: str | None = None,
@@ -116,7 +116,7 @@ def status(task_ids: Iterable[str] | str, *, region: str | None = None,
     return list(svc.status(svc.read_ids(ids)))
 
 
-def download(target: str, *, output: str | Path | None = None, force: bool = False,
+def save(target: str, *, output: str | Path | None = None, force: bool = False,
              region: str | None = None, base_url: str | None = None,
              env: Environment | None = None) -> Path:
     """Save a finished task's video (a task id or a video URL); returns the path."""

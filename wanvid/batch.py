@@ -295,7 +295,7 @@ def plan(source: str, service: Service, *, output: str | None = None,
     """Read and validate every job, settle each output before paying (collisions, existing
     files, unwritable places), and match jobs against the journal: each journaled task
     (newest first) stands for at most one job. Sends nothing."""
-    from wanvid.status import FAILED_STATES
+    from wanvid.statuses import FAILED_STATES
 
     job_list, bad = read_jobs(source, service.env.stdin)
     bad += prepare_jobs(job_list, service.prepare)

@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl, urlsplit
 import platformdirs
 
 from .errors import JournalError
-from .status import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
-from .status import FAILED_STATES as FAILED_STATUSES
-from .status import TERMINAL as TERMINAL_STATUSES
+from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
+from .statuses import FAILED_STATES as FAILED_STATUSES
+from .statuses import TERMINAL as TERMINAL_STATUSES
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000

@@ -34,7 +34,7 @@ from wanvid.errors import (
     is_throttled,
 )
 from wanvid.retry import retry_delay
-from wanvid.status import FAILED_STATES, TERMINAL
+from wanvid.statuses import FAILED_STATES, TERMINAL
 
 if TYPE_CHECKING:
     from wanvid.net import Deadline

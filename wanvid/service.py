@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from wanvid.context import Environment
 from wanvid.errors import BadInputError, ExitStatus, RejectedError, TaskFailedError, WanvidError
-from wanvid.status import FAILED_STATES, SUCCEEDED, is_running
+from wanvid.statuses import FAILED_STATES, SUCCEEDED, is_running
 
 if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient

@@ -134,7 +134,7 @@ def region_words() -> tuple[str, ...]:
 
 
 def status_words() -> tuple[str, ...]:
-    from wanvid.status import ALL
+    from wanvid.statuses import ALL
 
     return ALL
 
