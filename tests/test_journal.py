@@ -203,6 +203,16 @@ def test_list_filters_by_status_and_since(journal: Journal, clock: Clock) -> Non
     assert [r.task_id for r in journal.list(status="PENDING", since=T0 + 100)] == ["c"]
 
 
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"{OSS}?Expires=1760086400&OSSAccessKeyId=x&Signature=y", 1760086400.0),
+    (f"{OSS}?OSSAccessKeyId=x&expires=1760086400", 1760086400.0),
+    (f"{OSS}?x-oss-date=20251110T120000Z&x-oss-expires=86400&x-oss-signature=s",
+     1762776000.0 + 86400),
+    (f"{OSS}?X-Amz-Date=20251110T120000Z&X-Amz-Expires=3600", 1762776000.0 + 3600),
+    (f"{OSS}?Signature=y", None),
+    (f"{OSS}?Expires=soon", None),
+    (OSS, None),
+])
 def test_expires_from_url(url: str, expected: float | None) -> None:
     assert expires_from_url(url) == expected
 
