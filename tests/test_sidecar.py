@@ -133,17 +133,29 @@ def test_user_file_of_the_same_name_is_left_alone(tmp_path: Path) -> None:
     assert mine.read_text() == '{"my": "notes"}'
 
 
-def test_symlink_at_the_sidecar_name_is_replaced_not_followed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["clip.json", "clip.thumb.jpg"])
+def test_symlink_at_a_sidecar_name_is_refused_naming_it(tmp_path: Path, name: str) -> None:
     j = _journal_with_task(tmp_path, [])
     v, size, digest = _video(tmp_path)
     target = tmp_path / "elsewhere.json"
     target.write_text(json.dumps({"format": "wanvid-sidecar", "version": 1}))
     before = target.read_text()
-    (tmp_path / "clip.json").symlink_to(target)
-    # a symlink is not "ours" (read() never follows one): left alone, target untouched
-    assert sidecar.save(v, task_id="t1", record=j.get("t1"), response=ANSWER, size=size,
-                        sha256=digest, now=1.0) is None
+    (tmp_path / name).symlink_to(target)
+    files = sorted(tmp_path.iterdir())
+    with pytest.raises(OSError) as e:
+        sidecar.save(v, task_id="t1", record=j.get("t1"), response=ANSWER, size=size,
+                     sha256=digest, now=1.0)
+    assert e.value.strerror.startswith(f"{name} is a symbolic link")
     assert target.read_text() == before
+    assert (tmp_path / name).is_symlink()  # left as it was
+    assert sorted(tmp_path.iterdir()) == files  # nothing written beside it either
+
+
+def test_write_atomic_replaces_a_link_never_writes_through_it(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    before = target.read_text()
+    (tmp_path / "clip.json").symlink_to(target)
     # write_atomic itself replaces a link by a file, never writes through it
     sidecar.write_atomic(tmp_path / "clip.json", b"{}")
     assert not (tmp_path / "clip.json").is_symlink()

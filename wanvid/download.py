@@ -25,6 +25,8 @@ import logging
 import os
 import queue
 import re
+import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -138,14 +140,22 @@ def _source(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{parts.path}"
 
 
-def _hash_file(path: Path, md5: bool = False) -> tuple[int, Any, Any]:
-    """(size, sha256 object, md5 object or None) of a file, read in blocks."""
+def _hash_file(path: Path | int, md5: bool = False) -> tuple[int, Any, Any]:
+    """(size, sha256 object, md5 object or None) of a file (a path, or an open fd read
+    from offset 0 without moving it), read in blocks."""
     h = hashlib.sha256()
     m = hashlib.md5(usedforsecurity=False) if md5 else None
     size = 0
+    buf = bytearray(HASH_BLOCK)
+    view = memoryview(buf)
+    if isinstance(path, int):
+        while n := os.preadv(path, [buf], size):
+            h.update(view[:n])
+            if m is not None:
+                m.update(view[:n])
+            size += n
+        return size, h, m
     with open(path, "rb") as f:
-        buf = bytearray(HASH_BLOCK)
-        view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
             if m is not None:
@@ -404,21 +414,48 @@ class _RateWatch:
 
 class _Part:
     """``<dest>.part`` opened and (on POSIX) locked for the whole download, plus its
-    ``.part.json`` sidecar."""
+    ``.part.json`` resume record.
+
+    Nothing here follows a symlink: the ``.part`` is opened with ``O_NOFOLLOW`` (and
+    created with ``O_CREAT|O_EXCL``), must be a regular file with no other hard link, and
+    the resume record is read with ``O_NOFOLLOW`` and written as a fresh file renamed into
+    place. In a shared output directory someone else may plant a link where wanvid's file
+    should be; it is refused (``WriteError`` naming it), never written through."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.path = dest.with_name(dest.name + ".part")
         self.meta_path = dest.with_name(dest.name + ".part.json")
+        refuse_link(self.meta_path, "its resume record")
         self.f: IO[bytes] = self._open_locked()
+
+    def _open(self) -> int:
+        """An fd on the .part: the existing file, or a new one created exclusively."""
+        while True:
+            try:
+                return os.open(self.path, os.O_RDWR | _NOFOLLOW | _NONBLOCK)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                refuse_link(self.path, "a partial download")
+                raise WriteError(f"{self.path}: cannot open file: {e.strerror}") from e
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW,
+                               0o644)
+            except FileExistsError:
+                continue  # created (or planted) meanwhile: look again
+            except OSError as e:
+                raise WriteError(f"{self.path}: cannot create file: {e.strerror}") from e
 
     def _open_locked(self) -> IO[bytes]:
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:
-                raise WriteError(f"{self.path}: cannot create file: {e.strerror}") from e
+            fd = self._open()
             f = os.fdopen(fd, "r+b", buffering=0)
+            try:
+                _regular_alone(self.path, os.fstat(fd))
+            except WriteError:
+                f.close()
+                raise
             if fcntl is None:
                 return f
             try:
@@ -428,7 +465,7 @@ class _Part:
                 raise BusyError(
                     f"{self.dest}: another wanvid process is downloading to this file") from e
             try:  # the file we locked may have been renamed onto dest meanwhile
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                if os.lstat(self.path).st_ino == os.fstat(fd).st_ino:
                     return f
             except FileNotFoundError:
                 pass
@@ -438,23 +475,45 @@ class _Part:
         return os.fstat(self.f.fileno()).st_size
 
     def read_meta(self) -> dict[str, Any] | None:
+        refuse_link(self.meta_path, "its resume record")
         try:
-            meta = json.loads(self.meta_path.read_text("utf-8"))
+            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb") as f:
+                fd = -1
+                raw = f.read(64 << 10)
+            meta = json.loads(raw)
         except (OSError, ValueError):
             return None
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return meta if isinstance(meta, dict) else None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
+        """A fresh file (``O_EXCL``) renamed over the record: a link planted at its name
+        is refused, and one planted in between is replaced, never written through."""
+        refuse_link(self.meta_path, "its resume record")
+        tmp = self.meta_path.with_name(f".{self.meta_path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            self.meta_path.write_text(json.dumps(meta), "utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(meta).encode())
+            os.replace(tmp, self.meta_path)
         except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise WriteError(f"{self.meta_path}: cannot write: {e.strerror}") from e
 
     def truncate(self) -> None:
         self.f.seek(0)
         self.f.truncate(0)
         with contextlib.suppress(FileNotFoundError):
-            self.meta_path.unlink()
+            self.meta_path.unlink()  # unlinking a link removes the link, not its target
 
     def head(self) -> bytes:
         return os.pread(self.f.fileno(), 8, 0) if hasattr(os, "pread") else self._head()
@@ -474,8 +533,11 @@ class _Part:
 
     def commit(self) -> None:
         """fsync, then atomically rename onto dest (keeping the lock across the rename
-        on POSIX, so nobody can open the file under its .part name in between)."""
+        on POSIX, so nobody can open the file under its .part name in between). A symlink
+        at dest is refused (the .part is kept: remove the link and run again); a rename
+        replaces whatever is at the name and never writes through it."""
         os.fsync(self.f.fileno())
+        refuse_link(self.dest, "the video's name")
         if os.name != "posix":  # pragma: no cover - Windows can't rename an open file
             self.f.close()
         try:
@@ -490,6 +552,33 @@ class _Part:
 
     def close(self) -> None:
         self.f.close()
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted at the name must not block open
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """``WriteError`` (exit 9) naming ``path`` when a symbolic link is there: wanvid never
+    writes through, over or beside a link where its own file belongs."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise WriteError(f"{path}: is a symbolic link where wanvid keeps {what}; refused, "
+                         "nothing written through it (remove the link, or choose another -o)")
+
+
+def _regular_alone(path: Path, st: os.stat_result) -> None:
+    """A .part must be a regular file with no other name (a hard link to someone else's
+    file would be overwritten just like a symlink's target)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise WriteError(f"{path}: is not a regular file; refused, nothing written to it "
+                         "(remove it, or choose another -o)")
+    if st.st_nlink > 1:
+        raise WriteError(f"{path}: has {st.st_nlink - 1} other hard link(s); refused, nothing "
+                         "written to it (remove it, or choose another -o)")
 
 
 # --- download ------------------------------------------------------------------------
@@ -520,6 +609,7 @@ def download(url: str, dest: Path, *, force: bool = False,
     lim = limits or Limits()
     deadline = deadline if deadline is not None else Deadline(None)
     dest = Path(dest).expanduser()
+    refuse_link(dest, "the video's name")
     if dest.is_dir():
         raise BadInputError(f"{dest}: is a directory; choose a file name with -o")
     if dest.exists() and not force:  # returns only if identical
@@ -728,7 +818,7 @@ class _Fetcher:
         if self.pipe is None or self.pipe.count != offset or (md5 and not self.pipe.has_md5):
             self._drop_pipe()
             if offset:
-                size, h, m = _hash_file(self.part.path, md5=md5)
+                size, h, m = _hash_file(self.part.f.fileno(), md5=md5)
                 if size != offset:
                     raise _Restart
             else:

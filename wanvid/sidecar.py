@@ -18,14 +18,17 @@ tells which prompt, seed and model made which, what the service really used as t
 
 It is written atomically (a new temporary file, never following a symlink, then a rename
 over the final name) and only ever replaces a wanvid sidecar: a ``clip.json`` of the user's
-own is left alone. The thumbnail of the input frame(s) is made locally with Pillow when it
-is installed (``pip install 'wanvid[fit]'``); without it there is simply no thumbnail.
+own is left alone, and a symbolic link at ``clip.json`` or ``clip.thumb.jpg`` is refused
+(``OSError`` naming it; the callers warn and keep the video). The thumbnail of the input
+frame(s) is made locally with Pillow when it is installed (``pip install 'wanvid[fit]'``);
+without it there is simply no thumbnail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -340,6 +343,10 @@ def save(video: Path, *, task_id: str, record: Any, response: Mapping[str, Any] 
     None when a file of the user's own holds that name (left alone). OSError propagates."""
     video = Path(video)
     dest = sidecar_path(video)
+    for p in (dest, thumb_path(video)):
+        if p.is_symlink():  # planted where wanvid's own file belongs: say so, touch nothing
+            raise OSError(errno.ELOOP, f"{p.name} is a symbolic link; refused, nothing "
+                                       "written through it", str(p))
     if dest == video or not is_ours(dest):
         return None
     thumb_name: str | None = None

@@ -97,3 +97,29 @@ def test_trickling_download_ends_at_the_timeout_and_keeps_the_part(
     assert "--timeout 3 s reached while downloading v.mp4" in _one_error(m)
     assert not (work / "v.mp4").exists()
     assert (work / "v.mp4.part").stat().st_size > 0  # `wanvid wait t-1` continues from it
+
+
+def test_symlinked_part_is_refused_exit_9_target_untouched(
+        servers: list[standin.StandIn], wv_env: dict[str, str], work: Path,
+        tmp_path: Path) -> None:
+    video = standin.MP4_HEAD[:-8] + (8 + 5000).to_bytes(4, "big") + b"mdat" + bytes(5000)
+
+    def answer(req: standin.Request) -> list[bytes | float]:
+        return [standin.head(Content_Type="video/mp4", Content_Length=str(len(video))), video]
+
+    srv = standin.StandIn(answer)
+    servers.append(srv)
+    victim = tmp_path / "someone-elses.bin"
+    victim.write_bytes(b"precious " * 10_000)  # larger than the video: it would be truncated
+    before = victim.read_bytes()
+    (work / "v.mp4.part").symlink_to(victim)
+    m = _run(["download", srv.url + "/t-1.mp4", "-o", "v.mp4"], wv_env, work)
+    assert m.code == 9, m.err
+    assert "v.mp4.part: is a symbolic link" in _one_error(m)
+    assert victim.read_bytes() == before
+    assert not (work / "v.mp4").exists() and not (work / "v.mp4").is_symlink()
+    assert srv.requests == []  # refused before anything was fetched
+    (work / "v.mp4.part").unlink()
+    m = _run(["download", srv.url + "/t-1.mp4", "-o", "v.mp4"], wv_env, work)
+    assert m.code == 0, m.err
+    assert (work / "v.mp4").read_bytes() == video
