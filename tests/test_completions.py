@@ -27,7 +27,7 @@ needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not i
 needs_fish = pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 
 
-# --- the CLI's command tree, read here independently of wanvid.completion ------------------
+# --- the CLI's command tree, read here independently of wanvid.cli.completion ------------------
 
 
 def _commands() -> list[tuple[tuple[str, ...], Any]]:
@@ -90,7 +90,7 @@ def test_committed_scripts_are_up_to_date_with_the_cli(shell: str) -> None:
     assert path.is_file(), f"completions/{FILENAMES[shell]} is missing: {fix}"
     assert path.read_text(encoding="utf-8") == generate(shell), (
         f"completions/{FILENAMES[shell]} is out of date with the CLI (a command or an option "
-        f"changed): {fix} (or `python -m wanvid.completion completions` for all three)")
+        f"changed): {fix} (or `python -m wanvid.cli.completion completions` for all three)")
 
 
 def test_generate_is_deterministic_and_rejects_other_shells() -> None:

@@ -390,6 +390,32 @@ def test_404_after_expires_means_expired_but_not_before(
     assert "404" in err2.value.message
 
 
+def test_expiry_is_judged_by_the_injected_clock(mock: responses.RequestsMock,
+                                                 tmp_path: Path) -> None:
+    # URL expires 2100-01-01 (4102444800); a clock standing after that makes a 404 "expired"
+    mock.add(responses.GET, URL.split("?")[0], status=404)
+    with pytest.raises(URLExpiredError) as err:
+        download(URL, tmp_path / "a.mp4", now=lambda: 4102444801.0)
+    assert "expired at 2100-01-01" in err.value.message
+
+
+def test_abandoning_the_hash_thread_never_blocks_on_a_held_queue_lock() -> None:
+    # A Ctrl-C inside Queue.put can leave the queue's lock held; abandon() must not wait.
+    import threading
+
+    pipe = dl._HashPipe(hashlib.sha256())
+    assert pipe._q.mutex.acquire(timeout=1)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (pipe.abandon(), done.set()), daemon=True)
+    t.start()
+    finished = done.wait(timeout=5)
+    pipe._q.mutex.release()
+    assert finished, "abandon() blocked on the queue's lock"
+    pipe.abandon()  # with the lock free it stops the thread
+    pipe._t.join(timeout=5)
+    assert not pipe._t.is_alive()
+
+
 def test_5xx_is_retried_then_succeeds(mock: responses.RequestsMock, tmp_path: Path) -> None:
     mock.add(responses.GET, URL.split("?")[0], status=503, headers={"Retry-After": "2"})
     mock.add(responses.GET, URL.split("?")[0], status=500)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from wanvid.context import Environment
 from wanvid.errors import (
@@ -35,7 +36,10 @@ from wanvid.errors import (
 from wanvid.poll import Outcome as Result
 from wanvid.service import CancelResult, Service, TaskStatus
 
-__all__ = ["Result", "cancel", "generate", "save", "service", "status", "submit", "wait"]
+if TYPE_CHECKING:
+    from wanvid.params import PreparedSubmit
+
+__all__ = ["JobOptions", "Result", "cancel", "generate", "save", "service", "status", "submit", "wait"]
 
 
 def service(*, region: str | None = None, base_url: str | None = None,
@@ -45,23 +49,35 @@ def service(*, region: str | None = None, base_url: str | None = None,
     return Service(env or Environment(), region=region, base_url=base_url)
 
 
-def submit(image: str | Path, *, prompt: str | None = None, model: str | None = None,
-           last_frame: str | Path | None = None, negative_prompt: str | None = None,
-           resolution: str | None = None, duration: int | None = None, seed: int | None = None,
-           audio: str | Path | None = None, no_audio: bool = False,
-           prompt_extend: bool | None = None, watermark: bool | None = None,
-           fit: bool | None = None, fit_background: str | None = None,
-           region: str | None = None, base_url: str | None = None,
-           env: Environment | None = None) -> str:
+class JobOptions(TypedDict, total=False):
+    """The options of one job, named like the CLI's (``--last-frame`` is ``last_frame``)."""
+
+    prompt: str | None
+    model: str | None
+    last_frame: str | Path | None
+    negative_prompt: str | None
+    resolution: str | None
+    duration: int | None
+    seed: int | None
+    audio: str | Path | None
+    no_audio: bool
+    prompt_extend: bool | None
+    watermark: bool | None
+    fit: bool | None
+    fit_background: str | None
+
+
+def _prepared(svc: Service, image: str | Path, job: JobOptions) -> PreparedSubmit:
+    kw = {k: (str(v) if isinstance(v, Path) else v) for k, v in job.items()}
+    return svc.prepare(svc.options(str(image), **kw))
+
+
+def submit(image: str | Path, *, region: str | None = None, base_url: str | None = None,
+           env: Environment | None = None, **job: Unpack[JobOptions]) -> str:
     """Validate, submit and journal one task; returns its task id. Bad input raises
-    ``BadInputError`` before anything is sent."""
+    ``BadInputError`` before anything is sent. ``job``: see ``JobOptions``."""
     svc = service(region=region, base_url=base_url, env=env)
-    opts = svc.options(str(image), prompt=prompt, model=model,
-                       last_frame=_str(last_frame), negative_prompt=negative_prompt,
-                       resolution=resolution, duration=duration, seed=seed, audio=_str(audio),
-                       no_audio=no_audio, prompt_extend=prompt_extend, watermark=watermark,
-                       fit=fit, fit_background=fit_background)
-    return svc.submit(svc.prepare(opts)).task_id
+    return svc.submit(_prepared(svc, image, job)).task_id
 
 
 def wait(task_ids: Iterable[str] | str, *, output: str | Path | None = None,
@@ -80,23 +96,13 @@ def wait(task_ids: Iterable[str] | str, *, output: str | Path | None = None,
 
 def generate(image: str | Path, *, output: str | Path | None = None,
              timeout: float | None = None, interval: float | None = None,
-             force: bool = False, prompt: str | None = None, model: str | None = None,
-             last_frame: str | Path | None = None, negative_prompt: str | None = None,
-             resolution: str | None = None, duration: int | None = None,
-             seed: int | None = None, audio: str | Path | None = None, no_audio: bool = False,
-             prompt_extend: bool | None = None, watermark: bool | None = None,
-             fit: bool | None = None, fit_background: str | None = None,
-             region: str | None = None, base_url: str | None = None,
-             env: Environment | None = None) -> Path:
+             force: bool = False, region: str | None = None, base_url: str | None = None,
+             env: Environment | None = None, **job: Unpack[JobOptions]) -> Path:
     """Submit, wait and download; returns the saved video's path. A task that ends without
-    a video raises the matching ``WanvidError`` (``TaskFailedError``, ``WaitTimeoutError``...)."""
+    a video raises the matching ``WanvidError`` (``TaskFailedError``, ``WaitTimeoutError``...).
+    ``job``: see ``JobOptions``."""
     svc = service(region=region, base_url=base_url, env=env)
-    opts = svc.options(str(image), prompt=prompt, model=model,
-                       last_frame=_str(last_frame), negative_prompt=negative_prompt,
-                       resolution=resolution, duration=duration, seed=seed, audio=_str(audio),
-                       no_audio=no_audio, prompt_extend=prompt_extend, watermark=watermark,
-                       fit=fit, fit_background=fit_background)
-    prepared = svc.prepare(opts)
+    prepared = _prepared(svc, image, job)
     out = _str(output)
     svc.check_before_paying(prepared, out, force=force)
     sub = svc.submit(prepared, output=out)

@@ -298,7 +298,12 @@ class _HashPipe:
             self._t.join(timeout=30)
 
     def abandon(self) -> None:
-        """Stop without waiting: never blocks (the thread is a daemon)."""
+        """Stop without waiting: never blocks (the thread is a daemon). A Ctrl-C that
+        landed inside ``Queue.put`` can leave the queue's lock held, and even
+        ``put_nowait`` takes that lock: only try when the lock can be had at once."""
+        if not self._q.mutex.acquire(blocking=False):
+            return  # the thread stays parked; it is a daemon and holds nothing of ours
+        self._q.mutex.release()
         with contextlib.suppress(queue.Full):
             self._q.put_nowait(None)
 
@@ -367,9 +372,9 @@ def _unusable(url: str, e: requests.exceptions.RequestException) -> str:
     return f"{host}: the video URL cannot be fetched ({type(e).__name__}: {what})"
 
 
-def _expired_message(url: str, status: int) -> str:
+def _expired_message(url: str, status: int, now: float) -> str:
     expires = expires_from_url(url)
-    if expires is not None and expires <= time.time():
+    if expires is not None and expires <= now:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
         return (f"the video URL expired at {when}: its 24-hour window has passed, so the "
                 "task must be generated again")
@@ -591,13 +596,15 @@ def download(url: str, dest: Path, *, force: bool = False,
              expected_sha256: str | None = None, adopt: bool = False,
              sleep: Callable[[float], None] = time.sleep, limits: Limits | None = None,
              deadline: Deadline | None = None,
-             notify: Callable[[str], None] | None = None) -> DownloadResult:
+             notify: Callable[[str], None] | None = None,
+             now: Callable[[], float] = time.time) -> DownloadResult:
     """Download ``url`` to ``dest`` (see the module docstring).
 
     Bounded: every connection has ``limits`` (connect and read timeouts, a minimum rate
     below which it is replaced, a size cap), and ``deadline`` (the command's --timeout)
     ends the download wherever it is with ``DeadlineExceeded``, the ``.part`` kept.
-    ``notify`` hears about long waits before a retry.
+    ``notify`` hears about long waits before a retry. ``now`` is the wall clock (epoch
+    seconds) the URL's expiry is compared with.
 
     Raises ``BadInputError`` if ``dest`` exists (unless ``force``, or ``expected_sha256``
     matches it, or ``adopt`` is set and it is a complete copy of the object at ``url``:
@@ -633,7 +640,7 @@ def download(url: str, dest: Path, *, force: bool = False,
             return DownloadResult(dest, size, digest, 0, False, True)
         fetcher = _Fetcher(url, part, sess, on_progress=on_progress, max_resumes=max_resumes,
                            limits=lim, chunk_size=chunk_size, sleep=sleep, deadline=deadline,
-                           notify=notify)
+                           notify=notify, now=now)
         size, digest = fetcher.run()
         if expected_sha256 and digest != expected_sha256.lower():
             part.discard()
@@ -734,8 +741,10 @@ class _Fetcher:
     def __init__(self, url: str, part: _Part, session: requests.Session, *,
                  on_progress: Callable[[int, int | None], None] | None, max_resumes: int,
                  limits: Limits, chunk_size: int, sleep: Callable[[float], None],
-                 deadline: Deadline, notify: Callable[[str], None] | None) -> None:
+                 deadline: Deadline, notify: Callable[[str], None] | None,
+                 now: Callable[[], float] = time.time) -> None:
         self.url = url
+        self.now = now
         self.part = part
         self.session = session
         self.on_progress = on_progress
@@ -919,7 +928,8 @@ class _Fetcher:
                     return offset, digest
                 raise _Restart
             if status == 403 or (status == 404 and self._url_expired()):
-                raise URLExpiredError(_expired_message(self.url, status), code="URLExpired")
+                raise URLExpiredError(_expired_message(self.url, status, self.now()),
+                                      code="URLExpired")
             if status == 429 or status >= 500:
                 self.http_errors += 1
                 if self.http_errors > HTTP_RETRIES:
@@ -956,7 +966,7 @@ class _Fetcher:
 
     def _url_expired(self) -> bool:
         expires = expires_from_url(self.url)
-        return expires is not None and expires <= time.time()
+        return expires is not None and expires <= self.now()
 
     def _body_start(self, resp: requests.Response, offset: int) -> tuple[int, int | None]:
         """Where the body starts in the file and the file's total size (if known)."""

@@ -509,8 +509,7 @@ class Service:
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
                       on_outcome=on_outcome,
-                      downloader=partial(fetch, deadline=self.deadline, sleep=self.env.sleep,
-                                         limits=self.download_limits(), notify=self.notice))
+                      downloader=partial(fetch, **self._fetch_bounds()))
 
     def wait(self, ids: list[str], *, reporter: Reporter | None = None,
              output: str | None = None, timeout: float | None = None,
@@ -547,6 +546,11 @@ class Service:
             if not res.exit_status:
                 res.exit_status = ExitStatus.JOURNAL
         return res
+
+    def _fetch_bounds(self) -> dict[str, Any]:
+        """What every download gets from the command: its deadline, bounds and clocks."""
+        return {"deadline": self.deadline, "limits": self.download_limits(),
+                "sleep": self.env.sleep, "notify": self.notice, "now": self.env.now}
 
     def download(self, target: str, *, output: str | None = None, force: bool = False,
                  reporter: Reporter | None = None) -> DownloadResult:
@@ -585,8 +589,7 @@ class Service:
         try:
             res = fetch(url, dest, force=force, expected_sha256=expected,
                         on_progress=lambda d, t: reporter.download_progress(dest_id, d, t),
-                        deadline=self.deadline, limits=self.download_limits(),
-                        sleep=self.env.sleep, notify=self.notice)
+                        **self._fetch_bounds())
             reporter.download_done(dest_id, res.path, res.size, res.skipped)
         finally:
             reporter.close()

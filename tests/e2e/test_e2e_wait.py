@@ -225,7 +225,9 @@ def test_throttled_submits_create_every_job_exactly_once(emulator, wv, images,
 
 
 def test_500_on_every_third_query_is_not_surfaced(emulator, wv, images, work: Path) -> None:
-    emu = emulator(error_every=3)
+    # Tasks that run long enough for several queries each: were both done at the first
+    # query, two queries would never reach a third, and no 500 would be served at all.
+    emu = emulator(error_every=3, running=3)
     ids = [submit(wv, emu, images["first"]) for _ in range(2)]
     r = wv("wait", *ids, base_url=emu.base_url)
     assert r.code == 0, r.err

@@ -13,7 +13,7 @@ After changing a command or an option, regenerate them:
     wanvid completions zsh > completions/_wanvid
     wanvid completions fish > completions/wanvid.fish
 
-(or ``python -m wanvid.completion completions``, which writes all three).
+(or ``python -m wanvid.cli.completion completions``, which writes all three).
 """
 
 from __future__ import annotations
@@ -553,6 +553,6 @@ def write_all(directory: str | Path) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":  # python -m wanvid.completion completions/
+if __name__ == "__main__":  # python -m wanvid.cli.completion completions/
     for p in write_all(sys.argv[1] if len(sys.argv) > 1 else "completions"):
         print(p)
