@@ -39,12 +39,12 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-sidecar -d 'Don\
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l dry-run -d 'Check every job and print what the batch would bill; send nothing.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l max-seconds -x -d 'Refuse (exit 2, nothing sent) a batch that would bill more seconds than this (config: max_seconds).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l quiet -s q -d 'Print nothing but results.'
-complete -c wanvid -n '__fish_seen_subcommand_from batch' -l json -d 'One JSON object per job on stdout (JSON Lines).'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l json -d 'JSON Lines: one envelope per job (invalid lines too), then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show this message and exit.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -F
 
 # wanvid cancel
-complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l json -d 'One JSON object per task (JSON Lines).'
+complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l help -s h -d 'Show this message and exit.'
 
 # wanvid completions
@@ -138,7 +138,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l interval -x -d '
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'Print the result as JSON.'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'JSON Lines: the task, then a summary (README: JSON output).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -F
 
@@ -198,5 +198,5 @@ complete -c wanvid -n '__fish_seen_subcommand_from wait' -l pending -d 'Wait for
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l quiet -s q -d 'Print nothing but results.'
-complete -c wanvid -n '__fish_seen_subcommand_from wait' -l json -d 'One JSON object per task (JSON Lines).'
+complete -c wanvid -n '__fish_seen_subcommand_from wait' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l help -s h -d 'Show this message and exit.'

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import responses
 
+from tests import envelope_schema
 from tests.conftest import FakeClock, Result
 from tests.fixtures_media import png_bytes
 from wanvid.batch import FIELDS, parse_jobs, read_jobs
@@ -48,7 +49,10 @@ def jsonl(*objs: dict[str, Any]) -> str:
 
 
 def json_rows(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines()]
+    """The job envelopes' data (each with its exit_code; null values left out), validated
+    against the schema."""
+    return [{k: v for k, v in row.items() if v is not None}
+            for row in envelope_schema.rows(out, "batch")]
 
 
 class Service:
@@ -368,8 +372,16 @@ def test_skip_invalid_runs_the_valid_jobs_and_counts_the_invalid(run: Run) -> No
         r = run(["batch", "jobs.jsonl", "--skip-invalid", "--no-download", "--json"])
     assert svc.submit_calls == 2
     rows = json_rows(r.out)
-    assert sorted(row["line"] for row in rows) == [2, 10]
-    assert {row["status"] for row in rows} == {"SUCCEEDED"}
+    ran = [row for row in rows if row["status"] != "INVALID"]
+    assert sorted(row["line"] for row in ran) == [2, 10]
+    assert {row["status"] for row in ran} == {"SUCCEEDED"}
+    # the invalid lines are in the JSON too, each with its error (README's jq recipe)
+    invalid = [row for row in rows if row["status"] == "INVALID"]
+    assert sorted(row["line"] for row in invalid) == sorted(BAD_LINES)
+    assert all(row["exit_code"] == 2 and "task_id" not in row and
+               row["message"].startswith(f"line {row['line']}:") for row in invalid)
+    summary = envelope_schema.last(r.out, "batch", exit_code=r.code)
+    assert summary["data"]["invalid"] == 6 and summary["data"]["succeeded"] == 2
     assert sorted(b["input"]["prompt"] for b in svc.bodies) == ["fine", "fine too"]
     for n in BAD_LINES:
         assert f"jobs.jsonl: line {n}:" in r.err

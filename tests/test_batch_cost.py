@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import responses
 
+from tests import envelope_schema
 from tests.fixtures_media import png_bytes
 
 
@@ -45,7 +46,7 @@ def test_dry_run_json_with_prices(run: Any) -> None:
     with responses.RequestsMock() as rsps:
         r = run(["batch", src, "--dry-run", "--json"])
         assert len(rsps.calls) == 0
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert d["dry_run"] is True and d["jobs"] == 3 and d["billed_seconds"] == 20
     assert d["cost"] == pytest.approx(0.75) and d["unpriced_jobs"] == 1
     assert d["by_model"]["wan2.5-i2v-preview"]["cost"] == pytest.approx(0.75)

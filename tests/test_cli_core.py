@@ -20,6 +20,7 @@ import requests
 import responses
 from responses import matchers
 
+from tests import envelope_schema
 from tests.conftest import KEY, FakeClock, Result
 
 Run = Callable[..., Result]
@@ -111,7 +112,9 @@ def test_submit_prints_task_id_only(run: Run) -> None:
 def test_submit_json_prints_service_response(run: Run) -> None:
     r, _ = submit_ok([IMG, "--json"], run)
     assert r.out.count("\n") == 1
-    assert json.loads(r.out) == CREATED
+    assert envelope_schema.data(r.out, "submit") == {
+        "task_id": "t-1", "status": "PENDING", "model": "wan2.2-i2v-flash",
+        "resolution": "720P", "duration": 5, "request_id": "r-1"}
 
 
 def test_submit_journals_the_task(run: Run) -> None:
@@ -406,8 +409,9 @@ def test_dry_run_json_kf2v(run: Run) -> None:
     r = nothing_sent(["submit", IMG, "-l", IMG2, "-r", "1080P", "--dry-run", "--json"], run)
     assert r.code == 0
     assert KEY not in r.out + r.err
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out, "submit")
     assert d == {
+        "dry_run": True,
         "method": "POST",
         "url": KF2V_URL,
         "headers": {"Authorization": "Bearer ***", "X-DashScope-Async": "enable",
@@ -426,7 +430,7 @@ def test_dry_run_local_file_abbreviated(run: Run) -> None:
     r = nothing_sent(["submit", "cat.png", "-m", "wan2.5-i2v-preview", "-r", "720P", "-d", "10",
                       "--dry-run", "--json"], run)
     assert r.code == 0
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out, "submit")
     img = d["body"]["input"]["img_url"]
     full = data_uri("image/png", data)
     assert img.startswith("data:image/png;base64,iVBORw0KGgo")
@@ -542,7 +546,12 @@ def test_status_json_lines(run: Run) -> None:
         rsps.add(responses.GET, INTL + "/tasks/t-2", json=b)
         r = run(["status", "t-1", "t-2", "--json"])
     assert r.code == 5
-    assert [json.loads(line) for line in r.out.splitlines()] == [a, b]
+    envs = envelope_schema.envelopes(r.out, "status")
+    assert [(e["kind"], e["exit_code"], e["data"]["task_id"], e["data"]["status"])
+            for e in envs[:2]] == [("task", 0, "t-1", "RUNNING"), ("task", 5, "t-2", "UNKNOWN")]
+    assert envs[2]["kind"] == "summary" and envs[2]["exit_code"] == 5
+    assert envs[2]["data"] == {"tasks": 2, "ok": 1, "failed": 1, "unfinished": [],
+                               "resume": None}
 
 
 def test_status_needs_an_id(run: Run) -> None:
@@ -618,7 +627,11 @@ def test_tasks_remote_filters(run: Run) -> None:
         r = run(["tasks", "--remote", "--status", "succeeded", "-m", "wan2.5-i2v-preview",
                  "--page", "2", "--page-size", "5", "--since", "1h", "--json"])
     assert r.code == 0
-    assert json.loads(r.out) == LISTING
+    # the task shape of `wanvid tasks`, never the service's object; Beijing time as UTC
+    assert [(t["task_id"], t["status"], t["model"], t["submitted_at"])
+            for t in envelope_schema.data(r.out, "tasks")] == [
+        ("t-1", "SUCCEEDED", "wan2.2-i2v-flash", "2027-01-14T23:30:00Z"),
+        ("t-2", "RUNNING", "wan2.5-i2v-preview", "2027-01-14T23:45:00Z")]
 
 
 # --- the key never shows ---------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import responses
 
+from tests import envelope_schema
 from tests.conftest import KEY
 
 API = "https://dashscope-intl.aliyuncs.com/api/v1"
@@ -48,7 +48,7 @@ def test_wait_json_lines_shape(run) -> None:
                                                             message="bad content"))
         r = run(["wait", "a1", "f1", "--json"])
     assert r.code == 5
-    rows = [json.loads(line) for line in r.out.splitlines()]
+    rows = envelope_schema.rows(r.out, "wait")
     assert {row["task_id"] for row in rows} == {"a1", "f1"}
     ok = next(row for row in rows if row["task_id"] == "a1")
     assert ok["status"] == "SUCCEEDED" and ok["exit_code"] == 0 and ok["path"] == "a1.mp4"
@@ -115,7 +115,7 @@ def test_pending_and_expiry_guard_after_interrupted_wait(run, clock) -> None:
         r = run(["wait", "--pending"])
     assert r.code == 0 and r.out == "a1.mp4\n"
     r = run(["tasks", "--json"])
-    [row] = json.loads(r.out)
+    [row] = envelope_schema.data(r.out, "tasks")
     assert row["path"] == "a1.mp4" and row["status"] == "SUCCEEDED"
     assert "pending" not in r.err
     assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
@@ -179,7 +179,7 @@ def test_download_by_url_of_a_journaled_task_records_it_and_repeats_as_done(run)
         assert r.code == 0 and r.out == "a1.mp4\n"
         fetched = len(rsps.calls)
         r = run(["download", url, "--json"])  # identical file already there: not fetched
-        assert r.code == 0 and json.loads(r.out)["skipped"] is True
+        assert r.code == 0 and envelope_schema.data(r.out, "download")["skipped"] is True
         assert len(rsps.calls) == fetched
     r = run(["tasks", "--json"])
-    assert json.loads(r.out)[0]["path"] == "a1.mp4"
+    assert envelope_schema.data(r.out, "tasks")[0]["path"] == "a1.mp4"

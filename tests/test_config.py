@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import responses
 
+from tests import envelope_schema
 from tests.conftest import KEY, Result
 from wanvid import config
 from wanvid.config import find_api_key, redact, resolve, save_file
@@ -165,20 +166,20 @@ def test_cli_region_flag_beats_env(run: Run) -> None:
     r = run(["--region", "cn", "config", "list", "--json"],
             env={"DASHSCOPE_HTTP_BASE_URL": LOCAL, "WANVID_REGION": "us"})
     assert r.code == 0
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert (d["region"], d["base_url"]) == ("cn", CN)
 
 
 def test_cli_env_region(run: Run) -> None:
     write_cfg(region="cn")
     r = run(["config", "list", "--json"], env={"WANVID_REGION": "us"})
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert (d["region"], d["base_url"]) == ("us", US)
 
 
 def test_cli_base_url_flag(run: Run) -> None:
     r = run(["--base-url", LOCAL, "config", "list", "--json"], env={"DASHSCOPE_HTTP_BASE_URL": OTHER})
-    assert json.loads(r.out)["base_url"] == LOCAL
+    assert envelope_schema.data(r.out)["base_url"] == LOCAL
 
 
 def test_cli_bad_region_flag(run: Run) -> None:
@@ -525,7 +526,7 @@ def test_config_list_json_key_from_file(run: Run) -> None:
     r = run(["config", "list", "--json"], key=None)
     assert r.code == 0
     assert KEY not in r.out + r.err
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert d["api_key"] == "sk-…CRET"
     assert d["api_key_source"] == "config file"
     assert (d["region"], d["base_url"], d["model"], d["jobs"]) == ("cn", CN, "wan2.5-i2v-preview", 4)
@@ -534,6 +535,6 @@ def test_config_list_json_key_from_file(run: Run) -> None:
 def test_config_list_without_key(run: Run) -> None:
     r = run(["config", "list", "--json"], key=None)
     assert r.code == 0  # listing settings needs no key
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert d["api_key"] == "(not set)"
     assert d["api_key_source"] is None

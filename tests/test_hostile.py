@@ -5,7 +5,6 @@ hold the key are checked like ssh checks its keys."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import responses
 
+from tests import envelope_schema
 from tests.conftest import KEY, Result
 from wanvid.sanitize import describe, is_task_id, one_line, terminal
 
@@ -162,7 +162,7 @@ def test_stdout_json_stays_json_with_c1_controls(run: Run) -> None:
         r = run(["status", "t-1", "--json"])
     _clean(r.out)
     assert "\u2028" not in r.out
-    assert json.loads(r.out)["output"]["message"] == "x\x9by\u2028z"
+    assert envelope_schema.envelopes(r.out, "status")[0]["data"]["message"] == "x\x9by\u2028z"
 
 
 # --- item 2: netrc, redirects --------------------------------------------------------------

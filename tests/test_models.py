@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests import envelope_schema
 from tests.conftest import Result
 from wanvid import models
 from wanvid.models import (
@@ -154,7 +154,7 @@ def test_models_json(run: Run) -> None:
     assert r.code == 0
     assert r.err == ""
     assert r.out.endswith("\n") and r.out.count("\n") == 1  # one JSON document
-    data = json.loads(r.out)
+    data = envelope_schema.data(r.out)
     assert isinstance(data, list)
     assert [d["name"] for d in data] == NAMES
     for d, e in zip(data, EXPECTED, strict=True):

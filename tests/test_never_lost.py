@@ -11,6 +11,7 @@ import pytest
 import responses
 
 import wanvid.journal as journal_mod
+from tests import envelope_schema
 from tests.conftest import KEY
 from wanvid.errors import ExitStatus
 from wanvid.journal import Journal, JournalError, history_marker
@@ -119,7 +120,7 @@ def test_item8_an_unparseable_stored_parameter_does_not_crash_tasks(run) -> None
                    "submitted_at = 'yesterday' WHERE task_id = 't1'")
     r = run(["tasks", "--json"])
     assert r.code == 0, r.err
-    rows = {row["task_id"]: row for row in json.loads(r.out)}
+    rows = {row["task_id"]: row for row in envelope_schema.data(r.out)}
     assert set(rows) == {"t1", "t2"} and rows["t1"]["inputs"] == []
     assert run(["tasks"]).code == 0
     with Journal(journal_path()) as j:

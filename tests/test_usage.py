@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import envelope_schema
 from wanvid import usage
 from wanvid.errors import BadInputError
 from wanvid.journal import Journal
@@ -120,13 +120,13 @@ def test_cli_usage_json_and_since(run: Any) -> None:
     journal_with([(t, m, dict(pa), at) for t, m, pa, at in ROUND]).close()
     r = run(["usage", "--json"])
     assert r.code == 0, r.err
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert d["total"]["billed_seconds"] == 28 and d["total"]["videos"] == 5
     assert d["prices"] is None and d["by"] is None
     # --since counts from the journal's submit times (a group with only a task in flight
     # or canceled still shows, at 0 s)
     r = run(["usage", "--since", "2027-01-16T00:00+00:00", "--by", "model", "--json"])
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out)
     assert {g["key"]: g["billed_seconds"] for g in d["groups"]} == {
         "wan2.2-i2v-flash": 0, "wan2.5-i2v-preview": 15, "wanx2.1-i2v-turbo": 3}
     assert d["since"] == "2027-01-16T00:00:00Z"
@@ -151,7 +151,7 @@ def test_cli_usage_text_with_config_prices(run: Any) -> None:
 
 def test_cli_usage_without_a_journal_is_zero(run: Any) -> None:
     r = run(["usage", "--json"])
-    assert r.code == 0 and json.loads(r.out)["total"]["videos"] == 0
+    assert r.code == 0 and envelope_schema.data(r.out)["total"]["videos"] == 0
     assert not (Path(os.environ["WANVID_STATE_DIR"]) / "journal.db").exists()
 
 

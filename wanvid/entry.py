@@ -20,12 +20,18 @@ def main() -> None:
         sys.exit(0)
     if args[:1] == ["models"] and set(args[1:]) <= {"--json"}:
         from wanvid.context import Environment
+        from wanvid.envelope import JsonOut
+        from wanvid.errors import StdoutClosed
         from wanvid.render import emit_models
 
+        env = Environment()
+        jo = JsonOut(env, "models") if "--json" in args else None
         try:
-            emit_models(Environment(), json_mode="--json" in args)
-        except BrokenPipeError:
-            pass
+            emit_models(env, json_out=jo)
+            if jo is not None:
+                jo.finish(0)
+        except (BrokenPipeError, StdoutClosed):
+            sys.exit(141)
         sys.exit(0)
     from wanvid.cli import main as cli_main
 

@@ -23,6 +23,7 @@ class ExitStatus(IntEnum):
     INTERNAL = 1  # a bug in wanvid (run with --debug for a traceback)
     INTERRUPTED = 130  # Ctrl-C / SIGINT
     STDOUT_CLOSED = 141  # stdout's reader went away (like SIGPIPE)
+    TERMINATED = 143  # SIGTERM (CI runners, `timeout`): handled like Ctrl-C
 
 
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
@@ -40,6 +41,7 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
                         "pending: `wanvid wait --pending -o DIR`)"),
     (ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
     (ExitStatus.STDOUT_CLOSED, "stdout closed by its reader (e.g. | head -1)"),
+    (ExitStatus.TERMINATED, "terminated (SIGTERM, e.g. from a CI runner or `timeout`)"),
 ]
 
 
@@ -144,6 +146,13 @@ class StdoutClosed(Exception):  # noqa: N818 - a signal, not an error
     status = ExitStatus.STDOUT_CLOSED
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by ``cli.main``'s handler: handled like Ctrl-C
+    (journal safe, partial downloads kept, the resume hint), exit 143."""
+
+    status = ExitStatus.TERMINATED
+
+
 def is_throttled(e: BaseException) -> bool:
     """Throttling is a type: a ``ThrottledError``, or a service error whose code says so."""
     return isinstance(e, ThrottledError) or (
@@ -156,6 +165,8 @@ def exit_status_of(e: BaseException) -> ExitStatus:
         return e.status
     if isinstance(e, StdoutClosed | BrokenPipeError):
         return ExitStatus.STDOUT_CLOSED
+    if isinstance(e, Terminated):
+        return ExitStatus.TERMINATED
     if isinstance(e, KeyboardInterrupt):
         return ExitStatus.INTERRUPTED
     return ExitStatus.INTERNAL

@@ -1,34 +1,14 @@
-"""Results on stdout: one function renders a result as text or as JSON.
-
-In JSON mode nothing but JSON reaches stdout (human lines go to stderr), failures
-included. Shapes are documented in README ("JSON output").
-"""
+"""Text helpers for results on stdout (durations, the model table). JSON output is
+``wanvid.envelope``'s: one envelope shape for every command (README "JSON output")."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wanvid.context import Environment
 
-
-def emit(env: Environment, data: Any, *, json_mode: bool,
-         text: Callable[[Any], Iterable[str]] | None = None) -> None:
-    """Print ``data``: as one JSON document, or as the lines ``text(data)`` gives."""
-    if json_mode:
-        env.out(json.dumps(data, ensure_ascii=False, indent=None, default=str))
-        return
-    if text is None:
-        env.out(str(data))
-        return
-    for line in text(data):
-        env.out(line)
-
-
-def emit_jsonl(env: Environment, items: Iterable[Any]) -> None:
-    for item in items:
-        env.out(json.dumps(item, ensure_ascii=False, default=str))
+if TYPE_CHECKING:
+    from wanvid.envelope import JsonOut
 
 
 def fmt_duration(seconds: float) -> str:
@@ -42,9 +22,13 @@ def fmt_duration(seconds: float) -> str:
     return f"{s}s"
 
 
-def emit_models(env: Environment, *, json_mode: bool) -> None:
-    """The model catalogue as a table or JSON (``wanvid models``)."""
+def emit_models(env: Environment, *, json_out: JsonOut | None) -> None:
+    """The model catalogue as a table, or as the data of the envelope (``wanvid models``)."""
     from wanvid.models import MODELS
+
+    if json_out is not None:
+        json_out.result([m.to_dict() for m in MODELS])
+        return
 
     def text(_: Any) -> list[str]:
         lines = [f"{'MODEL':<20} {'KIND':<5} {'RESOLUTIONS':<17} {'SECONDS':<8} {'AUDIO':<5} FPS"]
@@ -57,4 +41,5 @@ def emit_models(env: Environment, *, json_mode: bool) -> None:
                      + ", ".join(a for m in MODELS for a in m.aliases) + ")")
         return lines
 
-    emit(env, [m.to_dict() for m in MODELS], json_mode=json_mode, text=text)
+    for line in text(None):
+        env.out(line)

@@ -622,9 +622,14 @@ class Service:
                     ) -> list[dict[str, Any]]:
         """The journal's tasks (``since``: seconds back from now)."""
         now = self.env.now()
-        recs = self.journal.list(status=status.upper() if status else None,
+        return [task_row(r, now) for r in self.local_records(status=status, since=since)]
+
+    def local_records(self, *, status: str | None = None, since: float | None = None,
+                      ) -> list[TaskRecord]:
+        """The journal's records (``since``: seconds back from now)."""
+        now = self.env.now()
+        return self.journal.list(status=status.upper() if status else None,
                                  since=(now - since) if since else None)
-        return [task_row(r, now) for r in recs]
 
     def remote_tasks(self, *, status: str | None = None, since: float | None = None,
                      model: str | None = None, page: int = 1, page_size: int = 10,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests import envelope_schema
 from tests.e2e.conftest import WANVID, is_sidecar
 from tests.fixtures_media import png_bytes
 
@@ -54,13 +55,9 @@ def write_csv(path: Path, stems: list[str]) -> dict[str, int]:
 
 
 def rows_of(out: str) -> list[dict[str, Any]]:
-    """stdout must be pure JSON Lines: every line one JSON object."""
-    rows = []
-    for line in out.splitlines():
-        obj = json.loads(line)
-        assert isinstance(obj, dict), line
-        rows.append(obj)
-    return rows
+    """stdout must be pure JSON Lines: every line an envelope (validated), a job's or the
+    summary; the jobs' data, each with its exit_code."""
+    return envelope_schema.rows(out, "batch")
 
 
 def summary(err: str) -> tuple[int, int, int, int]:
@@ -199,7 +196,7 @@ def test_killed_batch_resumes_skipping_done_jobs_without_creating_any_twice(
                             stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())  # printed once its file is saved
+        first = json.loads(proc.stdout.readline())["data"]  # printed once its file is saved
         assert first["status"] == "SUCCEEDED", first
         assert (work / first["path"]).is_file()
         _kill_when_quiet(proc, emu, Path(env["WANVID_STATE_DIR"]), work)

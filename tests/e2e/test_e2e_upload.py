@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests import envelope_schema
 from tests.e2e.conftest import E2E_KEY
 from tests.fixtures_media import wav_bytes
 
@@ -59,7 +60,7 @@ def test_dry_run_lists_uploads_and_sends_nothing(emulator, wv, images, tmp_path:
     r = wv("submit", str(images["first"]), "-m", "wan2.5-i2v-preview", "-d", "5",
            "--audio", str(wav), "--dry-run", "--json", base_url=emu.base_url)
     assert r.code == 0, r.err
-    d = json.loads(r.out)
+    d = envelope_schema.data(r.out, "submit")
     assert d["uploads"] == [{"input": str(wav), "flag": "--audio",
                              "bytes": wav.stat().st_size}]
     assert d["headers"]["X-DashScope-OssResourceResolve"] == "enable"

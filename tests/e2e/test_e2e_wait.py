@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import envelope_schema
 from tests.e2e.conftest import E2E_KEY, WANVID, Run, is_sidecar
 from wanvid.emulator import FAIL_CODE, FAIL_MESSAGE, MIB, load_fixture, padded_video
 from wanvid.models import I2V_PATH, KF2V_PATH
@@ -123,7 +124,7 @@ def submit(wv: Callable[..., Run], emu: Any, image: Path, *extra: str) -> str:
 def journal(wv: Callable[..., Run]) -> list[dict[str, Any]]:
     r = wv("tasks", "--json")
     assert r.code == 0, r.err
-    rows = json.loads(r.out)
+    rows = envelope_schema.data(r.out, "tasks")
     assert isinstance(rows, list)
     return rows
 
@@ -163,11 +164,11 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
     emu = emulator()
     r = wv("submit", str(images["first"]), "-p", "x", "--json", base_url=emu.base_url)
     assert r.code == 0, r.err
-    resp = json.loads(r.out)
-    assert r.out.count("\n") == 1 and set(resp) == {"request_id", "output"}
-    assert set(resp["output"]) == {"task_id", "task_status"}
-    assert resp["output"]["task_status"] == "PENDING"
-    ids = [resp["output"]["task_id"]]
+    resp = envelope_schema.data(r.out, "submit")
+    assert r.out.count("\n") == 1
+    assert set(resp) == {"task_id", "status", "model", "resolution", "duration", "request_id"}
+    assert resp["status"] == "PENDING"
+    ids = [resp["task_id"]]
     ids += [submit(wv, emu, images[name]) for name in ("last", "square")]
     assert len(set(ids)) == 3
 
@@ -185,7 +186,7 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
     r = wv("wait", "-o", "out/", "--json", input="\n".join(ids), base_url=emu.base_url)
     assert r.code == 0, r.err
     human_lines_only(r.err)
-    objs = [json.loads(line) for line in r.out.splitlines()]
+    objs = envelope_schema.rows(r.out, "wait", drop_null=True)
     assert sorted(o["task_id"] for o in objs) == sorted(ids)
     for o in objs:
         assert set(o) == WAIT_JSON_KEYS, o
@@ -281,7 +282,7 @@ def test_expired_url_exits_5_saying_the_24h_window_has_passed(emulator, wv, imag
 
     r = wv("wait", tid, "--json", base_url=emu.base_url)  # the same through wait
     assert r.code == 5
-    [obj] = [json.loads(line) for line in r.out.splitlines()]
+    [obj] = envelope_schema.rows(r.out, drop_null=True)
     assert obj["task_id"] == tid and obj["exit_code"] == 5 and obj["code"] == "URLExpired"
     assert "24-hour window has" in obj["message"]
     [line] = error_lines(r.err)
@@ -296,7 +297,7 @@ def test_failed_canceled_unknown_exit_5_with_the_services_code_and_message(
     emu.advance(60)  # FAILED by now
     r = wv("wait", tid, "--json", base_url=emu.base_url)
     assert r.code == 5
-    [obj] = [json.loads(line) for line in r.out.splitlines()]
+    [obj] = envelope_schema.rows(r.out, drop_null=True)
     assert obj == {"task_id": tid, "status": "FAILED", "exit_code": 5, "code": FAIL_CODE,
                    "message": FAIL_MESSAGE}
     assert error_lines(r.err) == [f"wanvid: error: {tid} FAILED: {FAIL_CODE}: {FAIL_MESSAGE}"]
@@ -327,7 +328,7 @@ def test_timeout_exits_6_naming_the_resume_command_then_pending_finishes(
     tid = submit(wv, emu, images["first"])
     r = wv("wait", tid, "--timeout", "1", "--json", base_url=emu.base_url)
     assert r.code == 6
-    [obj] = [json.loads(line) for line in r.out.splitlines()]
+    [obj] = envelope_schema.rows(r.out, drop_null=True)
     assert obj == {"task_id": tid, "status": "PENDING", "exit_code": 6,
                    "message": "still PENDING when the wait timed out",
                    "resume": f"wanvid wait {tid}"}
@@ -497,7 +498,7 @@ def test_api_key_never_reaches_storage_journal_or_disk(emulator, wv, wv_env, ima
     r = wv("--debug", "generate", str(images["first"]), "-p", "x", "-o", "a.mp4", "--json",
            base_url=emu.base_url)
     assert r.code == 0, r.err
-    [obj] = [json.loads(line) for line in r.out.splitlines()]
+    [obj] = envelope_schema.rows(r.out, drop_null=True)
     assert obj["path"] == "a.mp4" and obj["sha256"] == FIXTURE_SHA
     tid = obj["task_id"]
     r = wv("--debug", "download", tid, "-o", "b.mp4", base_url=emu.base_url)

@@ -54,9 +54,9 @@ def test_submit_wait_generate_as_in_readme(emulator: Callable[..., Any], tmp_pat
                WANVID_CONFIG_DIR=str(tmp_path / "config"), HOME=str(tmp_path / "home"))
     out = subprocess.run([str(WANVID), "tasks", "--json"], env=env, text=True,
                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    import json
+    from tests import envelope_schema
 
-    rows = json.loads(out.stdout)
+    rows = envelope_schema.data(out.stdout, "tasks")
     assert task_id in {row["task_id"] for row in rows} and len(rows) == 2
     assert emu.stats()["submits"] == 2
 

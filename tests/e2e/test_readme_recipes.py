@@ -9,7 +9,6 @@ A recipe that stops working, or a recipe without expectations here, fails the su
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import envelope_schema
 from tests.e2e.conftest import is_sidecar
 from tests.fixtures_media import png_bytes
 
@@ -179,7 +179,7 @@ def test_recipe_jq(run_bash, recipe_dir: Path) -> None:
     assert len(paths) == 3 and "videos/waves.mp4" in paths
     for path in paths:
         assert (recipe_dir / path).is_file()
-    rows = [json.loads(ln) for ln in (recipe_dir / "results.jsonl").read_text().splitlines()]
+    rows = envelope_schema.rows((recipe_dir / "results.jsonl").read_text(), "batch")
     assert sorted(r["line"] for r in rows) == [1, 2, 3]
     assert len(tsv) == 3
     assert {status for _, status, _ in tsv} == {"SUCCEEDED"}

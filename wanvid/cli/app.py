@@ -14,7 +14,7 @@ import typer
 from wanvid import __version__
 from wanvid.cli.common import State, _state
 from wanvid.context import Environment, StdoutClosed
-from wanvid.errors import ExitStatus, WanvidError
+from wanvid.errors import ExitStatus, Terminated, WanvidError, exit_status_of
 
 HELP = """Turn a still image (or a first and a last frame) into a video with Alibaba Cloud
 Model Studio's Wan models.
@@ -63,10 +63,61 @@ def _root(
 
 
 
-def _interrupted(env: Environment) -> int:
-    env.err("wanvid: interrupted; submitted tasks are in the journal: "
+def _interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -> int:
+    what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
+    env.err(f"wanvid: {what}; submitted tasks are in the journal: "
             "`wanvid wait --pending` picks them up")
-    return int(ExitStatus.INTERRUPTED)
+    return int(status)
+
+
+# Commands with --json ("config list" is "config" + "list"), for envelopes on failures that
+# happen before the command runs (a usage error).
+JSON_COMMANDS = frozenset({"submit", "generate", "status", "wait", "download", "cancel",
+                           "tasks", "models", "batch", "usage", "config list"})
+_ROOT_VALUED = frozenset({"--region", "--base-url"})
+
+
+def json_command(args: list[str]) -> str | None:
+    """The command a ``--json`` run is for, when it has --json (else None)."""
+    if "--json" not in (args[:args.index("--")] if "--" in args else args):
+        return None
+    if {"-h", "--help"} & set(args):
+        return None
+    words: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _ROOT_VALUED:
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+            if words[0] != "config" or len(words) == 2:
+                break
+    name = " ".join(words)
+    return name if name in JSON_COMMANDS else None
+
+
+_signalled: set[ExitStatus] = set()
+
+
+def _install_sigterm() -> object:
+    """SIGTERM (CI runners, `timeout`) becomes ``Terminated``, a KeyboardInterrupt: every
+    path that keeps the journal and partial downloads safe on Ctrl-C applies as well."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: object) -> None:
+        _signalled.add(ExitStatus.TERMINATED)  # click may turn the exception into a 130
+        raise Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):
+        return None
 
 
 def _is_click_exception(e: BaseException) -> bool:
@@ -99,37 +150,87 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     if {"-h", "--help"} & set(args):
         _quiet_rich_broken_pipe()
     debug = "--debug" in args
+    state = State(env=env, argv=args)
+    jc = json_command(args)
+    if jc is not None:
+        from wanvid.envelope import JsonOut
+
+        state.json = JsonOut(env, jc, streaming=None if "--dry-run" not in args else False)
+    errors: list[dict[str, object]] = []
+    _signalled.clear()
+    previous = _install_sigterm() if argv is None else None
     code: int
     try:
-        rv = app(args=args, prog_name="wanvid", standalone_mode=False,
-                 obj=State(env=env, argv=args))
-        code = int(rv) if isinstance(rv, int) else 0
-        if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
-            code = _interrupted(env)
-    except WanvidError as e:
-        env.err(f"wanvid: error: {e.message}")
-        code = int(e.status)
-    except KeyboardInterrupt:
-        code = _interrupted(env)
-    except typer.Exit as e:
-        code = int(getattr(e, "exit_code", 0) or 0)
-    except typer.Abort:
-        env.err("wanvid: aborted")
-        code = int(ExitStatus.INTERRUPTED)
-    except (BrokenPipeError, StdoutClosed):
-        code = int(ExitStatus.STDOUT_CLOSED)
-    except Exception as e:
-        if _is_click_exception(e):
-            msg = e.format_message()  # type: ignore[attr-defined]
-            cmd = getattr(getattr(e, "ctx", None), "command_path", "wanvid")
-            env.err(f"wanvid: error: {msg} (see `{cmd} --help`)")
-            code = int(ExitStatus.BAD_INPUT)
-        else:
-            if debug or env.get("WANVID_RAISE"):
-                raise
-            env.err(f"wanvid: internal error: {type(e).__name__}: {e} "
-                     "(run with --debug for a traceback)")
-            code = 1
+        try:
+            rv = app(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
+            code = int(rv) if isinstance(rv, int) else 0
+            if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
+                sig = (Terminated() if ExitStatus.TERMINATED in _signalled
+                       else KeyboardInterrupt())
+                code = _interrupted(env, exit_status_of(sig))
+                errors = [_error(sig, code)]
+        except WanvidError as e:
+            env.err(f"wanvid: error: {e.message}")
+            code = int(e.status)
+            errors = [_error(e, code)]
+        except KeyboardInterrupt as e:
+            code = _interrupted(env, exit_status_of(e))
+            errors = [_error(e, code)]
+        except typer.Exit as e:
+            code = int(getattr(e, "exit_code", 0) or 0)
+        except typer.Abort:
+            if ExitStatus.TERMINATED in _signalled:
+                code = _interrupted(env, ExitStatus.TERMINATED)
+                errors = [_error(Terminated(), code)]
+            else:
+                env.err("wanvid: aborted")
+                code = int(ExitStatus.INTERRUPTED)
+                errors = [_error(KeyboardInterrupt(), code)]
+        except (BrokenPipeError, StdoutClosed):
+            state.json = None  # nobody is reading
+            code = int(ExitStatus.STDOUT_CLOSED)
+        except Exception as e:
+            if _is_click_exception(e):
+                msg = e.format_message()  # type: ignore[attr-defined]
+                cmd = getattr(getattr(e, "ctx", None), "command_path", "wanvid")
+                env.err(f"wanvid: error: {msg} (see `{cmd} --help`)")
+                code = int(ExitStatus.BAD_INPUT)
+                from wanvid.envelope import error
+
+                errors = [error(code, f"{msg} (see `{cmd} --help`)")]
+            else:
+                if debug or env.get("WANVID_RAISE"):
+                    raise
+                env.err(f"wanvid: internal error: {type(e).__name__}: {e} "
+                         "(run with --debug for a traceback)")
+                code = 1
+                errors = [_error(e, code)]
+        code = _finish_json(state, code, errors)
+    except KeyboardInterrupt as e:  # a second Ctrl-C / SIGTERM while finishing
+        code = int(ExitStatus.TERMINATED if isinstance(e, Terminated)
+                   else ExitStatus.INTERRUPTED)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
     if argv is None:
         sys.exit(code)
+    return code
+
+
+def _error(e: BaseException, code: int) -> dict[str, object]:
+    from wanvid.envelope import exception_error
+
+    return exception_error(e, code)
+
+
+def _finish_json(state: State, code: int, errors: list[dict[str, object]]) -> int:
+    """The last envelope of a --json run (the result, or the summary of a stream)."""
+    if state.json is None:
+        return code
+    try:
+        state.json.finish(code, errors)
+    except (BrokenPipeError, StdoutClosed):
+        return int(ExitStatus.STDOUT_CLOSED)
     return code

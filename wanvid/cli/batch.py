@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from wanvid.cli.app import app
+from wanvid.cli.common import json_out as _json
 from wanvid.cli.common import report_unrecorded, reporter, service
 from wanvid.cli.options import (
     ForceOpt,
@@ -16,7 +17,7 @@ from wanvid.cli.options import (
     TimeoutOpt,
     UploadOpt,
 )
-from wanvid.errors import BadInputError
+from wanvid.errors import BadInputError, ExitStatus
 
 
 @app.command()
@@ -44,8 +45,8 @@ def batch(
         "--max-seconds", min=1, help="Refuse (exit 2, nothing sent) a batch that would bill "
         "more seconds than this (config: max_seconds).")] = None,
     quiet: QuietOpt = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout "
-                                           "(JSON Lines).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per job "
+                                           "(invalid lines too), then a summary.")] = False,
 ) -> int:
     """Run many jobs: validate all first, keep N in flight, skip jobs already done.
 
@@ -53,11 +54,17 @@ def batch(
 
     Example: wanvid batch jobs.jsonl --dry-run;  wanvid batch jobs.jsonl --max-seconds 300
     """
-    import json
+    from dataclasses import asdict
 
-    from wanvid.batch import Runner, estimate_lines, plan
+    from wanvid.batch import Runner, Summary, estimate_lines, plan
+    from wanvid.envelope import error, job_data, outcome_errors
     from wanvid.usage import price_table
 
+    jo = _json(ctx, "batch", json_out)
+    summary = Summary()
+    if jo is not None:
+        jo.summary = lambda: asdict(summary)
+        jo.streaming = not dry_run
     svc = service(ctx)
     svc.upload, svc.quiet = upload, quiet
     if no_sidecar:
@@ -66,8 +73,17 @@ def batch(
     if n < 1:
         raise BadInputError("--jobs must be at least 1")
     p = plan(source, svc, output=output, download=not no_download, force=force)
+    summary.invalid = len(p.invalid)
     for j in p.invalid:
         svc.env.err(f"wanvid: error: {source}: {j.error}")
+        if jo is not None and dry_run:  # one result: the lines go in it (or its errors)
+            jo.pending_errors.append(error(ExitStatus.BAD_INPUT, j.error or "invalid",
+                                           line=j.line))
+        elif jo is not None:
+            jo.item("job", ExitStatus.BAD_INPUT,
+                    {"line": j.line, "task_id": None, "status": "INVALID",
+                     "message": j.error},
+                    [error(ExitStatus.BAD_INPUT, j.error or "invalid", line=j.line)])
     if p.invalid and not skip_invalid:
         raise BadInputError(f"{source}: {len(p.invalid)} invalid job(s); nothing was sent. Fix "
                             "them, or pass --skip-invalid to run the others")
@@ -81,15 +97,25 @@ def batch(
                             f"({est['jobs']} job(s)), over {flag} {limit}; nothing was sent. "
                             "Split the batch, or raise the limit")
     if dry_run:
-        from wanvid.render import emit
-
-        emit(svc.env, {"dry_run": True, **est}, json_mode=json_out, text=estimate_lines)
+        if jo is not None:
+            jo.streaming = False
+            jo.result({"dry_run": True, **est,
+                       "invalid": [{"line": j.line, "message": j.error} for j in p.invalid]})
+        else:
+            for line in estimate_lines({"dry_run": True, **est}):
+                svc.env.out(line)
         return 0
     rep = reporter(svc, quiet)
+    if jo is not None:
+        jo.write = rep.result
 
     def on_row(row: dict[str, Any], job: Any, outcome: Any) -> None:
-        if json_out:
-            rep.result(json.dumps(row, ensure_ascii=False))
+        if jo is not None:
+            code = outcome.exit_status if outcome is not None else row.get("exit_code", 0)
+            errs = (outcome_errors(outcome) if outcome is not None else
+                    [error(code, row.get("message") or row["status"], line=job.line)]
+                    if code else [])
+            jo.item("job", code, job_data(row, outcome), errs)
         elif row["status"] == "SKIPPED":
             rep.result(row["path"])
         elif outcome is not None and outcome.ok:
@@ -99,8 +125,12 @@ def batch(
     if not quiet and (p.queue or p.resumed):
         svc.env.err(f"wanvid: {len(p.queue)} job(s) to submit, {len(p.resumed)} already "
                     f"submitted, {len(p.done)} already done; {n} in flight at once")
-    run = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
-                 interval=interval, download=not no_download, force=force, on_row=on_row).run()
+    runner = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
+                    interval=interval, download=not no_download, force=force, on_row=on_row)
+    summary = runner.summary
+    run = runner.run()
+    if jo is not None:
+        jo.write = None
     if run.unsubmitted:
         svc.env.err(f"wanvid: error: {len(run.unsubmitted)} job(s) not submitted before the "
                     f"timeout; run `wanvid batch {source}` again to do them (finished jobs "
@@ -108,4 +138,7 @@ def batch(
     if not quiet:
         svc.env.err(f"wanvid: batch: {run.summary.line()}")
     report_unrecorded(svc.env, run)
+    if jo is not None and run.journal_error:
+        jo.pending_errors.append(error(run.exit_status, run.journal_error,
+                                       unrecorded=run.unrecorded))
     return int(run.exit_status)

@@ -16,6 +16,7 @@ from wanvid.errors import ExitStatus
 
 if TYPE_CHECKING:
     from wanvid.batch import Run
+    from wanvid.envelope import JsonOut
     from wanvid.poll import Outcome
     from wanvid.progress import QuietReporter
     from wanvid.service import Service, WaitResult
@@ -30,6 +31,7 @@ class State:
     region: str | None = None
     base_url: str | None = None
     debug: bool = False
+    json: JsonOut | None = None  # --json: the envelopes of this run (cli.main finishes them)
     _service: Service | None = None
 
     @property
@@ -52,6 +54,24 @@ def _state(ctx: typer.Context) -> State:
 
 def service(ctx: typer.Context) -> Service:
     return _state(ctx).service
+
+
+def json_out(ctx: typer.Context, command: str, enabled: bool) -> JsonOut | None:
+    """The envelopes of this run when ``--json`` is on (else None, and ``main`` prints no
+    envelope even if it guessed --json from the arguments)."""
+    st = _state(ctx)
+    if not enabled:
+        st.json = None
+        return None
+    if st.json is None:
+        from wanvid.envelope import JsonOut
+
+        st.json = JsonOut(st.env, command)
+    if st.json.command != command:
+        from wanvid.envelope import STREAMING
+
+        st.json.command, st.json.streaming = command, command in STREAMING
+    return st.json
 
 
 def reporter(svc: Service, quiet: bool) -> QuietReporter:
@@ -78,14 +98,17 @@ def dry_run_text(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def outcome_printer(svc: Service, rep: QuietReporter, json_out: bool) -> Any:
-    """Print each task's outcome as it comes: the path (or URL) on stdout, or an error line
-    on stderr with the resume command where one helps."""
+def outcome_printer(svc: Service, rep: QuietReporter, jo: JsonOut | None) -> Any:
+    """Print each task's outcome as it comes: the path (or URL) on stdout (with --json: a
+    ``task`` envelope), or an error line on stderr with the resume command where one
+    helps."""
     env = svc.env
 
     def on_outcome(o: Outcome) -> None:
-        if json_out:
-            rep.result(json.dumps(o.to_dict(), ensure_ascii=False))
+        if jo is not None:
+            from wanvid.envelope import outcome_data, outcome_errors
+
+            jo.item("task", o.exit_status, outcome_data(o), outcome_errors(o))
         elif o.ok and o.path is not None:
             rep.result(str(o.path))
         elif o.ok:
@@ -111,13 +134,23 @@ def report_unrecorded(env: Environment, res: WaitResult | Run) -> None:
 
 def wait_and_render(svc: Service, ids: list[str], *, output: str | None,
                     timeout: float | None, interval: float | None, download: bool,
-                    force: bool, quiet: bool, json_out: bool) -> int:
+                    force: bool, quiet: bool, json_out: JsonOut | None) -> int:
     """``Service.wait`` with the live display and outcome lines; returns the exit status."""
     rep = reporter(svc, quiet)
+    if json_out is not None:
+        json_out.expect(ids)
+        json_out.write = rep.result
     res = svc.wait(ids, reporter=rep, output=output, timeout=timeout, interval=interval,
                    download=download, force=force,
                    on_outcome=outcome_printer(svc, rep, json_out))
     report_unrecorded(svc.env, res)
+    if json_out is not None:
+        json_out.write = None
+        if res.journal_error:
+            from wanvid.envelope import error
+
+            json_out.pending_errors.append(error(res.exit_status, res.journal_error,
+                                                 unrecorded=res.unrecorded))
     return int(res.exit_status)
 
 

@@ -34,11 +34,12 @@ def config_list(
 ) -> None:
     """Show the effective settings and where the key comes from (the key is redacted).
 
-    Example: wanvid config list --json | jq -r .region
+    Example: wanvid config list --json | jq -r .data.region
     """
+    from wanvid.cli.common import json_out as _json
     from wanvid.config import redact
-    from wanvid.render import emit
 
+    jo = _json(ctx, "config list", json_out)
     st = _state(ctx)
     s = st.service.settings
     data = {
@@ -48,8 +49,11 @@ def config_list(
         "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs, "fit": s.fit,
         "sidecar": s.sidecar, "prices": s.prices if isinstance(s.prices, dict) else {},
     }
-    emit(st.env, data, json_mode=json_out,
-         text=lambda d: [f"{k} = {v}" for k, v in d.items()])
+    if jo is not None:
+        jo.result(data)
+        return
+    for k, v in data.items():
+        st.env.out(f"{k} = {v}")
 
 
 @config_app.command("get")

@@ -17,9 +17,10 @@ def models(
 ) -> None:
     """List the models, their resolutions, durations and audio support.
 
-    Example: wanvid models --json | jq -r '.[] | select(.audio) | .name'
+    Example: wanvid models --json | jq -r '.data[] | select(.audio) | .name'
     """
+    from wanvid.cli.common import json_out as _json
     from wanvid.render import emit_models
 
-    emit_models(_state(ctx).env, json_mode=json_out)
+    emit_models(_state(ctx).env, json_out=_json(ctx, "models", json_out))
 

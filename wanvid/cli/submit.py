@@ -8,6 +8,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import dry_run_text, service, wait_and_render
+from wanvid.cli.common import json_out as _json
 from wanvid.cli.options import (
     AudioOpt,
     DurOpt,
@@ -61,8 +62,9 @@ def submit(
 
     Example: id=$(wanvid submit cat.png -p "the cat yawns") && wanvid wait "$id"
     """
-    from wanvid.render import emit
+    from wanvid.envelope import submitted_data
 
+    jo = _json(ctx, "submit", json_out)
     svc = service(ctx)
     svc.upload = upload
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
@@ -70,10 +72,17 @@ def submit(
                            fit_background, svc.settings)
     prepared = svc.prepare(opts)
     if dry_run:
-        emit(svc.env, svc.dry_run(prepared), json_mode=json_out, text=dry_run_text)
+        if jo is not None:
+            jo.result({"dry_run": True, **svc.dry_run(prepared)})
+        else:
+            for line in dry_run_text(svc.dry_run(prepared)):
+                svc.env.out(line)
         return 0
     sub = svc.submit(prepared)
-    emit(svc.env, sub.to_dict(), json_mode=json_out, text=lambda _: [sub.task_id])
+    if jo is not None:
+        jo.result(submitted_data(sub))
+    else:
+        svc.env.out(sub.task_id)
     return 0
 
 
@@ -101,12 +110,14 @@ def generate(
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: the task, then a "
+                                           "summary (README: JSON output).")] = False,
 ) -> int:
     """Submit, wait with progress, download: prints the saved video's path.
 
     Example: wanvid generate cat.png -p "the cat turns its head" -o "{stem}-{seed}.mp4" --seed 7
     """
+    jo = _json(ctx, "generate", json_out)
     svc = service(ctx)
     svc.upload, svc.quiet = upload, quiet
     if no_sidecar:
@@ -118,9 +129,11 @@ def generate(
     svc.check_before_paying(prepared, output, force=force)
     svc.start_deadline(timeout)  # --timeout covers the submit too (a long Retry-After)
     sub = svc.submit(prepared, output=output)
+    if jo is not None:
+        jo.expect([sub.task_id])
     if not quiet:
         svc.env.err(f"wanvid: submitted {sub.task_id} ({prepared.model.name}, "
                     f"{prepared.resolution}, {prepared.duration} s)")
     return wait_and_render(svc, [sub.task_id], output=output, timeout=timeout,
                            interval=interval, download=True, force=force, quiet=quiet,
-                           json_out=json_out)
+                           json_out=jo)

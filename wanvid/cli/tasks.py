@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from wanvid.cli.app import app
+from wanvid.cli.common import json_out as _json
 from wanvid.cli.common import reporter, service, wait_and_render, worst_of
 from wanvid.cli.options import (
     ForceOpt,
@@ -28,16 +29,23 @@ def status(
 ) -> int:
     """Ask the service for the status of tasks (one line per task).
 
-    Example: wanvid status 0385dc79-5ff8-4d82-bcb6-0123456789ab --json | jq .output.task_status
+    Example: wanvid status 0385dc79-5ff8-4d82-bcb6-0123456789ab --json | jq -r '.data.status // empty'
     """
-    from wanvid.render import emit_jsonl
+    from wanvid.envelope import error, status_data
     from wanvid.service import status_line
 
+    jo = _json(ctx, "status", json_out)
     svc = service(ctx)
     codes = []
-    for st in svc.status(svc.read_ids(task_ids)):
-        if json_out:
-            emit_jsonl(svc.env, [st.response])
+    ids = svc.read_ids(task_ids)
+    if jo is not None:
+        jo.expect(ids)
+    for st in svc.status(ids):
+        if jo is not None:
+            d = status_data(st)
+            errs = [error(st.exit_status, d["message"] or f"the task is {st.status}",
+                          service_code=d["code"], task_id=st.task_id)] if st.exit_status else []
+            jo.item("task", st.exit_status, d, errs)
         else:
             svc.env.out(status_line(st.task_id, st.output, svc.env.now()))
         codes.append(st.exit_status)
@@ -64,13 +72,14 @@ def wait(
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
     quiet: QuietOpt = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per task "
-                                           "(JSON Lines).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per "
+                                           "task, then a summary.")] = False,
 ) -> int:
     """Wait for tasks, save each video as soon as it is ready, print the paths.
 
     Example: wanvid submit cat.png -p "the cat yawns" | wanvid wait -o videos/
     """
+    jo = _json(ctx, "wait", json_out)
     svc = service(ctx)
     if no_sidecar:
         svc.sidecars = False
@@ -82,7 +91,7 @@ def wait(
             return 0
     return wait_and_render(svc, ids, output=output, timeout=timeout, interval=interval,
                            download=not no_download, force=force, quiet=quiet,
-                           json_out=json_out)
+                           json_out=jo)
 
 
 @app.command()
@@ -101,13 +110,17 @@ def download(
 
     Example: wanvid download 0385dc79-5ff8-4d82-bcb6-0123456789ab -o clip.mp4
     """
-    from wanvid.render import emit
+    from wanvid.envelope import download_data
 
+    jo = _json(ctx, "download", json_out)
     svc = service(ctx)
     if no_sidecar:
         svc.sidecars = False
     res = svc.download(target, output=output, force=force, reporter=reporter(svc, quiet))
-    emit(svc.env, res.to_dict(), json_mode=json_out, text=lambda d: [d["path"]])
+    if jo is not None:
+        jo.result(download_data(res))
+    else:
+        svc.env.out(str(res.path))
     return 0
 
 
@@ -128,11 +141,13 @@ def tasks(
 ) -> int:
     """List tasks from the journal (or, with --remote, from the service).
 
-    Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.[].path'
+    Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.data[].path'
     """
-    from wanvid.render import emit, fmt_duration
+    from wanvid.envelope import remote_task
+    from wanvid.render import fmt_duration
     from wanvid.service import parse_since
 
+    jo = _json(ctx, "tasks", json_out)
     svc = service(ctx)
     window = parse_since(since) if since else None
     now = svc.env.now()
@@ -142,10 +157,19 @@ def tasks(
         resp = svc.remote_tasks(status=status_filter, since=window, model=model, page=page,
                                 page_size=page_size)
         rows = [t for t in (resp.get("data") or []) if isinstance(t, dict)]
-        emit(svc.env, resp, json_mode=json_out, text=lambda r: [
-            " ".join(one_line(t.get(k) or "", 100) for k in
-                     ("task_id", "task_status", "model_name", "submit_time")).rstrip()
-            for t in rows])
+        if jo is not None:
+            jo.result([d for d in map(remote_task, rows) if d is not None])
+            return 0
+        for t in rows:
+            svc.env.out(" ".join(one_line(t.get(k) or "", 100) for k in
+                                 ("task_id", "task_status", "model_name", "submit_time"))
+                        .rstrip())
+        return 0
+    if jo is not None:
+        from wanvid.envelope import journal_task
+
+        jo.result([journal_task(r, now) for r in
+                   svc.local_records(status=status_filter, since=window)])
         return 0
     rows = svc.local_tasks(status=status_filter, since=window)
 
@@ -163,7 +187,8 @@ def tasks(
                        f"{extra}".rstrip())
         return out
 
-    emit(svc.env, rows, json_mode=json_out, text=text)
+    for line in text(rows):
+        svc.env.out(line)
     return 0
 
 
@@ -173,23 +198,31 @@ def cancel(
     ctx: typer.Context,
     task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID...",
                                                   help="Tasks to cancel (PENDING only).")],
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per task "
-                                           "(JSON Lines).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per "
+                                           "task, then a summary.")] = False,
 ) -> int:
     """Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.
 
-    Example: wanvid tasks --status PENDING --json | jq -r '.[].task_id' | xargs wanvid cancel
+    Example: wanvid tasks --status PENDING --json | jq -r '.data[].task_id' | xargs wanvid cancel
     """
-    from wanvid.render import emit
+    from wanvid.envelope import cancel_data, cancel_errors
 
+    jo = _json(ctx, "cancel", json_out)
     svc = service(ctx)
+    ids = svc.read_ids(task_ids)
+    if jo is not None:
+        jo.expect(ids)
+        jo.summary = lambda: {"tasks": len(ids),
+                              "canceled": sum(1 for i in jo.items if i["canceled"]),
+                              "refused": sum(1 for i in jo.items if not i["canceled"])}
     codes = []
-    for r in svc.cancel(task_ids):
+    for r in svc.cancel(ids):
         if not r.canceled:
             svc.env.err(f"wanvid: error: {r.task_id}: cannot cancel: {r.message}; "
                         "only PENDING tasks can be canceled")
-        if r.canceled or json_out:
-            emit(svc.env, r.to_dict(), json_mode=json_out,
-                 text=lambda d: [f"{d['task_id']} CANCELED"])
+        if jo is not None:
+            jo.item("task", r.exit_status, cancel_data(r), cancel_errors(r))
+        elif r.canceled:
+            svc.env.out(f"{r.task_id} CANCELED")
         codes.append(r.exit_status)
     return worst_of(codes)

@@ -27,9 +27,10 @@ def usage(
 
     Example: wanvid usage --since 7d --by model
     """
-    from wanvid.render import emit
+    from wanvid.cli.common import json_out as _json
     from wanvid.usage import parse_since, price_table, summarize, text_lines
 
+    jo = _json(ctx, "usage", json_out)
     svc = service(ctx)
     start = parse_since(since, svc.env.now()) if since else None
     prices = price_table(svc.settings.prices)
@@ -38,5 +39,9 @@ def usage(
     else:
         records = svc.journal.list(since=start)
     report = summarize(records, by=by, prices=prices, since=start)
-    emit(svc.env, report.to_dict(), json_mode=json_out, text=lambda _: text_lines(report))
+    if jo is not None:
+        jo.result(report.to_dict())
+        return 0
+    for line in text_lines(report):
+        svc.env.out(line)
     return 0
