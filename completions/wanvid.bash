@@ -24,10 +24,10 @@ _wanvid_spec() {
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet -h -o -q' vopts='--output -o' nargs=1 ;;
         'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --help --host --key --no-uploads --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --host --key --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
-        'wanvid generate') opts='--audio --duration --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --prompt --prompt-extend --quiet --resolution --seed --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --duration --fit-background --interval --last-frame --model --negative-prompt --output --prompt --resolution --seed --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
+        'wanvid generate') opts='--audio --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --prompt --prompt-extend --quiet --resolution --seed --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --prompt --resolution --seed --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
         'wanvid models') opts='--help --json -h' ;;
         'wanvid status') opts='--help --json -h' nargs=1 varargs=1 ;;
-        'wanvid submit') opts='--audio --dry-run --duration --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --prompt --prompt-extend --resolution --seed --upload --watermark -d -h -l -m -n -p -r' vopts='--audio --duration --fit-background --last-frame --model --negative-prompt --prompt --resolution --seed --upload -d -l -m -n -p -r' nargs=1 ;;
+        'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --prompt --prompt-extend --resolution --seed --upload --watermark -d -h -l -m -n -p -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --prompt --resolution --seed --upload -d -l -m -n -p -r' nargs=1 ;;
         'wanvid tasks') opts='--help --json --model --page --page-size --remote --since --status -h -m' vopts='--model --page --page-size --since --status -m' ;;
         'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
         'wanvid wait') opts='--force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--interval --output --timeout -o' nargs=1 varargs=1 ;;
@@ -49,18 +49,18 @@ _wanvid_values() {
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;
         'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_files "$3" ;;
-        'wanvid generate --model'|'wanvid generate -m') COMPREPLY=($(compgen -W 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
+        'wanvid generate --model'|'wanvid generate -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid generate --resolution'|'wanvid generate -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;
         'wanvid generate --audio') _wanvid_files "$3" ;;
         'wanvid generate --output'|'wanvid generate -o') _wanvid_files "$3" ;;
         'wanvid generate @0') _wanvid_files "$3" ;;
         'wanvid submit --last-frame'|'wanvid submit -l') _wanvid_files "$3" ;;
-        'wanvid submit --model'|'wanvid submit -m') COMPREPLY=($(compgen -W 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
+        'wanvid submit --model'|'wanvid submit -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid submit --resolution'|'wanvid submit -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;
         'wanvid submit --audio') _wanvid_files "$3" ;;
         'wanvid submit @0') _wanvid_files "$3" ;;
         'wanvid tasks --status') COMPREPLY=($(compgen -W 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -- "$3")) ;;
-        'wanvid tasks --model'|'wanvid tasks -m') COMPREPLY=($(compgen -W 'wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
+        'wanvid tasks --model'|'wanvid tasks -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid wait --output'|'wanvid wait -o') _wanvid_files "$3" ;;
     esac
 }

@@ -168,20 +168,27 @@ def test_submit_all_fields(run: Run) -> None:
         "model": "wan2.5-i2v-preview",
         "input": {"prompt": "rap", "negative_prompt": "blurry", "img_url": IMG},
         "parameters": {"resolution": "480P", "duration": 10, "prompt_extend": True,
-                       "watermark": False, "seed": 42, "audio": True},
+                       "watermark": False, "seed": 42},
     }
 
 
 def test_submit_wan25_defaults(run: Run) -> None:
     _, body = submit_ok([IMG, "-m", "wan2.5-i2v-preview"], run)
-    assert body["parameters"] == {"resolution": "1080P", "duration": 5, "audio": True}
+    assert body["parameters"] == {"resolution": "1080P", "duration": 5}  # audio is automatic
 
 
 def test_submit_no_audio_and_flags_off(run: Run) -> None:
-    _, body = submit_ok([IMG, "-m", "wan2.5-i2v-preview", "--no-audio", "--no-prompt-extend",
+    _, body = submit_ok([IMG, "-m", "wan2.6-i2v-flash", "--no-audio", "--no-prompt-extend",
                          "--watermark"], run)
     assert body["parameters"] == {"resolution": "1080P", "duration": 5, "prompt_extend": False,
                                   "watermark": True, "audio": False}
+
+
+def test_no_audio_on_a_silent_model_is_a_note(run: Run) -> None:
+    r, body = submit_ok([IMG, "--no-audio"], run)
+    assert r.err == ("wanvid: warning: --no-audio: wan2.2-i2v-flash makes silent videos anyway; "
+                     "nothing to change\n")
+    assert "audio" not in body["parameters"]
 
 
 def test_submit_audio_url(run: Run) -> None:
@@ -271,7 +278,8 @@ def test_submit_audio_data_uri_is_sent_inline_with_a_warning(run: Run) -> None:
 
 # --- submit: validation (exit 2, one line, nothing sent) -----------------------------------------
 
-ALL_MODELS = ("wan2.5-i2v-preview, wan2.2-i2v-flash, wan2.2-i2v-plus, wan2.1-i2v-plus, "
+ALL_MODELS = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhorse-1.0-i2v, "
+              "wan2.5-i2v-preview, wan2.2-i2v-flash, wan2.2-i2v-plus, wan2.1-i2v-plus, "
               "wan2.1-i2v-turbo, wan2.2-kf2v-flash, wan2.1-kf2v-plus")
 
 VALIDATION: list[tuple[str, list[str], str]] = [
@@ -280,37 +288,50 @@ VALIDATION: list[tuple[str, list[str], str]] = [
     ("kf2v-without-last-frame", [IMG, "-m", "wan2.2-kf2v-flash"],
      "wan2.2-kf2v-flash needs two frames: pass the last frame with --last-frame IMAGE"),
     ("last-frame-with-i2v", [IMG, "--last-frame", IMG2, "-m", "wan2.2-i2v-flash"],
-     "--last-frame needs a first+last-frame model, not wan2.2-i2v-flash; use --model with one of: "
-     "wan2.2-kf2v-flash, wan2.1-kf2v-plus"),
-    ("flash-1080p", [IMG, "-m", "wan2.2-i2v-flash", "-r", "1080P"],
-     "--resolution 1080P: wan2.2-i2v-flash offers 480P, 720P"),
-    ("default-model-1080p", [IMG, "-r", "1080p"],
-     "--resolution 1080p: wan2.2-i2v-flash offers 480P, 720P"),
+     "--last-frame needs a model that takes a last frame, not wan2.2-i2v-flash; use --model "
+     "with one of: wan2.7-i2v, wan2.2-kf2v-flash, wan2.1-kf2v-plus"),
+    ("flash-480p", [IMG, "-m", "wan2.6-i2v-flash", "-r", "480P"],
+     "--resolution 480P: wan2.6-i2v-flash offers 720P, 1080P"),
+    ("happyhorse-480p", [IMG, "-m", "happyhorse-1.0-i2v", "-r", "480p"],
+     "--resolution 480p: happyhorse-1.0-i2v offers 720P, 1080P"),
     ("wan21-plus-480p", [IMG, "-m", "wan2.1-i2v-plus", "-r", "480P"],
      "--resolution 480P: wan2.1-i2v-plus offers 720P"),
     ("wan22-plus-720p", [IMG, "-m", "wan2.2-i2v-plus", "-r", "720P"],
      "--resolution 720P: wan2.2-i2v-plus offers 480P, 1080P"),
     ("kf2v-plus-1080p", [IMG, "-l", IMG2, "-m", "wan2.1-kf2v-plus", "-r", "1080P"],
      "--resolution 1080P: wan2.1-kf2v-plus offers 720P"),
-    ("bad-resolution", [IMG, "-r", "4K"], "--resolution 4K: wan2.2-i2v-flash offers 480P, 720P"),
+    ("bad-resolution", [IMG, "-r", "4K"],
+     "--resolution 4K: wan2.2-i2v-flash offers 480P, 720P, 1080P"),
     ("wan22-10s", [IMG, "-m", "wan2.2-i2v-flash", "-d", "10"],
-     "--duration 10: wan2.2-i2v-flash makes 5 s videos (wan2.5-i2v-preview can do 10 s)"),
+     "--duration 10: wan2.2-i2v-flash makes 5 s videos (wan2.7-i2v, wan2.6-i2v-flash, "
+     "wan2.6-i2v and 3 more can do 10 s)"),
     ("turbo-6s", [IMG, "-m", "wan2.1-i2v-turbo", "-d", "6"],
-     "--duration 6: wan2.1-i2v-turbo makes 3, 4, 5 s videos"),
+     "--duration 6: wan2.1-i2v-turbo makes 3-5 s videos (wan2.7-i2v, wan2.6-i2v-flash, "
+     "wan2.6-i2v and 1 more can do 6 s)"),
     ("wan25-7s", [IMG, "-m", "wan2.5-i2v-preview", "-d", "7"],
-     "--duration 7: wan2.5-i2v-preview makes 5, 10 s videos"),
+     "--duration 7: wan2.5-i2v-preview makes 5, 10 s videos (wan2.7-i2v, wan2.6-i2v-flash, "
+     "wan2.6-i2v and 1 more can do 7 s)"),
+    ("wan26-16s", [IMG, "-m", "wan2.6-i2v-flash", "-d", "16"],
+     "--duration 16: wan2.6-i2v-flash makes 2-15 s videos"),
+    ("happyhorse-2s", [IMG, "-m", "happyhorse-1.0-i2v", "-d", "2"],
+     "--duration 2: happyhorse-1.0-i2v makes 3-15 s videos (wan2.7-i2v, wan2.6-i2v-flash, "
+     "wan2.6-i2v can do 2 s)"),
     ("kf2v-10s", [IMG, "-l", IMG2, "-d", "10"], "--duration 10: wan2.2-kf2v-flash makes 5 s videos"),
     ("seed-negative", [IMG, "--seed", "-1"], "--seed -1: must be between 0 and 2147483647"),
     ("seed-too-big", [IMG, "--seed", "2147483648"],
      "--seed 2147483648: must be between 0 and 2147483647"),
     ("audio-non-audio-model", [IMG, "-m", "wan2.2-i2v-plus", "--audio", AUDIO],
      "--audio: model wan2.2-i2v-plus does not take an audio track; audio works with "
-     "wan2.5-i2v-preview. Pick one with --model, or drop --audio."),
+     "wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, wan2.5-i2v-preview. Pick one with "
+     "--model, or drop --audio."),
     ("audio-and-no-audio", [IMG, "-m", "wan2.5-i2v-preview", "--audio", AUDIO, "--no-audio"],
      "--audio and --no-audio contradict each other; pass one of them"),
-    ("no-audio-silent-model", [IMG, "--no-audio"],
-     "--no-audio: wan2.2-i2v-flash makes silent videos anyway; drop the flag (audio models: "
-     "wan2.5-i2v-preview)"),
+    ("no-audio-happyhorse", [IMG, "-m", "happyhorse-1.0-i2v", "--no-audio"],
+     "--no-audio: happyhorse-1.0-i2v always makes videos with sound (it has no parameter to turn "
+     "it off); for silent video use wan2.6-i2v-flash or a silent model (nothing was sent)"),
+    ("no-audio-undocumented", [IMG, "-m", "wan2.6-i2v", "--no-audio"],
+     "--no-audio: wan2.6-i2v has no documented way to make a silent video (it adds its own "
+     "sound); use wan2.6-i2v-flash or a silent model (nothing was sent)"),
 ]
 
 
@@ -325,12 +346,13 @@ def test_submit_validation(run: Run, args: list[str], message: str) -> None:
 @pytest.mark.parametrize(("args", "start"), [
     (["missing.png"], "wanvid: error: missing.png: no such file."),
     (["ftp://example.com/cat.png"], "wanvid: error: ftp://example.com/cat.png: unsupported scheme 'ftp:'"),
-    (["small.png"], "wanvid: error: small.png: image is 100×100 px; width and height must be 360..2000 px."),
+    (["small.png"], "wanvid: error: small.png: image is 100×100 px; width and height must be "
+                    "240..8000 px for wan2.2-i2v-flash."),
     ([IMG, "-l", "missing.png"], "wanvid: error: missing.png: no such file."),
     ([IMG, "-m", "wan2.5-i2v-preview", "--audio", "short.wav"],
      "wanvid: error: short.wav: audio is 1 s long; it must be 3..30 s."),
     ([IMG, "--duration", "abc"], "wanvid: error: Invalid value for '--duration'"),
-    ([], "wanvid: error: Missing argument 'IMAGE'."),
+    ([], "wanvid: error: IMAGE: missing; give the first frame"),
     ([IMG, "--colour", "red"], "wanvid: error: No such option: --colour"),
 ], ids=["missing-file", "bad-scheme", "too-small", "missing-last-frame", "short-audio",
         "duration-not-int", "no-image", "unknown-option"])
@@ -345,7 +367,7 @@ def test_submit_bad_input(run: Run, args: list[str], start: str) -> None:
 
 
 def test_validation_comes_before_the_key_check(run: Run) -> None:
-    r = nothing_sent(["submit", IMG, "-r", "1080P"], run, key=None)
+    r = nothing_sent(["submit", IMG, "-r", "360P"], run, key=None)
     assert r.code == 2
 
 
@@ -353,7 +375,7 @@ def test_validation_comes_before_the_key_check(run: Run) -> None:
 
 
 @pytest.mark.parametrize(("model", "limit"), [("wan2.2-i2v-flash", 800), ("wan2.1-i2v-turbo", 800),
-                                              ("wan2.5-i2v-preview", 2000)])
+                                              ("wan2.5-i2v-preview", 1500)])
 def test_prompt_over_limit_warns_and_sends(run: Run, model: str, limit: int) -> None:
     prompt = "猫" * (limit + 1)  # one character each, Chinese or not
     r, body = submit_ok([IMG, "-m", model, "-p", prompt], run)
@@ -363,7 +385,7 @@ def test_prompt_over_limit_warns_and_sends(run: Run, model: str, limit: int) -> 
     assert body["input"]["prompt"] == prompt
 
 
-@pytest.mark.parametrize(("model", "limit"), [("wan2.2-i2v-flash", 800), ("wan2.5-i2v-preview", 2000)])
+@pytest.mark.parametrize(("model", "limit"), [("wan2.2-i2v-flash", 800), ("wan2.5-i2v-preview", 1500)])
 def test_prompt_at_limit_is_quiet(run: Run, model: str, limit: int) -> None:
     r, body = submit_ok([IMG, "-m", model, "-p", "x" * limit], run)
     assert r.err == ""

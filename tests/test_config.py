@@ -437,6 +437,11 @@ def test_config_set_values(run: Run, key: str, value: str, stored: Any) -> None:
     assert read_cfg() == {key: stored}
 
 
+I2V_NAMES = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhorse-1.0-i2v, "
+             "wan2.5-i2v-preview, wan2.2-i2v-flash, wan2.2-i2v-plus, wan2.1-i2v-plus, "
+             "wan2.1-i2v-turbo")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["config", "set", "colour", "red"],
      "unknown config key 'colour'; known keys: api_key, region, base_url, model, kf2v_model, "
@@ -448,11 +453,9 @@ def test_config_set_values(run: Run, key: str, value: str, stored: Any) -> None:
      "config base_url: 'dashscope.aliyuncs.com/api/v1' is not an http(s) URL; e.g. "
      "https://dashscope-intl.aliyuncs.com/api/v1"),
     (["config", "set", "model", "wan9-i2v"],
-     "config model: 'wan9-i2v' is not a i2v model; one of: wan2.5-i2v-preview, wan2.2-i2v-flash, "
-     "wan2.2-i2v-plus, wan2.1-i2v-plus, wan2.1-i2v-turbo"),
+     "config model: 'wan9-i2v' is not a i2v model; one of: " + I2V_NAMES),
     (["config", "set", "model", "wan2.2-kf2v-flash"],
-     "config model: 'wan2.2-kf2v-flash' is not a i2v model; one of: wan2.5-i2v-preview, "
-     "wan2.2-i2v-flash, wan2.2-i2v-plus, wan2.1-i2v-plus, wan2.1-i2v-turbo"),
+     "config model: 'wan2.2-kf2v-flash' is not a i2v model; one of: " + I2V_NAMES),
     (["config", "set", "kf2v_model", "wan2.2-i2v-flash"],
      "config kf2v_model: 'wan2.2-i2v-flash' is not a kf2v model; one of: wan2.2-kf2v-flash, "
      "wan2.1-kf2v-plus"),

@@ -405,7 +405,7 @@ def test_audio_model_without_audio() -> None:
     assert flash is not None
     with pytest.raises(BadInputError) as ei:
         check_audio_for_model(audio, flash, 5, lambda m: None)
-    able = [m.name for m in MODELS if m.audio]
+    able = [m.name for m in MODELS if m.takes("driving_audio")]
     assert able and all(name in ei.value.message for name in able)
     assert ei.value.message.startswith("--audio: model wan2.2-i2v-flash does not take an "
                                        "audio track;")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanvid.errors import BadInputError
-from wanvid.models import IMAGE_MAX_BYTES, IMAGE_MAX_PX, IMAGE_MIN_PX, TIER_PIXELS
+from wanvid.models import IMAGE_MAX_BYTES, IMAGE_MAX_PX, IMAGE_MIN_PX, TIER_PIXELS, ImageLimits
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -93,7 +93,31 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
-def target_size(width: int, height: int, resolution: str | None) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Bounds:
+    min_px: int
+    max_px: int
+    max_bytes: int
+    formats: frozenset[str]
+    min_aspect: float | None
+    max_aspect: float | None
+
+
+def _bounds(limits: ImageLimits | None) -> _Bounds:
+    """The bounds a fitted image must meet: the model's ``limits``, or (None) this module's
+    IMAGE_* constants (the Nov 2025 rules), read at call time. A bound the model leaves
+    open (unconfirmed) is filled in from the constants, so --fit stays conservative."""
+    if limits is None:
+        return _Bounds(IMAGE_MIN_PX, IMAGE_MAX_PX, IMAGE_MAX_BYTES, PASSTHROUGH_FORMATS,
+                       None, None)
+    return _Bounds(limits.min_px or IMAGE_MIN_PX, limits.max_px or max(IMAGE_MAX_PX, 8000),
+                   limits.max_bytes or IMAGE_MAX_BYTES,
+                   PASSTHROUGH_FORMATS & frozenset(limits.formats),
+                   limits.min_aspect, limits.max_aspect)
+
+
+def target_size(width: int, height: int, resolution: str | None,
+                limits: ImageLimits | None = None) -> tuple[int, int]:
     """The size to send a ``width``×``height`` image at for the ``resolution`` tier.
 
     Keeps the aspect ratio. The long side ends up <= 2000 px and the total pixel count at
@@ -105,17 +129,25 @@ def target_size(width: int, height: int, resolution: str | None) -> tuple[int, i
     if width <= 0 or height <= 0:
         raise BadInputError(f"image has no pixels ({width}×{height})")
     tier = _tier(resolution)
+    b = _bounds(limits)
+    lo_px, hi_px = b.min_px, b.max_px
     long_side, short_side = max(width, height), min(width, height)
-    if long_side * IMAGE_MIN_PX > IMAGE_MAX_PX * short_side:
+    if long_side * lo_px > hi_px * short_side:
         raise BadInputError(
             f"aspect ratio {width}×{height} ({width / height:.2f}) cannot fit: every side "
-            f"must be {IMAGE_MIN_PX}..{IMAGE_MAX_PX} px, so width/height must be between "
-            f"{IMAGE_MIN_PX / IMAGE_MAX_PX:.2f} and {IMAGE_MAX_PX / IMAGE_MIN_PX:.2f}; "
+            f"must be {lo_px}..{hi_px} px, so width/height must be between "
+            f"{lo_px / hi_px:.2f} and {hi_px / lo_px:.2f}; "
             f"crop the image to a less extreme shape first")
+    ratio = width / height
+    if (b.min_aspect and ratio < b.min_aspect) or (b.max_aspect and ratio > b.max_aspect):
+        raise BadInputError(
+            f"aspect ratio {width}×{height} ({ratio:.2f}) cannot fit: "
+            f"{limits.model if limits else 'the model'} takes width/height between "
+            f"{b.min_aspect or 0:.2f} and {b.max_aspect or 0:.2f}; crop the image first")
     budget = TIER_PIXELS[tier] * PIXEL_BUDGET_FACTOR
-    scale = min(1.0, IMAGE_MAX_PX / long_side, math.sqrt(budget / (width * height)))
-    if short_side * scale < IMAGE_MIN_PX:
-        scale = IMAGE_MIN_PX / short_side
+    scale = min(1.0, hi_px / long_side, math.sqrt(budget / (width * height)))
+    if short_side * scale < lo_px:
+        scale = lo_px / short_side
     if scale == 1.0:
         return width, height
     # Round towards the original size, so a downscale stays inside the budget and an
@@ -124,7 +156,7 @@ def target_size(width: int, height: int, resolution: str | None) -> tuple[int, i
         w, h = math.ceil(width * scale - 1e-6), math.ceil(height * scale - 1e-6)
     else:
         w, h = math.floor(width * scale + 1e-6), math.floor(height * scale + 1e-6)
-    return (max(IMAGE_MIN_PX, min(IMAGE_MAX_PX, w)), max(IMAGE_MIN_PX, min(IMAGE_MAX_PX, h)))
+    return (max(lo_px, min(hi_px, w)), max(lo_px, min(hi_px, h)))
 
 
 def _tier(resolution: str | None) -> str:
@@ -207,8 +239,9 @@ def _has_alpha(im: PILImage) -> bool:
 
 
 def _can_pass_through(im: PILImage, data: bytes, size: tuple[int, int],
-                      has_metadata: bool) -> bool:
-    if im.format not in PASSTHROUGH_FORMATS or len(data) > IMAGE_MAX_BYTES or has_metadata:
+                      has_metadata: bool, limits: ImageLimits | None = None) -> bool:
+    b = _bounds(limits)
+    if im.format not in b.formats or len(data) > b.max_bytes or has_metadata:
         return False
     if im.mode not in ("RGB", "L", "P"):
         return False
@@ -219,10 +252,11 @@ def _can_pass_through(im: PILImage, data: bytes, size: tuple[int, int],
 
 
 def _plan(upright: tuple[int, int], resolution: str | None,
-          size: tuple[int, int] | None) -> tuple[tuple[int, int], tuple[int, int]]:
+          size: tuple[int, int] | None,
+          limits: ImageLimits | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
     """(output size, size the whole upright image must be decoded at to make it)."""
     if size is None:
-        out = target_size(upright[0], upright[1], resolution)
+        out = target_size(upright[0], upright[1], resolution, limits)
         return out, out
     cover = max(size[0] / upright[0], size[1] / upright[1])
     return size, (math.ceil(upright[0] * cover), math.ceil(upright[1] * cover))
@@ -254,18 +288,20 @@ def _to_rgb(im: PILImage, background: tuple[int, int, int], pil_image: Any) -> P
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def _encode_jpeg(im: PILImage) -> tuple[bytes, int]:
+def _encode_jpeg(im: PILImage, limits: ImageLimits | None = None) -> tuple[bytes, int]:
+    max_bytes = _bounds(limits).max_bytes
     for quality in JPEG_QUALITIES:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=quality)
-        if buf.tell() <= IMAGE_MAX_BYTES:
+        if buf.tell() <= max_bytes:
             return buf.getvalue(), quality
-    raise BadInputError(f"still over {_human_size(IMAGE_MAX_BYTES)} as a JPEG at "
+    raise BadInputError(f"still over {_human_size(max_bytes)} as a JPEG at "
                         f"quality {JPEG_QUALITIES[-1]}; pick a lower --resolution or shrink it")
 
 
 def fit_image(path: Path, *, resolution: str | None, background: str = "white",
-              size: tuple[int, int] | None = None) -> FitResult:
+              size: tuple[int, int] | None = None,
+              limits: ImageLimits | None = None) -> FitResult:
     """Make the image at ``path`` acceptable to the service (see the module docstring).
 
     ``size`` forces an exact output size: the image is scaled to cover it and centre-
@@ -277,9 +313,10 @@ def fit_image(path: Path, *, resolution: str | None, background: str = "white",
     bg = _background_rgb(background, image_color)
     _tier(resolution)
     name = str(path)
-    if size is not None and not all(IMAGE_MIN_PX <= s <= IMAGE_MAX_PX for s in size):
+    b = _bounds(limits)
+    if size is not None and not all(b.min_px <= s <= b.max_px for s in size):
         raise BadInputError(f"{name}: cannot fit to {size[0]}×{size[1]}: each side must be "
-                            f"{IMAGE_MIN_PX}..{IMAGE_MAX_PX} px")
+                            f"{b.min_px}..{b.max_px} px")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -290,7 +327,7 @@ def fit_image(path: Path, *, resolution: str | None, background: str = "white",
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _fit_bytes(data, resolution=resolution, background=background, bg=bg,
-                              size=size)
+                              size=size, limits=limits)
     except BadInputError as e:
         raise BadInputError(f"{name}: {e.message}") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -298,7 +335,8 @@ def fit_image(path: Path, *, resolution: str | None, background: str = "white",
 
 
 def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
-               bg: tuple[int, int, int], size: tuple[int, int] | None) -> FitResult:
+               bg: tuple[int, int, int], size: tuple[int, int] | None,
+               limits: ImageLimits | None = None) -> FitResult:
     pil_image, _, image_ops = _pil()
     pillow_limit = pil_image.MAX_IMAGE_PIXELS
     pil_image.MAX_IMAGE_PIXELS = None
@@ -321,7 +359,8 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
         orig_w, orig_h = im.size
     metadata = _has_metadata(im, data)
     if (orientation == 1 and orig_format in PASSTHROUGH_FORMATS
-            and _can_pass_through(im, data, _plan(im.size, resolution, size)[0], metadata)):
+            and _can_pass_through(im, data, _plan(im.size, resolution, size, limits)[0],
+                                  metadata, limits)):
         return FitResult(data=data, mime=MIME_TYPES[orig_format], format=orig_format,
                          width=orig_w, height=orig_h, orig_width=orig_w, orig_height=orig_h,
                          orig_format=orig_format, orig_size=len(data), changed=False)
@@ -333,7 +372,7 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, never below the size needed.
         # (Pillow leaves JPEGs as stored, so the upright size is known before decoding.)
         upright = (orig_h, orig_w) if orientation >= 5 else (orig_w, orig_h)
-        needed = _plan(upright, resolution, size)[1]
+        needed = _plan(upright, resolution, size, limits)[1]
         if needed[0] < upright[0]:
             im.draft(None, needed if orientation < 5 else (needed[1], needed[0]))
             drafted = upright
@@ -342,7 +381,7 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
         im = image_ops.exif_transpose(im)
     if orientation != 1:
         notes.append("EXIF orientation applied")
-    out_size = _plan(drafted or im.size, resolution, size)[0]
+    out_size = _plan(drafted or im.size, resolution, size, limits)[0]
     if _has_alpha(im):
         notes.append(f"transparency flattened onto {background}")
     im = _to_rgb(im, bg, pil_image)
@@ -360,9 +399,10 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
     out.info.clear()
     if metadata:
         notes.append("metadata removed")
-    encoded, quality = _encode_jpeg(out)
+    encoded, quality = _encode_jpeg(out, limits)
     if quality != JPEG_QUALITIES[0]:
-        notes.append(f"JPEG quality {quality} to stay under {_human_size(IMAGE_MAX_BYTES)}")
+        notes.append(f"JPEG quality {quality} to stay under "
+                     f"{_human_size(_bounds(limits).max_bytes)}")
     return FitResult(data=encoded, mime=MIME_TYPES["JPEG"], format="JPEG", width=out.width,
                      height=out.height, orig_width=orig_w, orig_height=orig_h,
                      orig_format=orig_format, orig_size=len(data), changed=True,
@@ -370,11 +410,13 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
 
 
 def fit_pair(first: Path, last: Path, *, resolution: str | None,
-             background: str = "white") -> tuple[FitResult, FitResult]:
+             background: str = "white",
+             limits: ImageLimits | None = None) -> tuple[FitResult, FitResult]:
     """Fit kf2v's first and last frames to one shared size: the first frame's fitted size.
 
     The last frame is scaled to cover that size and centre-cropped, never stretched.
     """
-    a = fit_image(first, resolution=resolution, background=background)
-    b = fit_image(last, resolution=resolution, background=background, size=(a.width, a.height))
+    a = fit_image(first, resolution=resolution, background=background, limits=limits)
+    b = fit_image(last, resolution=resolution, background=background, size=(a.width, a.height),
+                  limits=limits)
     return a, b

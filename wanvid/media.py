@@ -34,14 +34,13 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from wanvid.errors import BadInputError
 from wanvid.models import (
-    AUDIO_MAX_BYTES,
-    AUDIO_MAX_S,
-    AUDIO_MIN_S,
-    IMAGE_MAX_BYTES,
-    IMAGE_MAX_PX,
-    IMAGE_MIN_PX,
+    DEFAULT_AUDIO_LIMITS,
+    DEFAULT_IMAGE_LIMITS,
     MODELS,
     TIER_PIXELS,
+    AudioLimits,
+    ClipLimits,
+    ImageLimits,
     Model,
     normalize_resolution,
 )
@@ -59,6 +58,9 @@ __all__ = [
     "predict_output_size",
     "probe_audio",
     "probe_image",
+    "probe_video",
+    "load_clip",
+    "VideoInfo",
 ]
 
 IMAGE_FORMATS_TEXT = "JPEG, PNG, BMP or WEBP"
@@ -100,6 +102,15 @@ class ImageInfo:
     height: int
     has_alpha: bool
     format: str  # "JPEG" | "PNG" | "BMP" | "WEBP"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    mime: str  # "video/mp4" | "video/quicktime"
+    duration: float  # seconds (mvhd)
+    width: int  # the largest track header's (0 when no track says)
+    height: int
+    format: str  # "MP4" | "MOV"
 
 
 @dataclass(frozen=True)
@@ -509,10 +520,12 @@ class MediaInput:
     image: ImageInfo | None
     audio: AudioInfo | None
     flag: str = ""  # the CLI argument it came from ("IMAGE", "--last-frame", "--audio")
+    video: VideoInfo | None = None  # a clip (--first-clip)
     _raw: bytes | None = field(default=None, repr=False, compare=False)
     # load_image(fit=True) leaves the fixable rules (format, bytes, pixels, alpha) of a local
     # file to --fit; if such an input is ever encoded as it is, check() runs them first.
     _deferred: bool = field(default=False, repr=False, compare=False)
+    _limits: ImageLimits = field(default=DEFAULT_IMAGE_LIMITS, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -534,7 +547,8 @@ class MediaInput:
         assert self.path is not None
         size = _stat_file(self.path, self.arg, IMAGE_FORMATS_TEXT)
         info = _with_file(self.path, self.arg, lambda f: _check_image(_FileSrc(f, size),
-                                                                       self.arg))
+                                                                       self.arg,
+                                                                       limits=self._limits))
         self.size, self.mime, self.image, self._deferred = size, info.mime, info, False
 
     def _header(self) -> bytes:
@@ -708,7 +722,8 @@ def _permission(label: str, path: Path) -> BadInputError:
                          f"chmod u+r {shlex.quote(str(path))}.")
 
 
-def _check_image(src: _Src, label: str, *, fit_hint: bool = True) -> ImageInfo:
+def _check_image(src: _Src, label: str, *, fit_hint: bool = True,
+                 limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> ImageInfo:
     info = _probe_image_src(src)
     if info is None:
         head = src.read(0, 64)
@@ -720,32 +735,58 @@ def _check_image(src: _Src, label: str, *, fit_hint: bool = True) -> ImageInfo:
         looks = f"content looks like {desc}" if desc else "content not recognised"
         raise BadInputError(f"{label}: not a supported image ({looks}); the service accepts "
                             f"{IMAGE_FORMATS_TEXT}. Convert it to one of those.")
-    problem = _image_problem(info, src.size, fit_hint=fit_hint)
+    problem = _image_problem(info, src.size, fit_hint=fit_hint, limits=limits)
     if problem:
         raise BadInputError(f"{label}: {problem}")
     return info
 
 
-def _image_problem(info: ImageInfo, size: int, *, fit_hint: bool = True) -> str | None:
+def _range_text(lo: float | None, hi: float | None, unit: str) -> str:
+    if lo is not None and hi is not None:
+        return f"{_secs(lo)}..{_secs(hi)} {unit}"
+    if lo is not None:
+        return f"at least {_secs(lo)} {unit}"
+    return f"at most {_secs(hi or 0)} {unit}"
+
+
+def _aspect(x: float) -> str:
+    return f"1:{_secs(1 / x)}" if x < 1 else f"{_secs(x)}:1"
+
+
+def _image_problem(info: ImageInfo, size: int, *, fit_hint: bool = True,
+                   limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str | None:
     """What is wrong with a recognised image (the rules --fit can repair), or None.
 
-    ``fit_hint``: suggest --fit (it re-encodes local files only, not data: URIs)."""
-    if size > IMAGE_MAX_BYTES:
-        return (f"image is {_mb(size)}; the limit is 10 MB ({IMAGE_MAX_BYTES} bytes). "
+    ``fit_hint``: suggest --fit (it re-encodes local files only, not data: URIs).
+    ``limits``: the model's (``Model.image_limits``); the Nov 2025 rules by default."""
+    fit_tail = (", or pass --fit to let wanvid do it." if fit_hint else ".")
+    for_model = f" for {limits.model}" if limits.model else ""
+    if info.format not in limits.formats:
+        return (f"{info.format} image: {limits.model or 'the service'} accepts "
+                f"{', '.join(limits.formats)}. Convert it" + fit_tail)
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        return (f"image is {_mb(size)}; the limit{for_model} is "
+                f"{_secs(limits.max_bytes / (1024 * 1024))} MB ({limits.max_bytes} bytes). "
                 "Compress or resize it" + (", or pass --fit to let wanvid shrink it."
                                            if fit_hint else "."))
     w, h = info.width, info.height
-    if not (IMAGE_MIN_PX <= w <= IMAGE_MAX_PX and IMAGE_MIN_PX <= h <= IMAGE_MAX_PX):
-        return (f"image is {w}×{h} px; width and height must be {IMAGE_MIN_PX}..{IMAGE_MAX_PX} "
-                "px. Resize it" + (", or pass --fit to let wanvid do it." if fit_hint else "."))
+    lo, hi = limits.min_px, limits.max_px
+    if (lo is not None and min(w, h) < lo) or (hi is not None and max(w, h) > hi):
+        return (f"image is {w}×{h} px; width and height must be "
+                f"{_range_text(lo, hi, 'px')}{for_model}. Resize it" + fit_tail)
+    a_lo, a_hi = limits.min_aspect, limits.max_aspect
+    if (a_lo is not None and w / h < a_lo) or (a_hi is not None and w / h > a_hi):
+        return (f"image is {w}×{h} px (aspect {w / h:.2f}); {limits.model or 'the model'} "
+                f"takes aspect ratios {_aspect(a_lo or 0.0001)}..{_aspect(a_hi or 10000)}. "
+                "Crop it.")
     if info.has_alpha:
         return (f"{info.format} image has an alpha channel (transparency), which the service "
-                "does not accept. Flatten it onto a solid background"
-                + (", or pass --fit to let wanvid do it." if fit_hint else "."))
+                "does not accept. Flatten it onto a solid background" + fit_tail)
     return None
 
 
-def _check_audio(src: _Src, label: str) -> AudioInfo:
+def _check_audio(src: _Src, label: str,
+                 limits: AudioLimits = DEFAULT_AUDIO_LIMITS) -> AudioInfo:
     info = _probe_audio_src(src)
     if info is None:
         head = src.read(0, 64)
@@ -757,23 +798,26 @@ def _check_audio(src: _Src, label: str) -> AudioInfo:
         raise BadInputError(f"{label}: not a supported audio file ({looks}); the service "
                             f"accepts {AUDIO_FORMATS_TEXT}. Convert it, e.g. ffmpeg -i INPUT "
                             "audio.mp3.")
-    if src.size > AUDIO_MAX_BYTES:
-        raise BadInputError(f"{label}: audio is {_mb(src.size)}; the limit is 15 MB "
-                            f"({AUDIO_MAX_BYTES} bytes). Trim it or re-encode it as a lower "
+    if limits.max_bytes is not None and src.size > limits.max_bytes:
+        raise BadInputError(f"{label}: audio is {_mb(src.size)}; the limit is "
+                            f"{_secs(limits.max_bytes / (1024 * 1024))} MB "
+                            f"({limits.max_bytes} bytes). Trim it or re-encode it as a lower "
                             "bit rate MP3.")
-    d = info.duration
-    if d < AUDIO_MIN_S:
+    d, lo, hi = info.duration, limits.min_s, limits.max_s
+    if lo is not None and d < lo:
         raise BadInputError(f"{label}: audio is {_secs(d)} s long; it must be "
-                            f"{_secs(AUDIO_MIN_S)}..{_secs(AUDIO_MAX_S)} s. Use a clip of at "
-                            f"least {_secs(AUDIO_MIN_S)} s.")
-    if d > AUDIO_MAX_S:
+                            f"{_range_text(lo, hi, 's')}. Use a clip of at "
+                            f"least {_secs(lo)} s.")
+    if hi is not None and d > hi:
         raise BadInputError(f"{label}: audio is {_secs(d)} s long; it must be "
-                            f"{_secs(AUDIO_MIN_S)}..{_secs(AUDIO_MAX_S)} s. Trim it, e.g. "
-                            f"ffmpeg -i INPUT -t {_secs(AUDIO_MAX_S)} audio.mp3.")
+                            f"{_range_text(lo, hi, 's')}. Trim it, e.g. "
+                            f"ffmpeg -i INPUT -t {_secs(hi)} audio.mp3.")
     return info
 
 
-def _load(arg: str, *, role: str, flag: str, audio: bool, fit: bool = False) -> MediaInput:
+def _load(arg: str, *, role: str, flag: str, audio: bool, fit: bool = False,
+          limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+          audio_limits: AudioLimits = DEFAULT_AUDIO_LIMITS) -> MediaInput:
     what = AUDIO_FORMATS_TEXT if audio else IMAGE_FORMATS_TEXT
     accepts = f"an http(s) URL, a data: URI or a local {what} file"
     kind, rest = _classify(arg, flag, accepts)
@@ -787,20 +831,25 @@ def _load(arg: str, *, role: str, flag: str, audio: bool, fit: bool = False) -> 
                                          "audio/mpeg" if audio else "image/png")
         if not raw:
             raise BadInputError(f"{label}: holds no data (0 bytes). Give a {what} file.")
-        return _from_raw(raw, arg=arg, role=role, flag=flag, label=label, audio=audio)
+        return _from_raw(raw, arg=arg, role=role, flag=flag, label=label, audio=audio,
+                         limits=limits, audio_limits=audio_limits)
 
     path = Path(rest).expanduser()
     size = _stat_file(path, arg, what)
     if audio:
-        a_info = _with_file(path, arg, lambda f: _check_audio(_FileSrc(f, size), arg))
+        a_info = _with_file(path, arg, lambda f: _check_audio(_FileSrc(f, size), arg,
+                                                                audio_limits))
         return MediaInput(arg, "file", role, path, a_info.mime, size, None, a_info, flag=flag)
     if fit:  # --fit re-encodes local files: leave format/bytes/pixels/alpha to it
         probed = _with_file(path, arg, lambda f: _probe_image_src(_FileSrc(f, size)))
-        ok = probed is not None and _image_problem(probed, size) is None
+        ok = probed is not None and _image_problem(probed, size, limits=limits) is None
         return MediaInput(arg, "file", role, path, probed.mime if ok and probed else None, size,
-                          probed if ok else None, None, flag=flag, _deferred=not ok)
-    i_info = _with_file(path, arg, lambda f: _check_image(_FileSrc(f, size), arg))
-    return MediaInput(arg, "file", role, path, i_info.mime, size, i_info, None, flag=flag)
+                          probed if ok else None, None, flag=flag, _deferred=not ok,
+                          _limits=limits)
+    i_info = _with_file(path, arg, lambda f: _check_image(_FileSrc(f, size), arg,
+                                                           limits=limits))
+    return MediaInput(arg, "file", role, path, i_info.mime, size, i_info, None, flag=flag,
+                      _limits=limits)
 
 
 _T = TypeVar("_T")
@@ -818,18 +867,20 @@ def _with_file(path: Path, label: str, use: Callable[[BinaryIO], _T]) -> _T:
 
 
 def _from_raw(raw: bytes, *, arg: str, role: str, flag: str, label: str,
-              audio: bool) -> MediaInput:
+              audio: bool, limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+              audio_limits: AudioLimits = DEFAULT_AUDIO_LIMITS) -> MediaInput:
     src = _BytesSrc(raw)
     if audio:
-        a_info = _check_audio(src, label)  # content wins over the declared MIME
+        a_info = _check_audio(src, label, audio_limits)  # content wins over the declared MIME
         return MediaInput(arg, "data", role, None, a_info.mime, len(raw), None, a_info,
                           flag=flag, _raw=raw)
-    i_info = _check_image(src, label, fit_hint=False)  # --fit re-encodes files only
+    i_info = _check_image(src, label, fit_hint=False, limits=limits)  # --fit: files only
     return MediaInput(arg, "data", role, None, i_info.mime, len(raw), i_info, None,
                       flag=flag, _raw=raw)
 
 
-def load_image(arg: str, *, role: str, flag: str, fit: bool = False) -> MediaInput:
+def load_image(arg: str, *, role: str, flag: str, fit: bool = False,
+               limits: ImageLimits | None = None) -> MediaInput:
     """Resolve and validate an image argument (URL, data: URI, path or file:// path).
 
     ``role`` ("image", "first frame", "last frame") and ``flag`` ("IMAGE", "--last-frame")
@@ -841,26 +892,174 @@ def load_image(arg: str, *, role: str, flag: str, fit: bool = False) -> MediaInp
     which ``iter_value``/``value``/``encoded_length`` do first, so it is never sent
     unchecked. Data URIs and URLs are not re-encoded by --fit and are checked as usual.
     """
-    return _load(arg, role=role, flag=flag, audio=False, fit=fit)
+    return _load(arg, role=role, flag=flag, audio=False, fit=fit,
+                 limits=limits or DEFAULT_IMAGE_LIMITS)
 
 
-def load_audio(arg: str, *, flag: str = "--audio") -> MediaInput:
-    """Resolve and validate an audio argument (WAV or MP3, 3..30 s, <= 15 MB)."""
-    return _load(arg, role="audio", flag=flag, audio=True)
+def load_audio(arg: str, *, flag: str = "--audio",
+               limits: AudioLimits | None = None) -> MediaInput:
+    """Resolve and validate an audio argument (WAV or MP3; by default 3..30 s, <= 15 MB;
+    ``limits``: the model's, ``Model.audio_limits``)."""
+    return _load(arg, role="audio", flag=flag, audio=True,
+                 audio_limits=limits or DEFAULT_AUDIO_LIMITS)
 
 
-def from_bytes(data: bytes, mime: str, *, arg: str, role: str) -> MediaInput:
+def from_bytes(data: bytes, mime: str, *, arg: str, role: str,
+               limits: ImageLimits | None = None) -> MediaInput:
     """An in-memory image (or audio, for an ``audio/*`` MIME), validated like a file.
 
     Used after re-encoding (``--fit``). ``mime`` must match the content; ``arg`` names the
     input in messages. The value is sent as a data URI.
     """
     audio = mime.lower().startswith("audio/")
-    mi = _from_raw(bytes(data), arg=arg, role=role, flag="", label=arg, audio=audio)
+    mi = _from_raw(bytes(data), arg=arg, role=role, flag="", label=arg, audio=audio,
+                   limits=limits or DEFAULT_IMAGE_LIMITS)
     canonical = (AUDIO_MIMES if audio else IMAGE_MIMES).get(mime.lower())
     if canonical != mi.mime:
         raise ValueError(f"from_bytes: mime {mime!r} does not match the content ({mi.mime})")
     return mi
+
+
+# --------------------------------------------------------------------------- video clips
+
+VIDEO_FORMATS_TEXT = "MP4 or MOV"
+_MOV_BRANDS = (b"qt  ",)
+
+
+def _boxes(src: _Src, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload offset, payload end) of the ISO-BMFF boxes in [start, end)."""
+    pos = start
+    while pos + 8 <= end:
+        hdr = src.read(pos, 16)
+        if len(hdr) < 8:
+            return
+        size, btype = _u32be(hdr), hdr[4:8]
+        head = 8
+        if size == 1:  # 64-bit largesize
+            if len(hdr) < 16:
+                return
+            size, head = int(struct.unpack_from(">Q", hdr, 8)[0]), 16
+        elif size == 0:  # to the end of the enclosing box / file
+            size = end - pos
+        if size < head or pos + size > end:
+            return
+        yield btype, pos + head, pos + size
+        pos += size
+
+
+def _probe_video_src(src: _Src) -> VideoInfo | None:
+    """MP4/MOV: the container from the ``ftyp`` box, the duration from ``moov/mvhd``, the
+    size from the tracks' ``tkhd``. Only box headers are read, never the media data."""
+    head = src.read(0, 16)
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    brand = head[8:12]
+    fmt, mime = ("MOV", "video/quicktime") if brand in _MOV_BRANDS else ("MP4", "video/mp4")
+    duration: float | None = None
+    width = height = 0
+    for btype, off, end in _boxes(src, 0, src.size):
+        if btype != b"moov":
+            continue
+        for ctype, coff, cend in _boxes(src, off, end):
+            if ctype == b"mvhd":
+                b = src.read(coff, 32)
+                if len(b) < 20:
+                    return None
+                if b[0] == 1:  # version 1: 64-bit times
+                    if len(b) < 32:
+                        return None
+                    scale = _u32be(b, 20)
+                    dur = int(struct.unpack_from(">Q", b, 24)[0])
+                else:
+                    scale, dur = _u32be(b, 12), _u32be(b, 16)
+                if not scale:
+                    return None
+                duration = dur / scale
+            elif ctype == b"trak":
+                for ttype, toff, _tend in _boxes(src, coff, cend):
+                    if ttype != b"tkhd":
+                        continue
+                    b = src.read(toff, 100)
+                    wo = 88 if b[:1] == b"\x01" else 76  # width, height: 16.16 fixed point
+                    if len(b) >= wo + 8:
+                        w, h = _u32be(b, wo) >> 16, _u32be(b, wo + 4) >> 16
+                        if w * h > width * height:
+                            width, height = w, h
+        break
+    if duration is None:
+        return None
+    return VideoInfo(mime, duration, width, height, fmt)
+
+
+def probe_video(data: bytes) -> VideoInfo | None:
+    """Container, duration and size of an MP4/MOV file's bytes; None if it is not one
+    (or its ``moov`` box is missing or cut off)."""
+    return _probe_video_src(_BytesSrc(data))
+
+
+def _check_clip(src: _Src, label: str, limits: ClipLimits) -> VideoInfo:
+    info = _probe_video_src(src)
+    if info is None:
+        head = src.read(0, 64)
+        if head[4:8] == b"ftyp":
+            raise BadInputError(f"{label}: looks like {VIDEO_FORMATS_TEXT} but its duration "
+                                "cannot be read (no complete moov box; a file still being "
+                                "written or cut short). Re-export it.")
+        desc = _describe(head)
+        looks = f"content looks like {desc}" if desc else "content not recognised"
+        who = limits.model or "the service"
+        raise BadInputError(f"{label}: not a supported video ({looks}); {who} takes "
+                            f"{', '.join(limits.formats)} clips. Convert it, e.g. ffmpeg -i "
+                            "INPUT clip.mp4.")
+    if info.format not in limits.formats:
+        raise BadInputError(f"{label}: {info.format} video; {limits.model} takes "
+                            f"{', '.join(limits.formats)}. Convert it, e.g. ffmpeg -i INPUT "
+                            "clip.mp4.")
+    if limits.max_bytes is not None and src.size > limits.max_bytes:
+        raise BadInputError(f"{label}: clip is {_mb(src.size)}; the limit is "
+                            f"{_secs(limits.max_bytes / (1024 * 1024))} MB. Trim or "
+                            "re-encode it.")
+    d, lo, hi = info.duration, limits.min_s, limits.max_s
+    if lo is not None and d < lo:
+        raise BadInputError(f"{label}: clip is {_secs(round(d, 2))} s long; it must be "
+                            f"{_range_text(lo, hi, 's')}. Use a clip of at least {_secs(lo)} s.")
+    if hi is not None and d > hi:
+        raise BadInputError(f"{label}: clip is {_secs(round(d, 2))} s long; it must be "
+                            f"{_range_text(lo, hi, 's')}. Trim it, e.g. ffmpeg -i INPUT -t "
+                            f"{_secs(hi)} -c copy clip.mp4.")
+    w, h = info.width, info.height
+    if w and h:
+        if ((limits.min_px is not None and min(w, h) < limits.min_px)
+                or (limits.max_px is not None and max(w, h) > limits.max_px)):
+            raise BadInputError(f"{label}: clip is {w}×{h} px; width and height must be "
+                                f"{_range_text(limits.min_px, limits.max_px, 'px')}. Scale "
+                                "it, e.g. ffmpeg -i INPUT -vf scale=1280:-2 clip.mp4.")
+        a_lo, a_hi = limits.min_aspect, limits.max_aspect
+        if (a_lo is not None and w / h < a_lo) or (a_hi is not None and w / h > a_hi):
+            raise BadInputError(f"{label}: clip is {w}×{h} px (aspect {w / h:.2f}); it must "
+                                f"be {_aspect(a_lo or 0.0001)}..{_aspect(a_hi or 10000)}. "
+                                "Crop it.")
+    return info
+
+
+def load_clip(arg: str, *, flag: str = "--first-clip",
+              limits: ClipLimits | None = None) -> MediaInput:
+    """Resolve and validate a video clip: an http(s) URL (passed through) or a local MP4/MOV
+    file (checked: container, duration, size; sent through the temporary upload). The
+    service takes video only as a URL, so a data: URI is refused."""
+    lim = limits or ClipLimits()
+    accepts = f"an http(s) URL or a local {VIDEO_FORMATS_TEXT} file"
+    kind, rest = _classify(arg, flag, accepts)
+    if kind == "url":
+        return MediaInput(arg, "url", "first clip", None, None, None, None, None, flag=flag)
+    if kind == "data":
+        raise BadInputError(f"{flag}: a data: URI; the service takes video only as a URL. "
+                            "Pass the file's path (it is uploaded) or a public http(s) URL.")
+    path = Path(rest).expanduser()
+    size = _stat_file(path, arg, VIDEO_FORMATS_TEXT)
+    info = _with_file(path, arg, lambda f: _check_clip(_FileSrc(f, size), arg, lim))
+    return MediaInput(arg, "file", "first clip", path, info.mime, size, None, None, flag=flag,
+                      video=info)
 
 
 # --------------------------------------------------------------------------- cross checks
@@ -869,8 +1068,8 @@ def from_bytes(data: bytes, mime: str, *, arg: str, role: str) -> MediaInput:
 def check_audio_for_model(audio: MediaInput, model: Model, duration: int,
                           warn: Callable[[str], None]) -> None:
     """Refuse audio on a model without audio support; warn when it outlasts the video."""
-    if not model.audio:
-        able = ", ".join(m.name for m in MODELS if m.audio)
+    if not model.takes("driving_audio"):
+        able = ", ".join(m.name for m in MODELS if m.takes("driving_audio"))
         flag = audio.flag or "--audio"
         raise BadInputError(f"{flag}: model {model.name} does not take an audio track; audio "
                             f"works with {able}. Pick one with --model, or drop {flag}.")

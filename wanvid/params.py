@@ -1,9 +1,18 @@
 """Submit parameters: checked against the catalogue, turned into the request payload.
 
 ``prepare_submit`` is where every documented limit is enforced before anything is sent:
-model kind vs frames, resolution and duration per model, audio only where supported,
-seed range, prompt lengths (warnings: the service truncates), and, through
-``wanvid.media``, formats, sizes and pixel bounds of every local file.
+the inputs a model takes (and, for the ``media`` protocol, the only combinations it
+accepts), resolution and duration per model, audio per the model's ``audio_mode``, seed
+range, prompt lengths (warnings: the service truncates), and, through ``wanvid.media``,
+formats, sizes, pixel bounds and aspect ratios of every local file, per the model's limits.
+A value the catalogue marks unconfirmed is a warning, never a refusal.
+
+The three request shapes (``Model.protocol``):
+
+* ``i2v``: ``input.img_url`` (+ ``audio_url``) on the video-generation endpoint;
+* ``kf2v``: ``input.first_frame_url`` + ``last_frame_url`` on the image2video endpoint;
+* ``media``: ``input.media`` = ``[{"type": ..., "url": ...}, ...]`` in the order
+  first_clip, first_frame, last_frame, driving_audio (the notes' order).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from wanvid.models import (
     model_names,
     models_by_kind,
     normalize_resolution,
+    request_name,
 )
 
 Warn = Callable[[str], None]
@@ -31,8 +41,9 @@ Warn = Callable[[str], None]
 
 @dataclass
 class SubmitOptions:
-    image: str
+    image: str | None = None  # the first frame (optional only with first_clip)
     last_frame: str | None = None
+    first_clip: str | None = None  # a video to continue (media protocol: first_clip)
     prompt: str | None = None
     negative_prompt: str | None = None
     model: str | None = None
@@ -78,6 +89,8 @@ class PreparedSubmit:
                 return ""
             if isinstance(v, dict):
                 return {k: blank(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [blank(x) for x in v]
             return v
 
         total = len(json.dumps(blank(self.payload)).encode("utf-8"))
@@ -122,52 +135,120 @@ class PreparedSubmit:
                 return v.preview()
             if isinstance(v, dict):
                 return {k: conv(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [conv(x) for x in v]
             return v
 
         return conv(self.payload)
 
 
+# The CLI argument each media item comes from (in messages).
+FLAGS = {"first_frame": "IMAGE", "last_frame": "--last-frame", "driving_audio": "--audio",
+         "first_clip": "--first-clip"}
+MEDIA_ORDER = ("first_clip", "first_frame", "last_frame", "driving_audio")
+
+
+def _catalogue() -> tuple[Model, ...]:
+    from wanvid import models
+
+    return models.MODELS
+
+
+def _names(pred: Callable[[Model], bool]) -> str:
+    MODELS = _catalogue()  # noqa: N806
+    return ", ".join(m.name for m in MODELS if pred(m)) or "none in the catalogue"
+
+
 def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Model:
     kf2v = opts.last_frame is not None
-    name = opts.model or (default_kf2v if kf2v else default_i2v)
+    if opts.model:
+        name = opts.model
+    elif opts.first_clip is not None:  # the first catalogue model that continues a clip
+        name = next((m.name for m in _catalogue() if m.takes("first_clip")), default_i2v)
+    else:
+        name = default_kf2v if kf2v else default_i2v
     model = find_model(name)
     if model is None:
         raise BadInputError(
             f"--model: unknown model {name!r}; one of: {', '.join(model_names())} "
             "(see `wanvid models`)"
         )
-    if kf2v and model.kind != "kf2v":
-        names = ", ".join(m.name for m in models_by_kind("kf2v"))
+    if kf2v and not model.takes("last_frame"):
         raise BadInputError(
-            f"--last-frame needs a first+last-frame model, not {model.name}; "
-            f"use --model with one of: {names}"
+            f"--last-frame needs a model that takes a last frame, not {model.name}; "
+            f"use --model with one of: {_names(lambda m: m.takes('last_frame'))}"
         )
-    if not kf2v and model.kind == "kf2v":
+    if opts.first_clip is not None and not model.takes("first_clip"):
+        raise BadInputError(
+            f"--first-clip: {model.name} does not continue a video; use --model with one "
+            f"of: {_names(lambda m: m.takes('first_clip'))} (nothing was sent)")
+    if not kf2v and model.protocol == "kf2v":
         raise BadInputError(
             f"{model.name} needs two frames: pass the last frame with --last-frame IMAGE"
         )
+    if opts.image is None and opts.first_clip is None:
+        raise BadInputError("IMAGE: missing; give the first frame (a file, URL or data: URI)"
+                            + (", or --first-clip VIDEO" if model.takes("first_clip") else ""))
     return model
 
 
-def check_resolution(model: Model, value: str | None) -> str:
+def _combo_text(combo: tuple[str, ...]) -> str:
+    return " + ".join(FLAGS[t] for t in MEDIA_ORDER if t in combo)
+
+
+def check_combination(model: Model, present: tuple[str, ...]) -> None:
+    """The media protocol: only the combinations the model accepts are sent."""
+    for t in present:
+        if t == "driving_audio" and not model.takes(t):
+            raise BadInputError(
+                f"--audio: model {model.name} does not take an audio track; audio works with "
+                f"{_names(lambda m: m.takes('driving_audio'))}. Pick one with --model, or drop "
+                "--audio.")
+        if not model.takes(t):
+            raise BadInputError(f"{FLAGS[t]}: {model.name} does not take it (nothing was sent)")
+    combos = model.media_combinations
+    if model.protocol != "media" or not combos:
+        return
+    if any(set(c) == set(present) for c in combos):
+        return
+    raise BadInputError(
+        f"{model.name} does not accept {_combo_text(present) or 'no inputs'}; it accepts: "
+        + "; ".join(_combo_text(c) for c in combos) + " (nothing was sent)")
+
+
+def check_resolution(model: Model, value: str | None,
+                     warn: Warn | None = None) -> str:
     if value is None:
         return model.default_resolution
     res = normalize_resolution(value)
     if res not in model.resolutions:
-        raise BadInputError(
-            f"--resolution {value}: {model.name} offers {', '.join(model.resolutions)}"
-        )
+        msg = f"--resolution {value}: {model.name} offers {', '.join(model.resolutions)}"
+        if warn is not None and not model.confirmed("resolutions"):
+            warn(msg + " (unconfirmed; sent anyway)")
+            return res
+        raise BadInputError(msg)
     return res
 
 
-def check_duration(model: Model, value: int | None) -> int:
+def _durations_text(model: Model) -> str:
+    d = model.durations
+    if len(d) > 2 and list(d) == list(range(d[0], d[-1] + 1)):
+        return f"{d[0]}-{d[-1]}"
+    return ", ".join(str(x) for x in d)
+
+
+def check_duration(model: Model, value: int | None, warn: Warn | None = None) -> int:
     if value is None:
         return model.default_duration
     if value not in model.durations:
-        allowed = ", ".join(str(d) for d in model.durations)
         longer = [m.name for m in models_by_kind(model.kind) if value in m.durations]
-        hint = f" ({', '.join(longer)} can do {value} s)" if longer else ""
-        raise BadInputError(f"--duration {value}: {model.name} makes {allowed} s videos{hint}")
+        more = f" and {len(longer) - 3} more" if len(longer) > 3 else ""
+        hint = f" ({', '.join(longer[:3])}{more} can do {value} s)" if longer else ""
+        msg = f"--duration {value}: {model.name} makes {_durations_text(model)} s videos"
+        if warn is not None and not model.confirmed("durations"):
+            warn(msg + " in the API reference (unconfirmed; sent anyway)")
+            return value
+        raise BadInputError(msg + hint)
     return value
 
 
@@ -177,13 +258,44 @@ def check_seed(value: int | None) -> int | None:
     return value
 
 
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
+
+
 def check_prompts(model: Model, prompt: str | None, negative: str | None, warn: Warn) -> None:
-    if prompt is not None and len(prompt) > model.prompt_max:
+    limit = model.prompt_max
+    if prompt is not None and model.prompt_max_chinese and _has_chinese(prompt):
+        limit = model.prompt_max_chinese
+    if prompt is not None and len(prompt) > limit:
         warn(f"--prompt is {len(prompt)} characters; {model.name} keeps the first "
-             f"{model.prompt_max} and drops the rest")
-    if negative is not None and len(negative) > model.negative_prompt_max:
+             f"{limit} and drops the rest")
+    if negative is not None and not model.negative_prompt_max:
+        warn(f"--negative-prompt: not documented for {model.name}; sent anyway")
+    elif negative is not None and len(negative) > model.negative_prompt_max:
         warn(f"--negative-prompt is {len(negative)} characters; the service keeps the first "
              f"{model.negative_prompt_max}")
+
+
+def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn) -> bool:
+    """--no-audio per the model's audio_mode; True when ``parameters.audio=false`` is sent."""
+    if opts.audio is not None and opts.no_audio:
+        raise BadInputError("--audio and --no-audio contradict each other; pass one of them")
+    if not opts.no_audio:
+        return False
+    mode = model.audio_mode
+    if mode == "silent":
+        warn(f"--no-audio: {model.name} makes silent videos anyway; nothing to change")
+        return False
+    if mode == "optional_flag":
+        return True
+    flagged = _names(lambda m: m.audio_mode == "optional_flag")
+    if mode == "always":
+        raise BadInputError(
+            f"--no-audio: {model.name} always makes videos with sound (it has no parameter to "
+            f"turn it off); for silent video use {flagged} or a silent model (nothing was sent)")
+    raise BadInputError(
+        f"--no-audio: {model.name} has no documented way to make a silent video (it adds its "
+        f"own sound); use {flagged} or a silent model (nothing was sent)")
 
 
 def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_model: str,
@@ -192,35 +304,43 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     from wanvid import media
 
     model = choose_model(opts, default_model, default_kf2v_model)
-    resolution = check_resolution(model, opts.resolution)
-    duration = check_duration(model, opts.duration)
+    resolution = check_resolution(model, opts.resolution, warn)
+    duration = check_duration(model, opts.duration, warn)
     check_seed(opts.seed)
-    if opts.audio is not None and opts.no_audio:
-        raise BadInputError("--audio and --no-audio contradict each other; pass one of them")
-    if opts.no_audio and not model.audio:
-        raise BadInputError(
-            f"--no-audio: {model.name} makes silent videos anyway; drop the flag "
-            f"(audio models: {', '.join(m.name for m in models_by_kind('i2v') if m.audio)})"
-        )
+    send_silent = check_no_audio(model, opts, warn)
     check_prompts(model, opts.prompt, opts.negative_prompt, warn)
     if region and region not in model.regions:
         warn(f"{model.name} is not listed for region {region!r} in the API reference")
+    present = tuple(t for t, v in (("first_clip", opts.first_clip), ("first_frame", opts.image),
+                                   ("last_frame", opts.last_frame),
+                                   ("driving_audio", opts.audio)) if v is not None)
+    check_combination(model, present)
 
-    first_flag = "IMAGE"
+    limits = model.image_limits
     notes: list[str] = []
-    first = media.load_image(opts.image, role="first frame" if opts.last_frame else "image",
-                             flag=first_flag, fit=opts.fit)
+    clip = None
+    if opts.first_clip is not None:
+        clip = media.load_clip(opts.first_clip, flag="--first-clip", limits=model.clip_limits)
+        if clip.video is not None and clip.video.duration >= duration:
+            warn(f"--first-clip {clip.label}: the clip is {clip.video.duration:.1f} s and "
+                 f"--duration {duration} is the whole video's length (clip included), so "
+                 "little or nothing new is made; raise --duration")
+    first = None
+    if opts.image is not None:
+        first = media.load_image(opts.image,
+                                 role="first frame" if opts.last_frame else "image",
+                                 flag="IMAGE", fit=opts.fit, limits=limits)
     last = None
     if opts.last_frame is not None:
         last = media.load_image(opts.last_frame, role="last frame", flag="--last-frame",
-                                fit=opts.fit)
+                                fit=opts.fit, limits=limits)
     if opts.fit:
-        first, last, notes = _apply_fit(first, last, resolution, opts.fit_background)
-    if last is not None:
+        first, last, notes = _apply_fit(first, last, resolution, opts.fit_background, model)
+    if first is not None and last is not None:
         media.check_frame_aspects(first, last, warn)
     audio = None
     if opts.audio is not None:
-        audio = media.load_audio(opts.audio, flag="--audio")
+        audio = media.load_audio(opts.audio, flag="--audio", limits=model.audio_limits)
         media.check_audio_for_model(audio, model, duration, warn)
         if audio.kind == "data":  # a local file is uploaded (wanvid.upload), a data: URI not
             warn(f"--audio {audio.label}: sent inline as a data: URI; the API reference "
@@ -232,13 +352,19 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
         inp["prompt"] = opts.prompt
     if opts.negative_prompt is not None:
         inp["negative_prompt"] = opts.negative_prompt
-    if model.kind == "i2v":
-        inp["img_url"] = first
-    else:
+    if model.protocol == "media":
+        by_type = {"first_clip": clip, "first_frame": first, "last_frame": last,
+                   "driving_audio": audio}
+        inp["media"] = [{"type": t, "url": by_type[t]} for t in MEDIA_ORDER
+                        if by_type[t] is not None]
+    elif model.protocol == "kf2v":
         inp["first_frame_url"] = first
-        inp["last_frame_url"] = last
-    if audio is not None:
-        inp["audio_url"] = audio
+        if last is not None:
+            inp["last_frame_url"] = last
+    else:
+        inp["img_url"] = first
+        if audio is not None:
+            inp["audio_url"] = audio
 
     params: dict[str, Any] = {"resolution": resolution}
     if len(model.durations) > 1 or opts.duration is not None:
@@ -249,38 +375,46 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
         params["watermark"] = opts.watermark
     if opts.seed is not None:
         params["seed"] = opts.seed
-    if model.audio and audio is None:
-        params["audio"] = not opts.no_audio
+    if send_silent:  # overrides audio_url on the models that document it
+        params["audio"] = False
 
-    payload = {"model": model.api_name(region), "input": inp, "parameters": params}
+    payload = {"model": request_name(model, opts.model, region), "input": inp,
+               "parameters": params}
     predicted = None
-    if first.image is not None:
+    if first is not None and first.image is not None:
         predicted = media.predict_output_size(first.image.width, first.image.height, resolution)
-    media_list = [m for m in (first, last, audio) if m is not None]
+    media_list = [m for m in (clip, first, last, audio) if m is not None]
     return PreparedSubmit(model=model, resolution=resolution, duration=duration,
                           payload=payload, media=media_list, predicted_size=predicted,
                           fit_notes=notes)
 
 
-def _apply_fit(first: Any, last: Any, resolution: str, background: str) -> tuple[Any, Any, list[str]]:
-    """Replace local files by their fitted versions (``--fit``)."""
+def _apply_fit(first: Any, last: Any, resolution: str, background: str,
+               model: Model | None = None) -> tuple[Any, Any, list[str]]:
+    """Replace local files by their fitted versions (``--fit``), to the model's limits."""
     from wanvid import fit, media
 
+    limits = model.image_limits if model is not None else None
     notes: list[str] = []
-    if last is not None and first.kind == "file" and last.kind == "file":
-        r1, r2 = fit.fit_pair(first.path, last.path, resolution=resolution, background=background)
+    if (first is not None and last is not None and first.kind == "file"
+            and last.kind == "file"):
+        r1, r2 = fit.fit_pair(first.path, last.path, resolution=resolution,
+                              background=background, limits=limits)
         pairs = [(first, r1), (last, r2)]
     else:
         pairs = []
         for m in (first, last):
             if m is not None and m.kind == "file":
-                pairs.append((m, fit.fit_image(m.path, resolution=resolution, background=background)))
+                pairs.append((m, fit.fit_image(m.path, resolution=resolution,
+                                               background=background, limits=limits)))
     replaced: dict[int, Any] = {}
     for m, r in pairs:
         notes.append(r.describe(Path(m.arg).name if m.path else m.arg))
         if r.changed:
-            replaced[id(m)] = media.from_bytes(r.data, r.mime, arg=m.arg, role=m.role)
-    first = replaced.get(id(first), first)
+            replaced[id(m)] = media.from_bytes(r.data, r.mime, arg=m.arg, role=m.role,
+                                               limits=limits)
+    if first is not None:
+        first = replaced.get(id(first), first)
     if last is not None:
         last = replaced.get(id(last), last)
     return first, last, notes

@@ -31,14 +31,19 @@ def emit_models(env: Environment, *, json_out: JsonOut | None) -> None:
         return
 
     def text(_: Any) -> list[str]:
-        lines = [f"{'MODEL':<20} {'KIND':<5} {'RESOLUTIONS':<17} {'SECONDS':<8} {'AUDIO':<5} FPS"]
+        audio = {"silent": "no", "optional_flag": "on/off", "auto": "yes", "always": "yes"}
+        lines = [f"{'MODEL':<19} {'INPUT':<6} {'RESOLUTIONS':<17} {'SECONDS':<8} "
+                 f"{'AUDIO':<6} FPS"]
         for m in MODELS:
             res = ",".join(r + ("*" if r == m.default_resolution else "") for r in m.resolutions)
-            dur = ",".join(str(d) for d in m.durations)
-            lines.append(f"{m.name:<20} {m.kind:<5} {res:<17} {dur:<8} "
-                         f"{'yes' if m.audio else 'no':<5} {m.fps}")
+            d = m.durations
+            dur = (f"{d[0]}-{d[-1]}" if len(d) > 2 and list(d) == list(range(d[0], d[-1] + 1))
+                   else ",".join(str(x) for x in d))
+            lines.append(f"{m.name:<19} {m.protocol:<6} {res:<17} {dur:<8} "
+                         f"{audio.get(m.audio_mode, m.audio_mode):<6} {m.fps}")
         lines.append("(* default resolution; aliases: "
-                     + ", ".join(a for m in MODELS for a in m.aliases) + ")")
+                     + ", ".join(a for m in MODELS for a in m.aliases) + "; limits, shot "
+                     "types, templates and sources: --json)")
         return lines
 
     for line in text(None):

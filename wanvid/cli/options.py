@@ -6,10 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-ImageArg = Annotated[str, typer.Argument(
-    metavar="IMAGE", help="First frame: a local file, file:// path, http(s) URL or data: URI.")]
+ImageArg = Annotated[str | None, typer.Argument(
+    metavar="IMAGE", help="First frame: a local file, file:// path, http(s) URL or data: URI "
+    "(optional only with --first-clip).", show_default=False)]
 LastFrameOpt = Annotated[str | None, typer.Option(
-    "--last-frame", "-l", help="Last frame (selects a first+last-frame model).")]
+    "--last-frame", "-l", help="Last frame (selects a first+last-frame model; wan2.7-i2v "
+    "takes one too).")]
+FirstClipOpt = Annotated[str | None, typer.Option(
+    "--first-clip", help="Video to continue (MP4/MOV, 2-10 s; URL or local file, uploaded): "
+    "wan2.7-i2v; --duration is then the total length.")]
 PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="What should happen.")]
 NegOpt = Annotated[str | None, typer.Option("--negative-prompt", "-n",
                                             help="What should not appear.")]
@@ -20,11 +25,13 @@ ResOpt = Annotated[str | None, typer.Option(
     "--resolution", "-r", help="480P, 720P or 1080P (per model; default: the model's).",
     autocompletion=lambda: ["480P", "720P", "1080P"])]
 DurOpt = Annotated[int | None, typer.Option("--duration", "-d",
-                                            help="Seconds (per model: 3-5, 5 or 10).")]
+                                            help="Seconds (per model, e.g. 5, 3-5, 2-15).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="0..2147483647.")]
 AudioOpt = Annotated[str | None, typer.Option(
-    "--audio", help="Audio track for wan2.5: WAV/MP3 file or URL, 3-30 s.")]
-NoAudioOpt = Annotated[bool, typer.Option("--no-audio", help="wan2.5: make a silent video.")]
+    "--audio", help="Audio track (wan2.5/2.6 audio_url, wan2.7 driving_audio): WAV/MP3 file "
+    "or URL, 2/3-30 s.")]
+NoAudioOpt = Annotated[bool, typer.Option(
+    "--no-audio", help="Silent video (wan2.6-i2v-flash: sends audio=false).")]
 ExtendOpt = Annotated[bool | None, typer.Option(
     "--prompt-extend/--no-prompt-extend", help="Let the service rewrite the prompt "
     "(service default: on).", show_default=False)]
@@ -49,14 +56,16 @@ def _model_names() -> list[str]:
     return model_names()
 
 
-def _submit_options(image: str, last_frame: str | None, prompt: str | None,
+def _submit_options(image: str | None, last_frame: str | None, prompt: str | None,
                     negative_prompt: str | None, model: str | None, resolution: str | None,
                     duration: int | None, seed: int | None, audio: str | None, no_audio: bool,
                     prompt_extend: bool | None, watermark: bool | None, fit: bool | None,
-                    fit_background: str, settings: Any) -> Any:
+                    fit_background: str, settings: Any, *,
+                    first_clip: str | None = None) -> Any:
     from wanvid.params import SubmitOptions
 
-    return SubmitOptions(image=image, last_frame=last_frame, prompt=prompt,
+    return SubmitOptions(image=image, last_frame=last_frame, first_clip=first_clip,
+                         prompt=prompt,
                          negative_prompt=negative_prompt, model=model, resolution=resolution,
                          duration=duration, seed=seed, audio=audio, no_audio=no_audio,
                          prompt_extend=prompt_extend, watermark=watermark,

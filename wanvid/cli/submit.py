@@ -13,6 +13,7 @@ from wanvid.cli.options import (
     AudioOpt,
     DurOpt,
     ExtendOpt,
+    FirstClipOpt,
     FitBgOpt,
     FitOpt,
     ForceOpt,
@@ -39,8 +40,9 @@ from wanvid.cli.options import (
 @app.command()
 def submit(
     ctx: typer.Context,
-    image: ImageArg,
+    image: ImageArg = None,
     last_frame: LastFrameOpt = None,
+    first_clip: FirstClipOpt = None,
     prompt: PromptOpt = None,
     negative_prompt: NegOpt = None,
     model: ModelOpt = None,
@@ -69,7 +71,7 @@ def submit(
     svc.upload = upload
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
-                           fit_background, svc.settings)
+                           fit_background, svc.settings, first_clip=first_clip)
     prepared = svc.prepare(opts)
     if dry_run:
         if jo is not None:
@@ -89,8 +91,9 @@ def submit(
 @app.command()
 def generate(
     ctx: typer.Context,
-    image: ImageArg,
+    image: ImageArg = None,
     last_frame: LastFrameOpt = None,
+    first_clip: FirstClipOpt = None,
     prompt: PromptOpt = None,
     negative_prompt: NegOpt = None,
     model: ModelOpt = None,
@@ -124,7 +127,7 @@ def generate(
         svc.sidecars = False
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
-                           fit_background, svc.settings)
+                           fit_background, svc.settings, first_clip=first_clip)
     prepared = svc.prepare(opts)
     svc.check_before_paying(prepared, output, force=force)
     svc.start_deadline(timeout)  # --timeout covers the submit too (a long Retry-After)
