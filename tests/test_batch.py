@@ -178,7 +178,7 @@ def test_csv_errors_carry_the_physical_line_number() -> None:
     assert [(j.line, j.error) for j in bad] == [
         (5, "line 5: seed: expected a whole number, got 'abc'"),
         (6, "line 6: more values than header columns"),
-        (7, 'line 7: no image (every job needs an "image")'),
+        (7, 'line 7: no image (every job needs an "image", or a "first_clip")'),
     ]
 
 
@@ -276,7 +276,7 @@ def test_unknown_field_is_named_with_the_allowed_fields() -> None:
 def test_a_job_without_image_is_invalid(obj: dict[str, Any]) -> None:
     jobs, bad = parse_jobs(jsonl(obj))
     assert jobs == []
-    assert bad[0].error == 'line 1: no image (every job needs an "image")'
+    assert bad[0].error == 'line 1: no image (every job needs an "image", or a "first_clip")'
 
 
 def test_read_jobs_file_errors_and_bom(tmp_path: Path) -> None:

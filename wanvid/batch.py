@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from wanvid.service import Service
 
 FIELDS: dict[str, type] = {
-    "image": str, "last_frame": str, "prompt": str, "negative_prompt": str, "model": str,
+    "image": str, "last_frame": str, "first_clip": str, "prompt": str, "negative_prompt": str, "model": str,
     "resolution": str, "duration": int, "seed": int, "audio": str, "no_audio": bool,
     "prompt_extend": bool, "watermark": bool, "fit": bool, "fit_background": str,
     "output": str,
@@ -98,8 +98,9 @@ def _normalise(raw: dict[str, Any], line: int) -> dict[str, Any]:
         if key not in FIELDS:
             raise BadInputError(f"line {line}: unknown field {k!r}; fields: {', '.join(FIELDS)}")
         out[key] = _coerce(key, v, line)
-    if not out.get("image"):
-        raise BadInputError(f"line {line}: no image (every job needs an \"image\")")
+    if not out.get("image") and not out.get("first_clip"):
+        raise BadInputError(f"line {line}: no image (every job needs an \"image\", or a "
+                            "\"first_clip\")")
     return out
 
 
@@ -169,7 +170,7 @@ def prepare_jobs(jobs: list[Job], prepare: Callable[[SubmitOptions], PreparedSub
         f = dict(job.fields)
         job.output = f.pop("output", None)
         if base_dir is not None:
-            for k in ("image", "last_frame", "audio"):
+            for k in ("image", "last_frame", "audio", "first_clip"):
                 v = f.get(k)
                 if v and "://" not in v and not v.startswith("data:") and not Path(v).is_absolute():
                     f[k] = str(base_dir / v)
