@@ -210,3 +210,39 @@ def test_wait_json_summary_counts_and_each_line_is_an_envelope(run: Run) -> None
     assert last["data"] == {"tasks": 1, "ok": 0, "failed": 1, "unfinished": [],
                             "resume": None}
     assert json.loads(r.out.splitlines()[0])["data"]["code"] == "DataInspectionFailed"
+
+
+# --- `submit --json | wanvid wait`: envelopes on stdin ---------------------------------------
+
+def test_wait_reads_submit_json_lines_from_stdin(run: Run) -> None:
+    with responses.RequestsMock() as rsps:
+        _ok_submit(rsps)
+        sub = run(["submit", IMG, "--json"])
+    with responses.RequestsMock() as rsps:
+        _status("RUNNING")(rsps)
+        r = run(["status", "--json"], stdin=sub.out)
+        assert [c.request.url for c in rsps.calls] == [f"{INTL}/tasks/{TID}"]
+    assert envelope_schema.items(r.out, "status")[0]["task_id"] == TID
+    with responses.RequestsMock() as rsps:  # a status stream (summary line included) too
+        _status("FAILED", code="X", message="no")(rsps)
+        r = run(["wait", "--json"], stdin=r.out)
+        assert len(rsps.calls) == 1
+    assert envelope_schema.rows(r.out, "wait")[0]["task_id"] == TID
+
+
+@pytest.mark.parametrize("line", [
+    "not a task id", '{"task_id": "x y"}', "{broken json",
+    '{"wanvid_json": 1, "command": "submit", "kind": "result", "ok": false, "exit_code": 3, '
+    '"data": null, "errors": [{"code": "auth", "message": "no key"}]}',
+])
+def test_what_cannot_be_a_task_id_is_refused_before_any_request(run: Run, line: str) -> None:
+    for cmd in (["wait"], ["status"]):
+        with responses.RequestsMock() as rsps:
+            r = run(cmd, stdin=line + "\n")
+            assert len(rsps.calls) == 0
+        assert r.code == 2 and r.out == "" and r.err.count("\n") == 1, r.err
+        assert "nothing was queried" in r.err
+    with responses.RequestsMock() as rsps:
+        r = run(["status", "not a task id"])
+        assert len(rsps.calls) == 0
+    assert r.code == 2

@@ -252,6 +252,33 @@ def exception_error(e: BaseException, exit_code: int) -> dict[str, Any]:
     return error(exit_code, f"{type(e).__name__}: {e}")
 
 
+def task_id_of(line: str) -> str | None:
+    """The task id a line stands for: the line itself, or, for a ``--json`` envelope
+    (``submit --json``, a ``task`` line of wait/status), its ``data.task_id``; None for a
+    ``summary`` line. A line that is neither is returned as it is (and refused by the
+    caller's task-id check); an envelope without a task id raises ``BadInputError``."""
+    if not line.startswith("{"):
+        return line
+    try:
+        env = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(env, dict) or "wanvid_json" not in env:
+        return line
+    if env.get("kind") == "summary":
+        return None
+    data = env.get("data")
+    tid = data.get("task_id") if isinstance(data, dict) else None
+    if isinstance(tid, str):
+        return tid
+    from wanvid.errors import BadInputError
+
+    errs = env.get("errors") or [{}]
+    why = errs[0].get("message") if isinstance(errs[0], dict) else None
+    raise BadInputError(f"a {env.get('command') or 'wanvid'} --json line names no task"
+                        + (f" (it failed: {why})" if why else "") + "; nothing was queried")
+
+
 # --- the stream of envelopes of one run -------------------------------------------------
 
 @dataclass

@@ -435,7 +435,8 @@ class Service:
     # --- wait and download ------------------------------------------------------------
 
     def read_ids(self, ids: list[str] | None) -> list[str]:
-        """Task ids from arguments, else from stdin when it is not a terminal; anything that
+        """Task ids from arguments, else from stdin when it is not a terminal (an id, or a
+        ``--json`` envelope line naming one: ``submit --json | wanvid wait``); anything that
         cannot be a task id is refused before any request."""
         if ids:
             got = [i.strip() for i in ids if i.strip()]
@@ -444,8 +445,10 @@ class Service:
                    if line.strip() and not line.startswith("#")]
         else:
             return []
+        from wanvid.envelope import task_id_of
         from wanvid.sanitize import is_task_id, one_line
 
+        got = [t for t in (task_id_of(line) for line in got) if t is not None]
         for tid in got:
             if not is_task_id(tid):
                 raise BadInputError(f"{one_line(tid, 60)!r} is not a task id (letters, digits "
