@@ -149,3 +149,60 @@ def test_signal_during_generate_json_prints_the_summary(
     assert "`wanvid wait --pending`" in stderr.splitlines()[-1]
     [rec] = envelope_schema.data(wv("tasks", "--json").out, "tasks")
     assert rec["task_id"] == tid  # journaled: `wait --pending` can pick it up
+
+
+# --- SIGTERM (CI runners, `timeout`) is handled like Ctrl-C: exit 143 ----------------------
+
+def test_sigterm_during_wait_json_exits_143_with_the_hint_and_the_envelope(
+        emulator, wv, wv_env, images, work) -> None:
+    emu = emulator(pending=30)
+    tid = submit(wv, emu, images["first"])
+    proc = _start(wv_env, work, emu.base_url, "wait", tid, "--json")
+    try:
+        assert proc.stderr is not None
+        assert " PENDING (" in proc.stderr.readline()  # the wait loop runs
+        os.kill(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    env = check(Run(proc.returncode, stdout, stderr), "wait", 143)
+    assert env["errors"][0]["code"] == "terminated" and env["data"]["unfinished"] == [tid]
+    last = stderr.splitlines()[-1]
+    assert last.startswith("wanvid: terminated") and "`wanvid wait --pending`" in last
+
+
+def test_sigterm_during_a_download_exits_143_then_pending_finishes_byte_identical(
+        emulator, wv, wv_env, images, work) -> None:
+    from tests.e2e.test_e2e_wait import BIG, MIB, _size, _steady, _wait_for, big_sha, file_sha
+
+    emu = emulator(video_mb=BIG // MIB)
+    tid = submit(wv, emu, images["first"])
+    out, part = work / "out.mp4", work / "out.mp4.part"
+    proc = _start(wv_env, work, emu.base_url, "wait", tid, "-o", "out.mp4")
+    stopped = False
+    try:
+        first = _wait_for(lambda: _size(part), "out.mp4.part to appear")
+        _wait_for(lambda: _size(part) > first or out.exists(), "out.mp4.part to grow")
+        os.kill(emu.proc.pid, signal.SIGSTOP)
+        stopped = True
+        _steady(part)
+        assert not out.exists(), "the download finished before it could be terminated"
+        os.kill(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if stopped:
+            os.kill(emu.proc.pid, signal.SIGCONT)
+    no_key(stdout, stderr)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert "`wanvid wait --pending`" in stderr.splitlines()[-1]
+    assert not out.exists() and 0 < _size(part) < BIG
+    r = wv("wait", "--pending", base_url=emu.base_url)
+    assert r.code == 0, r.err
+    assert r.out == "out.mp4\n" and file_sha(out) == big_sha()
+    assert tid in envelope_schema.data(wv("tasks", "--json").out, "tasks")[0]["task_id"]
