@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from email.utils import formatdate
 
@@ -317,10 +316,9 @@ def test_retry_after_seconds_honoured(client: Client, sleeps: Sleeps) -> None:
 
 
 @responses.activate
-def test_retry_after_http_date_honoured(client: Client, sleeps: Sleeps,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_after_http_date_honoured(client: Client, sleeps: Sleeps) -> None:
     now = 1_800_000_000.0
-    monkeypatch.setattr(time, "time", lambda: now)
+    client.now = lambda: now  # the injected wall clock, not the machine's
     responses.add(responses.GET, TASK_URL, status=503, json=ERR_INTERNAL,
                   headers={"Retry-After": formatdate(now + 9, usegmt=True)})
     responses.add(responses.GET, TASK_URL, json=SUCCEEDED)

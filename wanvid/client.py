@@ -102,8 +102,10 @@ class Client:
                  on_retry: Callable[[str], None] | None = None,
                  deadline: Deadline | None = None,
                  notify: Callable[[str], None] | None = None,
-                 json_max: int = JSON_MAX, request_max: float = REQUEST_MAX) -> None:
+                 json_max: int = JSON_MAX, request_max: float = REQUEST_MAX,
+                 now: Callable[[], float] = time.time) -> None:
         self.base_url = base_url.rstrip("/")
+        self.now = now  # the wall clock an HTTP-date Retry-After is measured from
         check_key(api_key)
         self._key = api_key
         self.session = session if session is not None else new_session()
@@ -179,7 +181,7 @@ class Client:
                     f"{one_line(where, 100)}), which wanvid does not follow (the key goes only "
                     "to the API root); check --base-url / DASHSCOPE_HTTP_BASE_URL")
             if attempt <= retries and should_retry_status(resp.status_code, idempotent=idempotent):
-                delay = retry_delay(attempt, resp.headers.get("Retry-After"))
+                delay = retry_delay(attempt, resp.headers.get("Retry-After"), now=self.now())
                 code, _, _ = parse_error(resp)
                 self._note_retry(f"{method} {path}: {resp.status_code} {code or ''}".rstrip()
                                  + f"; retry {attempt} in {delay:.1f}s")
@@ -304,7 +306,7 @@ class RoutingClient:
                                          max_retries=d.max_retries, sleep=d.sleep,
                                          on_retry=d.on_retry, deadline=d.deadline,
                                          notify=d.notify, json_max=d.json_max,
-                                         request_max=d.request_max)
+                                         request_max=d.request_max, now=d.now)
         return self._clients[base]
 
     def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:

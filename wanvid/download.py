@@ -214,9 +214,9 @@ def mp4_problem(read_at: Callable[[int, int], bytes], size: int) -> str | None:
     return None if count else "the file is empty"
 
 
-def _backoff(n: int, retry_after: str | None = None) -> float:
+def _backoff(n: int, retry_after: str | None = None, now: float | None = None) -> float:
     """The shared retry policy (``wanvid.retry``), with a download's shorter steps."""
-    return retry_delay(n, retry_after, base=BACKOFF_BASE, cap=MAX_BACKOFF)
+    return retry_delay(n, retry_after, base=BACKOFF_BASE, cap=MAX_BACKOFF, now=now)
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.I)
@@ -935,7 +935,8 @@ class _Fetcher:
                 if self.http_errors > HTTP_RETRIES:
                     raise NetworkError(f"{urlsplit(self.url).hostname} answered HTTP {status} "
                                        f"{resp.reason or ''}".rstrip() + " after retries")
-                self._pause(_backoff(self.http_errors, resp.headers.get("Retry-After")),
+                self._pause(_backoff(self.http_errors, resp.headers.get("Retry-After"),
+                                     self.now()),
                             throttled=status == 429)
                 return None
             if status not in (200, 206):

@@ -96,16 +96,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def retry_delay(attempt: int, retry_after: str | None = None, *, base: float = BASE_DELAY,
-                cap: float = MAX_DELAY, rand: Callable[[], float] = random.random) -> float:
+                cap: float = MAX_DELAY, rand: Callable[[], float] = random.random,
+                now: float | None = None) -> float:
     """Delay before retry number ``attempt`` (1-based).
 
     Exponential (base * 2**(attempt-1)) with jitter between half and the full value,
     capped at ``cap``; a Retry-After header, when present, is a floor, itself clamped to
-    ``RETRY_AFTER_MAX`` (``Retry-After: 999999`` means a minute, not eleven days).
+    ``RETRY_AFTER_MAX`` (``Retry-After: 999999`` means a minute, not eleven days). ``now``
+    (epoch seconds, the caller's clock) is what an HTTP-date Retry-After is measured from.
     """
     exp = min(cap, base * (2 ** max(0, attempt - 1)))
     delay = exp * (0.5 + 0.5 * rand())
-    ra = parse_retry_after(retry_after)
+    ra = parse_retry_after(retry_after, now)
     if ra is not None:  # honoured as a floor, within reason
         delay = max(delay, min(ra, RETRY_AFTER_MAX))
     return delay

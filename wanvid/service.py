@@ -185,7 +185,7 @@ class Service:
 
         key = self.settings.require_key()
         return Client(self.settings.base_url, key, sleep=self.env.sleep,
-                      deadline=self.deadline, notify=self.notice)
+                      deadline=self.deadline, notify=self.notice, now=self.env.now)
 
     def routing_client(self) -> RoutingClient:
         """A client that queries each task at the API root it was submitted to (journal);
@@ -372,7 +372,6 @@ class Service:
         """Upload the inputs ``prepared.uploads`` names (or reuse earlier uploads of the
         same content for the same model, from the journal) and return the request body
         with their ``oss://`` URLs. One upload at a time per process."""
-        import time
 
         from wanvid.client import RoutingClient
         from wanvid.media import body_bytes
@@ -395,9 +394,9 @@ class Service:
             try:
                 up.progress = rep.upload_progress
                 for m in prepared.uploads:
-                    started = time.monotonic()
+                    started = self.env.monotonic()
                     got = up.upload(m.path, model, label=m.arg, content_type=m.mime)
-                    rep.upload_done(m.arg, got.size, got.reused, time.monotonic() - started)
+                    rep.upload_done(m.arg, got.size, got.reused, self.env.monotonic() - started)
                     values[id(m)] = got.url
             finally:
                 up.progress = None

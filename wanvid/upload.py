@@ -541,7 +541,7 @@ class Uploader:
                               "nothing was submitted", code=code or None)
 
     def _pause(self, attempt: int, retry_after: str | None, why: str) -> None:
-        delay = retry_delay(attempt, retry_after)
+        delay = retry_delay(attempt, retry_after, now=self.wall())
         log.debug("upload: %s; retry %d in %.1fs", why, attempt, delay)
         if delay >= 5 and self.notify is not None:
             self.notify(f"the upload host is failing ({one_line(why, 60)}); retrying in "
