@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from wanvid import __version__
+from wanvid.cli import coerce
 from wanvid.cli.common import State, _state
 from wanvid.context import Environment, StdoutClosed
 from wanvid.errors import ExitStatus, Terminated, WanvidError, exit_status_of
@@ -21,6 +22,8 @@ Model Studio's Wan models.
 
 Set DASHSCOPE_API_KEY, then: wanvid generate photo.png -p "the cat turns its head"
 """
+
+coerce.install()  # plain values without importing pydantic (see wanvid/cli/coerce.py)
 
 app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode="rich",
@@ -141,6 +144,40 @@ def _quiet_rich_broken_pipe() -> None:
     Console.on_broken_pipe = on_broken_pipe  # type: ignore[method-assign]
 
 
+class _OnlyInvoked:
+    """Build only the invoked command: Typer turns every registered command into a click
+    command (reading each function's signature and type hints) on every run, which costs
+    tens of milliseconds for commands that are not run. With no recognisable command name
+    in ``args`` (``wanvid --help``, a typo), every command is built as usual."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.saved: tuple[list[typer.models.CommandInfo], list[typer.models.TyperInfo]] | None \
+            = None
+        cmds = {c.name or (c.callback.__name__ if c.callback else ""): c
+                for c in app.registered_commands}
+        groups = {g.name: g for g in app.registered_groups}
+        self.keep: tuple[list[typer.models.CommandInfo], list[typer.models.TyperInfo]] | None \
+            = None
+        for a in args:
+            if a == "--":
+                break
+            if a in cmds:
+                self.keep = ([cmds[a]], [])
+                break
+            if a in groups:
+                self.keep = ([], [groups[a]])
+                break
+
+    def __enter__(self) -> None:
+        if self.keep is not None:
+            self.saved = (app.registered_commands, app.registered_groups)
+            app.registered_commands, app.registered_groups = self.keep
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            app.registered_commands, app.registered_groups = self.saved
+
+
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; map every outcome to an exit code in this one place."""
     env = env or Environment()
@@ -162,7 +199,8 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     code: int
     try:
         try:
-            rv = app(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
+            with _OnlyInvoked(args):
+                rv = app(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
             code = int(rv) if isinstance(rv, int) else 0
             if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
                 sig = (Terminated() if ExitStatus.TERMINATED in _signalled

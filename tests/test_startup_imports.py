@@ -1,0 +1,106 @@
+"""The fixed cost of everyday commands is mostly imports: guard which heavy modules each
+path pulls in, so a stray top-level import fails here (the figures are in
+bench/bench_startup.py). Each command runs in a fresh interpreter; afterwards the test
+reads ``sys.modules``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from wanvid.cli.coerce import _MISS, fast_value
+from wanvid.emulator import Emulator, EmulatorConfig
+
+HEAVY = ("pydantic", "rich", "requests", "urllib3", "charset_normalizer", "idna")
+
+PROBE = """
+import json, sys
+from wanvid.cli import main
+code = main(sys.argv[1:])
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY))
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+""".replace("HEAVY", repr(HEAVY))
+
+
+def imported(args: list[str], base_url: str | None = None) -> tuple[int, list[str]]:
+    env = dict(os.environ, DASHSCOPE_API_KEY="sk-test-startup")
+    if base_url:
+        env["DASHSCOPE_HTTP_BASE_URL"] = base_url
+    p = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True,
+                       text=True, timeout=60)
+    last = p.stderr.strip().splitlines()[-1]
+    got = json.loads(last)
+    return got["code"], got["heavy"]
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator(EmulatorConfig(pending=0.0, running=0.0))
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+def test_tasks_json_imports_no_http_no_rich_no_pydantic() -> None:
+    code, heavy = imported(["tasks", "--json"])
+    assert code == 0
+    assert heavy == []
+
+
+def test_submit_url_dry_run_imports_no_http_no_rich_no_pydantic() -> None:
+    code, heavy = imported(["submit", "https://example.com/cat.png", "-p", "x", "--dry-run"])
+    assert code == 0
+    assert heavy == []
+
+
+def test_status_imports_http_but_no_rich_no_pydantic(emulator: Emulator) -> None:
+    code, heavy = imported(["status", "0385dc79-5ff8-4d82-bcb6-0123456789ab"],
+                           emulator.base_url)
+    assert code in (0, 5)  # an unknown id on the emulator is UNKNOWN (exit 5)
+    assert "pydantic" not in heavy and "rich" not in heavy
+    assert "requests" in heavy  # the request really went out
+
+
+@pytest.mark.parametrize(("annotation", "value", "want"), [
+    (str, "abc", "abc"),
+    (str | None, "abc", "abc"),
+    (int, "42", 42),
+    (int, "-3", -3),
+    (int | None, 7, 7),
+    (float, "1.5", 1.5),
+    (float, "2", 2.0),
+    (float, ".5", 0.5),
+    (bool, True, True),
+    (bool | None, False, False),
+    (list[str], ("a", "b"), ["a", "b"]),
+    (list[str] | None, [], []),
+])
+def test_fast_value_answers_plain_values(annotation: object, value: object,
+                                         want: object) -> None:
+    got = fast_value(annotation, value)
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize(("annotation", "value"), [
+    (int, "4.5"), (int, "abc"), (int, True), (float, "1e3"), (float, "inf"), (float, "x"),
+    (str, 3), (list[int], ["1"]), (dict[str, str], {}),
+])
+def test_fast_value_leaves_everything_else_to_typer(annotation: object, value: object) -> None:
+    assert fast_value(annotation, value) is _MISS
+
+
+@pytest.mark.parametrize("args", [
+    ["wait", "0385dc79-5ff8-4d82-bcb6-0123456789ab", "--timeout", "soon"],  # constrained
+    ["emulator", "--throttle-every", "often"],  # plain int, through the fast path's fallback
+    ["emulator", "--pending", "1e"],  # plain float
+])
+def test_bad_number_still_gets_typers_message(run, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    r = run(args)
+    assert r.code == 2
+    assert f"Invalid value for '{args[-2]}'" in r.err
+    assert "valid number" in r.err or "valid integer" in r.err
