@@ -148,7 +148,10 @@ class _OnlyInvoked:
     """Build only the invoked command: Typer turns every registered command into a click
     command (reading each function's signature and type hints) on every run, which costs
     tens of milliseconds for commands that are not run. With no recognisable command name
-    in ``args`` (``wanvid --help``, a typo), every command is built as usual."""
+    in ``args`` (``wanvid --help``, a typo), every command is built as usual, and so for
+    the commands that describe the whole app (``completions``)."""
+
+    WHOLE = frozenset({"completions"})
 
     def __init__(self, args: list[str]) -> None:
         self.saved: tuple[list[typer.models.CommandInfo], list[typer.models.TyperInfo]] | None \
@@ -162,7 +165,8 @@ class _OnlyInvoked:
             if a == "--":
                 break
             if a in cmds:
-                self.keep = ([cmds[a]], [])
+                if a not in self.WHOLE:
+                    self.keep = ([cmds[a]], [])
                 break
             if a in groups:
                 self.keep = ([], [groups[a]])
