@@ -17,3 +17,13 @@ def test_generate_i2v_saves_the_emulators_video_byte_identical(emulator, wv, ima
     assert path.is_file() and r.out.count("\n") == 1
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(load_fixture()).hexdigest()
     assert emu.stats()["submits"] == 1
+
+
+def test_demo_generates_a_video_with_no_key(wv, tmp_path: Path) -> None:
+    # README's first command: `wanvid demo` on a bare machine (no key, no emulator started)
+    r = wv("demo", env={"DASHSCOPE_API_KEY": ""})
+    assert r.code == 0, r.err
+    assert "internal error" not in r.err and "Traceback" not in r.err
+    [line] = r.out.splitlines()
+    saved = tmp_path / "work" / line
+    assert saved.is_file() and saved.read_bytes()[4:8] == b"ftyp"

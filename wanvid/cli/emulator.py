@@ -104,7 +104,7 @@ def demo(
             code = wait_and_render(svc, [sub.task_id],
                                    output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
                                    interval=0.5, download=True, force=False, quiet=quiet,
-                                   json_out=False)
+                                   json_out=None)
     finally:
         emu.stop()
     return code
