@@ -10,7 +10,7 @@ _wanvid_spec() {
     # arguments it takes) and varargs (1: the last one repeats).
     subs='' opts='' vopts='' nargs=0 varargs=0
     case "$1" in
-        'wanvid') subs='batch cancel completions config demo download emulator gallery generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version -h' vopts='--base-url --region' ;;
+        'wanvid') subs='batch cancel completions config demo download emulator gallery generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version --workspace -h' vopts='--base-url --region --workspace' ;;
         'wanvid batch') opts='--dry-run --force --help --interval --jobs --json --max-seconds --no-download --no-sidecar --output --quiet --skip-invalid --timeout --upload -h -j -o -q' vopts='--interval --jobs --max-seconds --output --timeout --upload -j -o' nargs=1 ;;
         'wanvid cancel') opts='--help --json -h' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
@@ -38,13 +38,13 @@ _wanvid_values() {
     # $1: a command path, $2: an option or @N (its Nth positional argument, from 0),
     # $3: the word to complete. Sets COMPREPLY.
     case "$1 $2" in
-        'wanvid --region') COMPREPLY=($(compgen -W 'intl cn us' -- "$3")) ;;
+        'wanvid --region') COMPREPLY=($(compgen -W 'intl cn us eu' -- "$3")) ;;
         'wanvid batch --output'|'wanvid batch -o') _wanvid_files "$3" ;;
         'wanvid batch @0') _wanvid_files "$3" ;;
         'wanvid completions @0') COMPREPLY=($(compgen -W 'bash zsh fish' -- "$3")) ;;
-        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
-        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
-        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;

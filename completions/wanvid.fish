@@ -20,7 +20,8 @@ complete -c wanvid -n '__fish_use_subcommand' -a submit -d 'Create a task and pr
 complete -c wanvid -n '__fish_use_subcommand' -a tasks -d 'List tasks from the journal (or, with --remote, from the service).'
 complete -c wanvid -n '__fish_use_subcommand' -a usage -d 'Billed seconds and video counts from the journal; money at your own per-second prices when the...'
 complete -c wanvid -n '__fish_use_subcommand' -a wait -d 'Wait for tasks, save each video as soon as it is ready, print the paths.'
-complete -c wanvid -n '__fish_use_subcommand' -l region -x -a 'intl cn us' -d 'intl (Singapore, default), cn (Beijing) or us (Virginia).'
+complete -c wanvid -n '__fish_use_subcommand' -l region -x -a 'intl cn us eu' -d 'intl (Singapore, default), cn (Beijing), us (Virginia) or eu (Frankfurt, with --workspace).'
+complete -c wanvid -n '__fish_use_subcommand' -l workspace -x -d 'Workspace id: send to https://ID.REGION.maas.aliyuncs.com/api/v1 (env DASHSCOPE_WORKSPACE_ID).'
 complete -c wanvid -n '__fish_use_subcommand' -l base-url -x -d 'API root, e.g. http://127.0.0.1:8765/api/v1 (overrides --region; env DASHSCOPE_HTTP_BASE_URL).'
 complete -c wanvid -n '__fish_use_subcommand' -l debug -d 'Log requests (never the key) and show tracebacks.'
 complete -c wanvid -n '__fish_use_subcommand' -l version -d 'Print the version and exit.'
@@ -61,7 +62,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -72,11 +73,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'api_key, region, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'api_key, region, workspace, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'

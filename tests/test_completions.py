@@ -221,7 +221,7 @@ BASH_CASES = [
     (["wanvid", "config", "unset", "re"], ["region"]),
     (["wanvid", "config", "set", "region", ""], []),
     (["wanvid", "--region", "cn", "--debug", "config", "get", "re"], ["region"]),
-    (["wanvid", "--region", ""], ["intl", "cn", "us"]),
+    (["wanvid", "--region", ""], ["intl", "cn", "us", "eu"]),
     (["wanvid", "generate", "cat.png", "-p", "a cat", "--model", "=", "wanx2.1-i"],
      ["wanx2.1-i2v-plus", "wanx2.1-i2v-turbo"]),
     (["wanvid", "submit", "--model=wan2.5"], ["--model=wan2.5-i2v-preview"]),

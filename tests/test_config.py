@@ -144,7 +144,7 @@ def test_empty_env_vars_count_as_unset(blank: str) -> None:
 def test_bad_env_region() -> None:
     with pytest.raises(BadInputError) as ei:
         resolve(make_env(WANVID_REGION="mars"))
-    assert ei.value.message == "region (environment): unknown region 'mars'; use one of: intl, cn, us"
+    assert ei.value.message == "region (environment): unknown region 'mars'; use one of: intl, cn, us, eu"
 
 
 def test_bad_env_base_url() -> None:
@@ -183,10 +183,10 @@ def test_cli_base_url_flag(run: Run) -> None:
 
 
 def test_cli_bad_region_flag(run: Run) -> None:
-    r = run(["--region", "eu", "config", "list"])
+    r = run(["--region", "mars", "config", "list"])
     assert r.code == 2
-    assert one_error_line(r) == ("wanvid: error: region (flag): unknown region 'eu'; use one of: "
-                                 "intl, cn, us\n")
+    assert one_error_line(r) == ("wanvid: error: region (flag): unknown region 'mars'; use one "
+                                 "of: intl, cn, us, eu\n")
 
 
 def test_cli_bad_base_url_flag(run: Run) -> None:
@@ -444,11 +444,11 @@ I2V_NAMES = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhors
 
 @pytest.mark.parametrize(("args", "message"), [
     (["config", "set", "colour", "red"],
-     "unknown config key 'colour'; known keys: api_key, region, base_url, model, kf2v_model, "
+     "unknown config key 'colour'; known keys: api_key, region, workspace, base_url, model, kf2v_model, "
      "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
      "max_download_mb"),
     (["config", "set", "region", "mars"],
-     "config region: unknown region 'mars'; use one of: intl, cn, us"),
+     "config region: unknown region 'mars'; use one of: intl, cn, us, eu"),
     (["config", "set", "base_url", "dashscope.aliyuncs.com/api/v1"],
      "config base_url: 'dashscope.aliyuncs.com/api/v1' is not an http(s) URL; e.g. "
      "https://dashscope-intl.aliyuncs.com/api/v1"),
@@ -464,7 +464,7 @@ I2V_NAMES = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhors
     (["config", "set", "fit", "maybe"], "config fit: expected true or false, got 'maybe'"),
     (["config", "set", "region"], "config set region: give a value"),
     (["config", "get", "colour"],
-     "unknown config key 'colour'; known keys: api_key, region, base_url, model, kf2v_model, "
+     "unknown config key 'colour'; known keys: api_key, region, workspace, base_url, model, kf2v_model, "
      "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
      "max_download_mb"),
 ])

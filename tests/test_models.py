@@ -79,7 +79,7 @@ def test_model_spec_matches_reference(name: str, kind: str, path: str, resolutio
     assert m.prompt_max == prompt_max
     assert m.negative_prompt_max == (0 if name.startswith("happyhorse") else 500)
     assert m.fps == fps
-    assert m.regions
+    assert m.regions or m.regions_unconfirmed
 
 
 def test_endpoint_paths() -> None:

@@ -13,6 +13,7 @@ overrides it). It is written atomically and with mode 0600 because it may hold t
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -22,7 +23,15 @@ from typing import Any
 
 from wanvid.context import Environment
 from wanvid.errors import AuthError, BadInputError
-from wanvid.models import DEFAULT_I2V_MODEL, DEFAULT_KF2V_MODEL, REGIONS, find_model
+from wanvid.models import (
+    DEFAULT_I2V_MODEL,
+    DEFAULT_KF2V_MODEL,
+    REGION_IDS,
+    REGIONS,
+    find_model,
+    region_id,
+    workspace_root,
+)
 
 CONFIG_FILE = "config.toml"
 DEFAULT_REGION = "intl"
@@ -34,7 +43,10 @@ DEFAULT_MAX_DOWNLOAD_MB = 2048  # a video bigger than this is refused (no real o
 # key -> (type, description). The single list `wanvid config` accepts.
 CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "api_key": (str, "Model Studio API key (prefer DASHSCOPE_API_KEY in CI)"),
-    "region": (str, "intl (Singapore, default), cn (Beijing) or us (Virginia)"),
+    "region": (str, "intl (Singapore, default), cn (Beijing), us (Virginia) or eu (Frankfurt: "
+                    "needs workspace)"),
+    "workspace": (str, "Model Studio workspace id: use its host "
+                       "https://ID.REGION.maas.aliyuncs.com/api/v1"),
     "base_url": (str, "API root, e.g. http://127.0.0.1:8765/api/v1; overrides region"),
     "model": (str, f"default first-frame model (default {DEFAULT_I2V_MODEL})"),
     "kf2v_model": (str, f"default first+last-frame model (default {DEFAULT_KF2V_MODEL})"),
@@ -70,6 +82,11 @@ class Settings:
     max_seconds: int | None = None  # batch: most billed seconds a batch may submit
     upload: str = "auto"
     max_download: int = DEFAULT_MAX_DOWNLOAD_MB << 20  # bytes
+    workspace: str | None = None
+    # Refuse a model the region does not offer: the region was named (flag, environment,
+    # config) or chose the API root; not for a default region under an explicit base URL
+    # (an emulator, a proxy), where the region is only a guess.
+    enforce_region: bool = True
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -240,6 +257,8 @@ def parse_value(key: str, raw: str) -> Any:
         value = raw
     if key == "region":
         value = check_region(value, f"config {key}")
+    elif key == "workspace":
+        value = check_workspace(value, f"config {key}")
     elif key == "base_url":
         value = check_base_url(value, f"config {key}")
     elif key in ("model", "kf2v_model"):
@@ -257,9 +276,23 @@ def parse_value(key: str, raw: str) -> Any:
 
 
 def check_region(value: str, where: str) -> str:
+    v = region_id(value)
+    if v is None:
+        raise BadInputError(f"{where}: unknown region {value!r}; use one of: "
+                            f"{', '.join(REGION_IDS)}")
+    return v
+
+
+# A workspace id becomes part of a host name: one DNS label, letters, digits and inner hyphens.
+_WORKSPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def check_workspace(value: str, where: str) -> str:
     v = value.strip().lower()
-    if v not in REGIONS:
-        raise BadInputError(f"{where}: unknown region {value!r}; use one of: {', '.join(REGIONS)}")
+    if not _WORKSPACE.fullmatch(v):
+        raise BadInputError(f"{where}: {value!r} is not a workspace id (letters, digits and "
+                            "inner hyphens, at most 63; e.g. llm-abc123): copy it from the "
+                            "Model Studio console")
     return v
 
 
@@ -307,7 +340,8 @@ def find_api_key(env: Environment, file_data: Mapping[str, Any]) -> tuple[str | 
 
 
 def resolve(env: Environment, *, region: str | None = None, base_url: str | None = None,
-            output_dir: str | None = None, poll_interval: float | None = None) -> Settings:
+            output_dir: str | None = None, poll_interval: float | None = None,
+            workspace: str | None = None) -> Settings:
     """Merge flags, environment, config file and defaults into Settings."""
     path = config_path(env)
     data = load_file(path)
@@ -317,26 +351,45 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
             env.warn(warning)
     key, source = find_api_key(env, data)
 
-    # The region: the first of flag > environment > file that names one. The base URL: the
-    # highest layer that says anything decides; within a layer an explicit URL beats a
-    # region. The region still names the region when a URL decides (per-region model names).
-    layers: list[tuple[str | None, str | None, str]] = [
-        (base_url, region, "flag"),
-        (env.get("DASHSCOPE_HTTP_BASE_URL"), env.get("WANVID_REGION"), "environment"),
-        (_str(data.get("base_url")), _str(data.get("region")), "config file"),
+    # The region: the first of flag > environment > file that names one; so the workspace.
+    # The base URL: the highest layer that says anything decides; within a layer an explicit
+    # URL beats a region or workspace (the root is then the region's host, or its workspace
+    # host). The region still names the region when a URL decides (per-region model names).
+    layers: list[tuple[str | None, str | None, str | None, str]] = [
+        (base_url, region, workspace, "flag"),
+        (env.get("DASHSCOPE_HTTP_BASE_URL"), env.get("WANVID_REGION"),
+         env.get("DASHSCOPE_WORKSPACE_ID") or env.get("DASHSCOPE_WORKSPACE"), "environment"),
+        (_str(data.get("base_url")), _str(data.get("region")), _str(data.get("workspace")),
+         "config file"),
     ]
-    chosen_region = DEFAULT_REGION
-    for _, reg, where in layers:
+    chosen_region, region_named = DEFAULT_REGION, False
+    for _, reg, _, where in layers:
         if reg:
-            chosen_region = check_region(reg, f"region ({where})")
+            chosen_region, region_named = check_region(reg, f"region ({where})"), True
             break
-    chosen_url = REGIONS[chosen_region]
-    for url, reg, where in layers:
+    chosen_ws = None
+    for _, _, ws, where in layers:
+        if ws:
+            chosen_ws = check_workspace(ws, f"workspace ({where})")
+            break
+    chosen_url = None
+    for url, reg, ws, where in layers:
         if url:
             chosen_url = check_base_url(url, f"base URL ({where})")
             break
-        if reg:
+        if reg or ws:
             break
+    url_from_region = chosen_url is None
+    if chosen_url is None:
+        if chosen_ws:
+            chosen_url = workspace_root(chosen_ws, chosen_region)
+        elif chosen_region in REGIONS:
+            chosen_url = REGIONS[chosen_region]
+        else:
+            raise BadInputError(
+                f"region {chosen_region} (Frankfurt) has no shared host, only workspace hosts: "
+                "give your workspace id with --workspace ID (or DASHSCOPE_WORKSPACE_ID, or "
+                "`wanvid config set workspace ID`)")
 
     out = output_dir or env.get("WANVID_OUTPUT_DIR") or _str(data.get("output_dir"))
     interval = poll_interval or _num(env.get("WANVID_POLL_INTERVAL")) or _num(data.get("poll_interval"))
@@ -359,6 +412,8 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         max_download=int(_num(env.get("WANVID_MAX_DOWNLOAD_MB"))
                          or _num(data.get("max_download_mb")) or DEFAULT_MAX_DOWNLOAD_MB)
         * (1 << 20),
+        workspace=chosen_ws,
+        enforce_region=region_named or url_from_region,
     )
 
 

@@ -14,12 +14,34 @@ from dataclasses import dataclass, field, fields
 I2V_PATH = "/services/aigc/video-generation/video-synthesis"
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
 
+# Regions (wan-api-2026 §1): wanvid's id -> the shared host's API root. Frankfurt (``eu``) has
+# no shared host: only workspace hosts (``--workspace``).
 REGIONS: dict[str, str] = {
     "intl": "https://dashscope-intl.aliyuncs.com/api/v1",  # Singapore
     "cn": "https://dashscope.aliyuncs.com/api/v1",  # Beijing
     "us": "https://dashscope-us.aliyuncs.com/api/v1",  # Virginia
 }
-REGION_NAMES = {"intl": "Singapore", "cn": "Beijing", "us": "Virginia"}
+REGION_IDS = ("intl", "cn", "us", "eu")
+REGION_NAMES = {"intl": "Singapore", "cn": "Beijing", "us": "Virginia", "eu": "Frankfurt"}
+# The Alibaba Cloud region id of each, as workspace hosts spell it.
+CLOUD_REGIONS = {"intl": "ap-southeast-1", "cn": "cn-beijing", "us": "us-east-1",
+                 "eu": "eu-central-1"}
+# Other spellings --region accepts: the city and the Alibaba Cloud id.
+REGION_ALIASES = {**{v: k for k, v in CLOUD_REGIONS.items()},
+                  **{v.lower(): k for k, v in REGION_NAMES.items()}}
+WORKSPACE_HOST = "https://{workspace}.{cloud_region}.maas.aliyuncs.com/api/v1"
+
+
+def region_id(value: str) -> str | None:
+    """wanvid's id for a region name (``intl``, ``Singapore``, ``ap-southeast-1``), or None."""
+    v = value.strip().lower()
+    return v if v in REGION_IDS else REGION_ALIASES.get(v)
+
+
+def workspace_root(workspace: str, region: str) -> str:
+    """The recommended workspace host's API root for a (checked) workspace id and region."""
+    return WORKSPACE_HOST.format(workspace=workspace, cloud_region=CLOUD_REGIONS[region])
+
 
 RESOLUTIONS = ("480P", "720P", "1080P")
 # Total pixel count each tier aims for (the service keeps the first frame's aspect ratio).
@@ -140,6 +162,8 @@ class Model:
     unconfirmed: tuple[str, ...] = ()
     description: str = ""
     source: str = ""  # the document (and date) the values come from
+    # Regions whose availability the notes mark "?" (unconfirmed): allowed, never refused.
+    regions_unconfirmed: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -363,3 +387,21 @@ def request_name(model: Model, requested: str | None, region: str | None) -> str
     if snap and key not in _BY_NAME and find_model(snap.group("base")) is model:
         return key
     return model.api_name(region)
+
+
+def check_model_region(model: Model, region: str | None) -> None:
+    """Refuse (exit 2, before anything is sent) a model the region does not offer, naming
+    the regions that do. A region the notes mark unconfirmed for the model is allowed."""
+    if not region or region in model.regions or region in model.regions_unconfirmed:
+        return
+    from wanvid.errors import BadInputError
+
+    def names(ids: tuple[str, ...]) -> str:
+        return ", ".join(f"{r} ({REGION_NAMES.get(r, r)})" for r in ids)
+
+    where = names(model.regions) or "none listed"
+    if model.regions_unconfirmed:
+        where += f"; unconfirmed: {names(model.regions_unconfirmed)}"
+    raise BadInputError(f"{model.name} is not offered in region {region} "
+                        f"({REGION_NAMES.get(region, region)}); it is offered in: {where}; "
+                        "choose one with --region")

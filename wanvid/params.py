@@ -29,6 +29,7 @@ from wanvid.models import (
     SEED_MAX,
     SEED_MIN,
     Model,
+    check_model_region,
     find_model,
     model_names,
     models_by_kind,
@@ -299,7 +300,7 @@ def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn) -> bool:
 
 
 def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_model: str,
-                   region: str | None, warn: Warn) -> PreparedSubmit:
+                   region: str | None, warn: Warn, check_region: bool = True) -> PreparedSubmit:
     """Validate everything, load and check media, and build the request payload."""
     from wanvid import media
 
@@ -309,8 +310,8 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     check_seed(opts.seed)
     send_silent = check_no_audio(model, opts, warn)
     check_prompts(model, opts.prompt, opts.negative_prompt, warn)
-    if region and region not in model.regions:
-        warn(f"{model.name} is not listed for region {region!r} in the API reference")
+    if check_region:
+        check_model_region(model, region)  # exit 2, naming the regions that offer it
     present = tuple(t for t, v in (("first_clip", opts.first_clip), ("first_frame", opts.image),
                                    ("last_frame", opts.last_frame),
                                    ("driving_audio", opts.audio)) if v is not None)

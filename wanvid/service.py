@@ -127,6 +127,7 @@ class Service:
     sidecars: bool | None = None  # metadata beside saved videos; None: config (default on)
     upload: str | None = None  # local files: auto|always|never (wanvid.upload); None: config
     quiet: bool = False  # no upload progress on stderr
+    workspace: str | None = None  # --workspace (wanvid.config.resolve)
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
     _uploader: Any = field(default=None, repr=False)
@@ -142,7 +143,7 @@ class Service:
             from wanvid import config
 
             self._settings = config.resolve(self.env, region=self.region,
-                                            base_url=self.base_url)
+                                            base_url=self.base_url, workspace=self.workspace)
         return self._settings
 
     @property
@@ -247,7 +248,8 @@ class Service:
 
         s = self.settings
         prepared = prepare_submit(opts, default_model=s.model, default_kf2v_model=s.kf2v_model,
-                                  region=s.region, warn=self.env.warn)
+                                  region=s.region, check_region=s.enforce_region,
+                                  warn=self.env.warn)
         for note in prepared.fit_notes:
             self.env.err(f"wanvid: {note}")
         from wanvid.upload import plan

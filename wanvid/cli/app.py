@@ -40,8 +40,11 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     region: Annotated[str | None, typer.Option(
-        "--region", help="intl (Singapore, default), cn (Beijing) or us (Virginia).",
-        envvar=None)] = None,
+        "--region", help="intl (Singapore, default), cn (Beijing), us (Virginia) or eu "
+        "(Frankfurt, with --workspace).", envvar=None)] = None,
+    workspace: Annotated[str | None, typer.Option(
+        "--workspace", help="Workspace id: send to https://ID.REGION.maas.aliyuncs.com/api/v1 "
+        "(env DASHSCOPE_WORKSPACE_ID).")] = None,
     base_url: Annotated[str | None, typer.Option(
         "--base-url", help="API root, e.g. http://127.0.0.1:8765/api/v1 (overrides --region; "
         "env DASHSCOPE_HTTP_BASE_URL).")] = None,
@@ -51,7 +54,7 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     st = _state(ctx)
-    st.region, st.base_url, st.debug = region, base_url, debug
+    st.region, st.base_url, st.debug, st.workspace = region, base_url, debug, workspace
     from wanvid.service import GUARDED
 
     if ctx.invoked_subcommand in GUARDED and not {"--help", "-h"} & set(st.argv):

@@ -30,6 +30,7 @@ class State:
     argv: list[str] = field(default_factory=list)
     region: str | None = None
     base_url: str | None = None
+    workspace: str | None = None
     debug: bool = False
     json: JsonOut | None = None  # --json: the envelopes of this run (cli.main finishes them)
     _service: Service | None = None
@@ -40,7 +41,7 @@ class State:
             from wanvid.service import Service
 
             self._service = Service(self.env, region=self.region, base_url=self.base_url,
-                                    debug=self.debug)
+                                    debug=self.debug, workspace=self.workspace)
         return self._service
 
 

@@ -128,9 +128,9 @@ def resolution_words() -> tuple[str, ...]:
 
 
 def region_words() -> tuple[str, ...]:
-    from wanvid.models import REGIONS
+    from wanvid.models import REGION_IDS
 
-    return tuple(REGIONS)
+    return REGION_IDS
 
 
 def status_words() -> tuple[str, ...]:

@@ -77,7 +77,8 @@ def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Conf
 @config_app.command("set")
 def config_set(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="api_key, region, base_url, model, kf2v_model, "
+    key: Annotated[str, typer.Argument(help="api_key, region, workspace, base_url, model, "
+                                       "kf2v_model, "
                                        "output_dir, poll_interval, max_qps, jobs, fit, sidecar, "
                                        "prices.MODEL")],
     value: Annotated[str | None, typer.Argument(help="The value. For api_key leave it out: "
