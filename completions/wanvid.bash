@@ -12,11 +12,11 @@ _wanvid_spec() {
     case "$1" in
         'wanvid') subs='batch cancel completions config demo download emulator gallery generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version --workspace -h' vopts='--base-url --region --workspace' ;;
         'wanvid batch') opts='--dry-run --force --help --interval --jobs --json --max-seconds --no-download --no-sidecar --output --quiet --skip-invalid --timeout --upload -h -j -o -q' vopts='--interval --jobs --max-seconds --output --timeout --upload -j -o' nargs=1 ;;
-        'wanvid cancel') opts='--help --json -h' nargs=1 varargs=1 ;;
+        'wanvid cancel') opts='--help --json --quiet -h -q' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
         'wanvid config') subs='get list path set unset' opts='--help -h' ;;
         'wanvid config get') opts='--help -h' nargs=1 ;;
-        'wanvid config list') opts='--help --json -h' ;;
+        'wanvid config list') opts='--help --json --quiet -h -q' ;;
         'wanvid config path') opts='--help -h' ;;
         'wanvid config set') opts='--help -h' nargs=2 ;;
         'wanvid config unset') opts='--help -h' nargs=1 ;;
@@ -25,10 +25,10 @@ _wanvid_spec() {
         'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --help --host --key --no-uploads --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --host --key --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
         'wanvid generate') opts='--audio --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --prompt --prompt-extend --quiet --resolution --seed --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --prompt --resolution --seed --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
-        'wanvid models') opts='--help --json -h' ;;
-        'wanvid status') opts='--help --json -h' nargs=1 varargs=1 ;;
-        'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --prompt --prompt-extend --resolution --seed --upload --watermark -d -h -l -m -n -p -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --prompt --resolution --seed --upload -d -l -m -n -p -r' nargs=1 ;;
-        'wanvid tasks') opts='--help --json --model --page --page-size --remote --since --status -h -m' vopts='--model --page --page-size --since --status -m' ;;
+        'wanvid models') opts='--help --json --quiet -h -q' ;;
+        'wanvid status') opts='--help --json --quiet -h -q' nargs=1 varargs=1 ;;
+        'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --prompt --prompt-extend --quiet --resolution --seed --upload --watermark -d -h -l -m -n -p -q -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --prompt --resolution --seed --upload -d -l -m -n -p -r' nargs=1 ;;
+        'wanvid tasks') opts='--help --json --model --page --page-size --quiet --remote --since --status -h -m -q' vopts='--model --page --page-size --since --status -m' ;;
         'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
         'wanvid wait') opts='--force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--interval --output --timeout -o' nargs=1 varargs=1 ;;
     esac

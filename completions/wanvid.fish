@@ -45,6 +45,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show 
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -F
 
 # wanvid cancel
+complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l help -s h -d 'Show this message and exit.'
 
@@ -66,6 +67,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l help -s h -d 'Show this message and exit.'
 
 # wanvid config path
@@ -146,9 +148,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -F
 
 # wanvid models
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l json -d 'Print the catalogue as JSON.'
+complete -c wanvid -n '__fish_seen_subcommand_from models' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show this message and exit.'
 
 # wanvid status
+complete -c wanvid -n '__fish_seen_subcommand_from status' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l help -s h -d 'Show this message and exit.'
 
@@ -172,6 +176,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l no-fit -d 'Resize,
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l fit-background -x -d 'Colour under transparent pixels with --fit.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l upload -x -d 'Local files: auto (audio/video uploaded to temporary storage, images inline unless over 7.5 MB), always, or never (config: upload).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l dry-run -d 'Check everything and print the request; send nothing.'
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show this message and exit.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -F
@@ -183,6 +188,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l remote -d 'List the
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l model -s m -x -a 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -d '--remote: only this model.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page -x -d '--remote: page number.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page-size -x -d '--remote: tasks per page.'
+complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l help -s h -d 'Show this message and exit.'
 

@@ -39,6 +39,7 @@ class Environment:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     cwd: Path | None = None
+    quiet: bool = False  # -q: no notes on stderr (warnings and errors still print)
 
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:
@@ -109,6 +110,11 @@ class Environment:
 
         self.stderr.write(terminal(line, keep="\t") + "\n")
         self.stderr.flush()
+
+    def note(self, line: str) -> None:
+        """One line for humans about what is going on; silenced by ``-q``."""
+        if not self.quiet:
+            self.err(f"wanvid: {line}")
 
     def warn(self, line: str) -> None:
         self.err(f"wanvid: warning: {line}")

@@ -18,7 +18,7 @@ def main() -> None:
 
         sys.stdout.write(f"wanvid {__version__}\n")
         sys.exit(0)
-    if args[:1] == ["models"] and set(args[1:]) <= {"--json"}:
+    if args[:1] == ["models"] and set(args[1:]) <= {"--json", "-q", "--quiet"}:
         from wanvid.context import Environment
         from wanvid.envelope import JsonOut
         from wanvid.errors import StdoutClosed

@@ -173,7 +173,7 @@ class Service:
     def notice(self, line: str) -> None:
         """One line on stderr about a long wait ("throttled by the service; retrying in
         40 s")."""
-        self.env.err(f"wanvid: {line}")
+        self.env.note(line)
 
     def download_limits(self) -> Limits:
         from wanvid.download import Limits
@@ -251,7 +251,7 @@ class Service:
                                   region=s.region, check_region=s.enforce_region,
                                   warn=self.env.warn)
         for note in prepared.fit_notes:
-            self.env.err(f"wanvid: {note}")
+            self.env.note(note)
         from wanvid.upload import plan
 
         prepared.uploads = plan(prepared.media, self.upload_mode)

@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         args = ["--help"]  # `wanvid` alone: the help, exit 0
+    from wanvid.cli.argv import normalize, spec_of
+
+    with _OnlyInvoked(args):  # built once (only the invoked command): for normalize and the run
+        command = typer.main.get_command(app)
+    args = normalize(args, spec_of(command))
     if {"-h", "--help"} & set(args):
         _quiet_rich_broken_pipe()
     debug = "--debug" in args
@@ -206,8 +211,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     code: int
     try:
         try:
-            with _OnlyInvoked(args):
-                rv = app(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
+            rv = command(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
             code = int(rv) if isinstance(rv, int) else 0
             if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
                 sig = (Terminated() if ExitStatus.TERMINATED in _signalled

@@ -65,8 +65,8 @@ def batch(
     if jo is not None:
         jo.summary = lambda: asdict(summary)
         jo.streaming = not dry_run
-    svc = service(ctx)
-    svc.upload, svc.quiet = upload, quiet
+    svc = service(ctx, quiet)
+    svc.upload = upload
     if no_sidecar:
         svc.sidecars = False
     n = jobs if jobs is not None else svc.settings.jobs

@@ -53,8 +53,13 @@ def _state(ctx: typer.Context) -> State:
     return obj
 
 
-def service(ctx: typer.Context) -> Service:
-    return _state(ctx).service
+def service(ctx: typer.Context, quiet: bool = False) -> Service:
+    """The run's ``Service``; ``quiet`` (-q) silences notes and progress for the run."""
+    st = _state(ctx)
+    if quiet:
+        st.env.quiet = True
+        st.service.quiet = True
+    return st.service
 
 
 def json_out(ctx: typer.Context, command: str, enabled: bool) -> JsonOut | None:

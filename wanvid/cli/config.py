@@ -8,6 +8,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import _state
+from wanvid.cli.options import QuietOpt
 from wanvid.errors import BadInputError
 
 config_app = typer.Typer(help="Show and change settings (API key, region, defaults).",
@@ -31,6 +32,7 @@ def config_path_cmd(ctx: typer.Context) -> None:
 def config_list(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Show the effective settings and where the key comes from (the key is redacted).
 

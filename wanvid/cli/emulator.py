@@ -79,6 +79,7 @@ def demo(
     from wanvid.emulator import Emulator, EmulatorConfig
 
     st = _state(ctx)
+    st.env.quiet = quiet
     emu = Emulator(EmulatorConfig(pending=1.0, running=2.0))
     base = emu.start()
     try:
@@ -94,13 +95,14 @@ def demo(
             from wanvid.service import Service
 
             svc = Service(st.env, base_url=base, debug=st.debug)
-            st.env.err(f"wanvid: demo: local emulator at {base} (nothing leaves this machine)")
+            svc.quiet = quiet
+            st.env.note(f"demo: local emulator at {base} (nothing leaves this machine)")
             opts = _submit_options(str(img), None, "a slow zoom on a colourful test card",
                                    None, None, "480P", None, None, None, False, None, None,
                                    False, "white", svc.settings)
             prepared = svc.prepare(opts)
             sub = svc.submit(prepared, output=output)
-            st.env.err(f"wanvid: demo: submitted {sub.task_id}")
+            st.env.note(f"demo: submitted {sub.task_id}")
             code = wait_and_render(svc, [sub.task_id],
                                    output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
                                    interval=0.5, download=True, force=False, quiet=quiet,

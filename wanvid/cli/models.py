@@ -8,12 +8,14 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import _state
+from wanvid.cli.options import QuietOpt
 
 
 @app.command()
 def models(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """List the models, their resolutions, durations and audio support.
 

@@ -58,6 +58,7 @@ def submit(
     upload: UploadOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the "
                                           "request; send nothing.")] = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
     """Create a task and print its id (the video is fetched later by `wanvid wait`).
@@ -67,7 +68,7 @@ def submit(
     from wanvid.envelope import submitted_data
 
     jo = _json(ctx, "submit", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     svc.upload = upload
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
@@ -121,8 +122,8 @@ def generate(
     Example: wanvid generate cat.png -p "the cat turns its head" -o "{stem}-{seed}.mp4" --seed 7
     """
     jo = _json(ctx, "generate", json_out)
-    svc = service(ctx)
-    svc.upload, svc.quiet = upload, quiet
+    svc = service(ctx, quiet)
+    svc.upload = upload
     if no_sidecar:
         svc.sidecars = False
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,

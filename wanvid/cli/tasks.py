@@ -25,6 +25,7 @@ def status(
     ctx: typer.Context,
     task_ids: Annotated[list[str] | None, typer.Argument(
         metavar="TASK_ID...", help="Task ids (or read from stdin, one per line).")] = None,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
     """Ask the service for the status of tasks (one line per task).
@@ -35,7 +36,7 @@ def status(
     from wanvid.service import status_line
 
     jo = _json(ctx, "status", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     codes = []
     ids = svc.read_ids(task_ids)
     if jo is not None:
@@ -80,14 +81,14 @@ def wait(
     Example: wanvid submit cat.png -p "the cat yawns" | wanvid wait -o videos/
     """
     jo = _json(ctx, "wait", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     if no_sidecar:
         svc.sidecars = False
     ids = svc.read_ids(task_ids) if (task_ids or not pending) else []
     if pending:
         ids += [t for t in svc.pending_ids() if t not in ids]
         if not ids:
-            svc.env.err("wanvid: nothing pending in the journal")
+            svc.env.note("nothing pending in the journal")
             return 0
     return wait_and_render(svc, ids, output=output, timeout=timeout, interval=interval,
                            download=not no_download, force=force, quiet=quiet,
@@ -113,7 +114,7 @@ def download(
     from wanvid.envelope import download_data
 
     jo = _json(ctx, "download", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     if no_sidecar:
         svc.sidecars = False
     res = svc.download(target, output=output, force=force, reporter=reporter(svc, quiet))
@@ -137,6 +138,7 @@ def tasks(
                                               "model.")] = None,
     page: Annotated[int, typer.Option("--page", help="--remote: page number.")] = 1,
     page_size: Annotated[int, typer.Option("--page-size", help="--remote: tasks per page.")] = 10,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
     """List tasks from the journal (or, with --remote, from the service).
@@ -148,7 +150,7 @@ def tasks(
     from wanvid.service import parse_since
 
     jo = _json(ctx, "tasks", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     window = parse_since(since) if since else None
     now = svc.env.now()
     if remote:
@@ -198,6 +200,7 @@ def cancel(
     ctx: typer.Context,
     task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID...",
                                                   help="Tasks to cancel (PENDING only).")],
+    quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per "
                                            "task, then a summary.")] = False,
 ) -> int:
@@ -208,7 +211,7 @@ def cancel(
     from wanvid.envelope import cancel_data, cancel_errors
 
     jo = _json(ctx, "cancel", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     ids = svc.read_ids(task_ids)
     if jo is not None:
         jo.expect(ids)
