@@ -5,10 +5,12 @@ Run from the repository root (or anywhere, with wanvid importable)::
 
     python bench/bench_encode.py [--runs 7] [--keep DIR]
 
-It builds a valid PNG padded with an ancillary chunk to 10 MiB - 1000 bytes (just under
-``IMAGE_MAX_BYTES``), then measures:
+It builds two images just under ``IMAGE_MAX_BYTES``: a valid PNG padded with an ancillary
+chunk to 10 MiB - 1000 bytes (little to decode), and a 1800×1800 PNG of noise (9.3 MiB,
+every byte pixel data: the worst case for the full decode every local image gets), then
+measures for each:
 
-(a)  ``wanvid submit FILE --dry-run`` minus ``wanvid submit https://example.com/a.png
+(a)  ``wanvid submit FILE --dry-run --upload never`` minus ``wanvid submit https://example.com/a.png
      --dry-run`` (median of N runs each), against coreutils ``base64 FILE > /dev/null``
      (median of N): ratio "extra time / base64 time", target <= 3. Skipped with
      "skipped: CLI not ready" when the CLI cannot do a dry run.
@@ -78,6 +80,16 @@ def make_png(path: Path, size: int, width: int = 1280, height: int = 720) -> Non
     assert path.stat().st_size == size
 
 
+def make_noise_png(path: Path, side: int = 1800) -> None:
+    """A PNG of random RGB pixels (incompressible: the file is nearly all pixel data)."""
+    comp = zlib.compressobj(0)
+    rows = b"".join(b"\0" + os.urandom(3 * side) for _ in range(side))
+    idat = comp.compress(rows) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+                     + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+
+
 def _env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"DASHSCOPE_API_KEY": "sk-bench-not-a-real-key",
@@ -122,7 +134,8 @@ def bench_base64(path: Path) -> Callable[[], float]:
 def part_a(path: Path, tmp: Path, runs: int, base64_s: float) -> None:
     env = _env(tmp)
     cli = [sys.executable, "-m", "wanvid", "submit"]
-    t_file, p_file = _timed([*cli, str(path), "--dry-run"], env)
+    file_cmd = [*cli, str(path), "--dry-run", "--upload", "never"]  # inline, not uploaded
+    t_file, p_file = _timed(file_cmd, env)
     t_url, p_url = _timed([*cli, URL, "--dry-run"], env)
     if (p_file.returncode or p_url.returncode or "data:image/png;base64," not in p_file.stdout
             or URL not in p_url.stdout):
@@ -132,7 +145,7 @@ def part_a(path: Path, tmp: Path, runs: int, base64_s: float) -> None:
         print(f"(a)  skipped: CLI not ready ({why})")
         return
     fs, us = _samples(runs, [
-        lambda: _timed([*cli, str(path), "--dry-run"], env)[0],
+        lambda: _timed(file_cmd, env)[0],
         lambda: _timed([*cli, URL, "--dry-run"], env)[0],
     ])
     f_med, u_med = statistics.median(fs), statistics.median(us)
@@ -222,18 +235,23 @@ def main() -> None:
         tmp = Path(td)
         where = args.keep or tmp
         where.mkdir(parents=True, exist_ok=True)
-        path = where / "bench-10mb.png"
-        make_png(path, FILE_SIZE)
-        print(f"image: {path} ({path.stat().st_size} bytes, valid PNG padded with an "
-              f"ancillary chunk); {runs} runs per figure\n")
-        run_b64 = bench_base64(path)
-        run_b64()  # warm the page cache
-        (base64_s,) = _median_interleaved(runs, [run_b64])
-        part_a(path, tmp, runs, base64_s)
-        print()
-        part_a_library(path, runs, base64_s)
-        print()
-        part_b(path, runs)
+        padded = where / "bench-10mb.png"
+        make_png(padded, FILE_SIZE)
+        noise = where / "bench-noise.png"
+        make_noise_png(noise)
+        for path, what in ((padded, "valid PNG padded with an ancillary chunk"),
+                           (noise, "1800×1800 PNG of noise, all pixel data")):
+            print(f"image: {path} ({path.stat().st_size} bytes, {what}); {runs} runs per "
+                  "figure\n")
+            run_b64 = bench_base64(path)
+            run_b64()  # warm the page cache
+            (base64_s,) = _median_interleaved(runs, [run_b64])
+            part_a(path, tmp, runs, base64_s)
+            print()
+            part_a_library(path, runs, base64_s)
+            print()
+            part_b(path, runs)
+            print()
 
 
 if __name__ == "__main__":

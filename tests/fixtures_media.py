@@ -1,4 +1,5 @@
-"""Tiny hand-made media files for tests (no Pillow): headers built with struct/zlib/wave."""
+"""Tiny hand-made media files for tests: headers built with struct/zlib/wave (whose pixels
+decode, for PNG, JPEG and BMP), and ``real_image`` for what Pillow must write (WebP)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ import math
 import struct
 import wave
 import zlib
+
+
+def real_image(fmt: str, size: tuple[int, int], **save: object) -> bytes:
+    """A real image written by Pillow (a grey field); ``save`` goes to ``Image.save``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (128, 128, 128)).save(buf, fmt, **save)
+    return buf.getvalue()
+
 
 # --------------------------------------------------------------------------- PNG
 

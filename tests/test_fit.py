@@ -457,8 +457,9 @@ def test_pillow_bomb_limit_replaced_by_our_own(tmp_path: Path,
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     assert fit_image(path, resolution="720P").width == 800
     assert Image.MAX_IMAGE_PIXELS == 1000
-    monkeypatch.setattr(fit, "MAX_DECODE_PIXELS", 800 * 600 - 1)
-    with pytest.raises(BadInputError, match="800×600 is 0.5 MP, over the 0 MP") as e:
+    monkeypatch.setattr(fit, "MAX_FULL_DECODE_PIXELS", 800 * 600 - 1)
+    with pytest.raises(BadInputError, match="800×600 is 0.5 MP, over the 0 MP --fit decodes "
+                                            "at full size") as e:
         fit_image(path, resolution="720P")
     assert str(path) in e.value.message
 
@@ -627,14 +628,15 @@ def test_forced_size_out_of_limits_refused(tmp_path: Path, size: tuple[int, int]
         fit_image(path, resolution="720P", size=size)
 
 
-# --- Pillow is optional ------------------------------------------------------------------------
+# --- Pillow missing (a broken install) ---------------------------------------------------------
 
 def test_missing_pillow_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = save(tmp_path, "ok.png", photo_like((800, 600)))
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(BadInputError) as e:
         fit_image(path, resolution="720P")
-    assert e.value.message == "--fit needs Pillow: pip install 'wanvid[fit]'"
+    assert e.value.message.startswith("--fit needs Pillow, which wanvid depends on")
+    assert e.value.message.endswith("reinstall it: pip install pillow")
     assert e.value.status == ExitStatus.BAD_INPUT
     # target_size is plain arithmetic and works without it
     assert target_size(4032, 3024, "720P") == (1357, 1018)

@@ -20,6 +20,7 @@ from tests.fixtures_media import (
     mp3_seconds,
     png_bytes,
     png_chunk,
+    real_image,
     wav_bytes,
     webp_bytes,
 )
@@ -169,7 +170,7 @@ def test_load_png_file(cwd: Path) -> None:
 @pytest.mark.parametrize(("name", "data", "mime"), [
     ("photo.jpg", jpeg_bytes(800, 600, app_pad=300_000), "image/jpeg"),
     ("scan.bmp", bmp_bytes(400, 400), "image/bmp"),
-    ("pic.webp", webp_bytes(1000, 700, kind="VP8X"), "image/webp"),
+    ("pic.webp", real_image("WEBP", (1000, 700), icc_profile=b"\0" * 64), "image/webp"),
     ("really-png.jpg", OK_PNG, "image/png"),  # content wins over the extension
     ("noext", OK_PNG, "image/png"),
 ])

@@ -54,7 +54,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "poll_interval": (float, f"seconds between status queries at first (default {DEFAULT_POLL_INTERVAL:g})"),
     "max_qps": (float, f"most task queries per second a wait makes (default {DEFAULT_MAX_QPS:g})"),
     "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
-    "fit": (bool, "prepare local images with --fit by default (needs wanvid[fit])"),
+    "fit": (bool, "prepare local images with --fit by default"),
     "upload": (str, "local files: auto (audio/video uploaded, default), always or never"),
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
     "prices": (dict, "your price per billed second, per model: set prices.MODEL 0.05 (usage, batch)"),

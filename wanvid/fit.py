@@ -7,8 +7,9 @@ EXIF orientation, scales it to the resolution tier's pixel budget, flattens tran
 and re-encodes it as a metadata-free JPEG. An image that is already acceptable and carries
 no metadata is sent byte-for-byte as it is.
 
-Pillow is an optional extra (``pip install 'wanvid[fit]'``), so it is imported only inside
-the functions that need it: importing this module never imports PIL.
+Pillow is a dependency, imported only inside the functions that need it: importing this
+module never imports PIL. HEIC needs ``pillow-heif`` (``pip install 'wanvid[heic]'``).
+Decompression bombs are refused from the header's pixel count, before decoding.
 """
 
 from __future__ import annotations
@@ -51,9 +52,17 @@ _WEBP_PLAIN_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"A
 _TIFF_META_TAGS = frozenset({0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x02BC, 0x8298,
                              0x83BB, 0x8649, 0x8769, 0x8773, 0x8825})
 _ORIENTATION_TAG = 0x0112
-# Pillow refuses images over ~179 MP as possible decompression bombs; 200 MP phone photos
-# exist, so fit_image applies its own limit instead (JPEGs decode at 1/8 scale anyway).
+# Decompression bombs: the pixel count is read from the header before anything is decoded.
+# Pillow's own limit (~179 MP, a warning from 89 MP) is replaced by two of ours. A JPEG is
+# decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), so a 200 MP phone photo costs
+# what a 3-25 MP one does: up to MAX_DECODE_PIXELS. Every other format (PNG, WebP, BMP,
+# TIFF, GIF, HEIC) is decoded at full size, about 3-4 bytes a pixel: up to
+# MAX_FULL_DECODE_PIXELS (50 MP, e.g. 8660×5770; about 200 MB), which no camera's PNG
+# reaches, and which a 200 KB PNG claiming 15000×15000 (225 MP) does.
 MAX_DECODE_PIXELS = 256_000_000
+MAX_FULL_DECODE_PIXELS = 50_000_000
+MAX_FILE_BYTES = 256 << 20  # a file --fit reads into memory (phone photos: 2-30 MB)
+_DRAFTABLE = ("JPEG", "MPO")
 
 _heif_checked = False
 
@@ -173,7 +182,8 @@ def _pil() -> tuple[Any, Any, Any]:
     try:
         from PIL import Image, ImageColor, ImageOps
     except ImportError as e:
-        raise BadInputError("--fit needs Pillow: pip install 'wanvid[fit]'") from e
+        raise BadInputError(f"--fit needs Pillow, which wanvid depends on but cannot import "
+                            f"({e}); reinstall it: pip install pillow") from e
     if not _heif_checked:
         _heif_checked = True
         try:
@@ -318,6 +328,9 @@ def fit_image(path: Path, *, resolution: str | None, background: str = "white",
         raise BadInputError(f"{name}: cannot fit to {size[0]}×{size[1]}: each side must be "
                             f"{b.min_px}..{b.max_px} px")
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise BadInputError(f"{name}: {_human_size(path.stat().st_size)} is more than the "
+                                f"{_human_size(MAX_FILE_BYTES)} --fit reads; shrink it first")
         data = path.read_bytes()
     except OSError as e:
         raise BadInputError(f"{name}: cannot read: {e.strerror or e}") from e
@@ -344,11 +357,8 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
         im = pil_image.open(io.BytesIO(data))
     finally:
         pil_image.MAX_IMAGE_PIXELS = pillow_limit
-    if im.width * im.height > MAX_DECODE_PIXELS:
-        raise BadInputError(f"{im.width}×{im.height} is {im.width * im.height / 1e6:.1f} MP, "
-                            f"over the {MAX_DECODE_PIXELS // 1_000_000} MP --fit can decode; "
-                            "shrink it first")
     orig_format = im.format or "unknown"
+    _check_pixels(im.width, im.height, orig_format)
     orientation = im.getexif().get(_ORIENTATION_TAG, 1)
     if orientation not in range(2, 9):
         orientation = 1
@@ -377,12 +387,15 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
             im.draft(None, needed if orientation < 5 else (needed[1], needed[0]))
             drafted = upright
     im.load()
+    alpha = _has_alpha(im)
+    if drafted is None and orientation == 1 and orig_format != "TIFF":
+        im, drafted = _reduced(im, resolution, size, bg, pil_image, limits)
     if im.getexif().get(_ORIENTATION_TAG, 1) in range(2, 9):
         im = image_ops.exif_transpose(im)
     if orientation != 1:
         notes.append("EXIF orientation applied")
     out_size = _plan(drafted or im.size, resolution, size, limits)[0]
-    if _has_alpha(im):
+    if alpha:
         notes.append(f"transparency flattened onto {background}")
     im = _to_rgb(im, bg, pil_image)
     if size is not None:
@@ -407,6 +420,45 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
                      height=out.height, orig_width=orig_w, orig_height=orig_h,
                      orig_format=orig_format, orig_size=len(data), changed=True,
                      notes=tuple(notes))
+
+
+def _check_pixels(width: int, height: int, fmt: str) -> None:
+    """Refuse, from the header alone, an image too big to decode (see MAX_*_PIXELS)."""
+    limit = MAX_DECODE_PIXELS if fmt in _DRAFTABLE else MAX_FULL_DECODE_PIXELS
+    if width * height > limit:
+        how = "" if fmt in _DRAFTABLE else f" at full size (a {fmt} cannot be decoded smaller)"
+        raise BadInputError(f"{width}×{height} is {width * height / 1e6:.1f} MP, over the "
+                            f"{limit // 1_000_000} MP --fit decodes{how}; shrink it first "
+                            "(it may also be a decompression bomb)")
+
+
+_STRIP_ROWS = 256  # rows of the full image flattened and reduced at a time
+
+
+def _reduced(im: PILImage, resolution: str | None, size: tuple[int, int] | None,
+             background: tuple[int, int, int], pil_image: Any,
+             limits: ImageLimits | None = None,
+             ) -> tuple[PILImage, tuple[int, int] | None]:
+    """A fully decoded (upright) image much larger than needed, made RGB (transparency
+    flattened onto ``background``) and shrunk by an integer factor (``Image.reduce``, a
+    box filter, as libjpeg's draft scaling is for JPEGs) a strip at a time: no second
+    full-size copy is ever made (converting or reducing an RGBA image whole would make
+    one), so the peak is the decoded image plus a strip. The final LANCZOS resize does
+    the fine step. Returns the image and, when reduced, the size the output is planned
+    from (the original's)."""
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return im, None  # 16-bit grey is scaled by its global maximum: whole, in _to_rgb
+    needed = _plan(im.size, resolution, size, limits)[1]
+    factor = min(im.width // max(1, needed[0]), im.height // max(1, needed[1]))
+    if factor < 2:
+        return im, None
+    out = pil_image.new("RGB", (im.width // factor, im.height // factor))
+    step = factor * max(1, _STRIP_ROWS // factor)
+    for y in range(0, out.height * factor, step):
+        rows = min(step, out.height * factor - y)
+        strip = _to_rgb(im.crop((0, y, out.width * factor, y + rows)), background, pil_image)
+        out.paste(strip.reduce(factor), (0, y // factor))
+    return out, im.size
 
 
 def fit_pair(first: Path, last: Path, *, resolution: str | None,

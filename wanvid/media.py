@@ -6,9 +6,11 @@ validated) or a local file (a path, or ``file://`` like the official SDK). Local
 as ``data:{mime};base64,{data}``.
 
 Formats are recognised from the content (magic bytes), never from the file name, and every
-header is parsed by hand with :mod:`struct` -- no Pillow here. Every rule of the API reference
-is checked before anything could be sent; each violation raises :class:`BadInputError` with a
-one-line message naming the file (or flag), the rule and the fix.
+header is parsed by hand with :mod:`struct` (cheap, and the pixel count is known before any
+decoding). Every rule of the API reference is checked before anything could be sent; each
+violation raises :class:`BadInputError` with a one-line message naming the file (or flag),
+the rule and the fix. Then an image that passes is decoded in full with Pillow (imported on
+first use), so a truncated or corrupt one is refused too, before anything is sent.
 
 Memory: a local file is never held in memory as a whole. ``MediaInput.iter_value`` streams the
 data URI in base64 chunks read from disk, and :func:`body_bytes` splices those chunks straight
@@ -128,9 +130,12 @@ class _Src(Protocol):
 
     def read(self, offset: int, n: int) -> bytes: ...
 
+    def stream(self) -> BinaryIO: ...
+
 
 class _BytesSrc:
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._data = data
         self._mv = memoryview(data).cast("B")
         self.size = len(self._mv)
 
@@ -138,6 +143,10 @@ class _BytesSrc:
         if offset < 0 or offset >= self.size or n <= 0:
             return b""
         return bytes(self._mv[offset:offset + n])
+
+    def stream(self) -> BinaryIO:
+        """The whole content as a file (no copy for ``bytes``)."""
+        return io.BytesIO(self._data if isinstance(self._data, bytes) else bytes(self._mv))
 
 
 class _FileSrc:
@@ -150,6 +159,10 @@ class _FileSrc:
             return b""
         self._f.seek(offset)
         return self._f.read(n)
+
+    def stream(self) -> BinaryIO:
+        self._f.seek(0)
+        return self._f
 
 
 def _u16be(b: bytes, o: int = 0) -> int:
@@ -738,6 +751,7 @@ def _check_image(src: _Src, label: str, *, fit_hint: bool = True,
     problem = _image_problem(info, src.size, fit_hint=fit_hint, limits=limits)
     if problem:
         raise BadInputError(f"{label}: {problem}")
+    _decode_image(src, info, label)
     return info
 
 
@@ -751,6 +765,58 @@ def _range_text(lo: float | None, hi: float | None, unit: str) -> str:
 
 def _aspect(x: float) -> str:
     return f"1:{_secs(1 / x)}" if x < 1 else f"{_secs(x)}:1"
+
+
+def _pillow_opener(fmt: str) -> Callable[[BinaryIO], Any]:
+    """The Pillow image class for one format, imported alone: ``Image.open`` would first
+    import the plugins of five formats (Pillow's ``preinit``), which costs startup time."""
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngImageFile
+        return PngImageFile
+    if fmt == "JPEG":
+        from PIL.JpegImagePlugin import JpegImageFile
+        return JpegImageFile
+    if fmt == "BMP":
+        from PIL.BmpImagePlugin import BmpImageFile
+        return BmpImageFile
+    from PIL.WebPImagePlugin import WebPImageFile
+    return WebPImageFile
+
+
+def _decode_image(src: _Src, info: ImageInfo, label: str) -> None:
+    """Decode every pixel of an image whose header passed, so a file that is cut short or
+    whose pixel data is garbage is refused here, before anything is sent.
+
+    Only called once the header's size is within the model's limits (at most 8000 px a
+    side on the newest models): the pixel count is known and bounded before any decoding
+    (no decompression bomb gets this far). A PNG's chunk checksums are verified first (``verify``); a JPEG is
+    decoded at 1/8 scale (``draft``: libjpeg still reads every coefficient, so a cut or a
+    broken scan is still caught, in a fraction of the time and memory). Formats whose
+    pixel data has no redundancy (BMP, lossy WebP) can only be checked for being complete.
+    Pillow is imported here, on first use: commands that send no local image never load it.
+    """
+    import warnings
+
+    fmt = info.format
+    try:
+        opener = _pillow_opener(fmt)
+    except ImportError as e:  # a broken install: Pillow is a dependency
+        raise BadInputError(f"{label}: cannot decode it: Pillow, which wanvid depends on, "
+                            f"cannot be imported ({e}); reinstall it: pip install pillow") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd EXIF and the like: not our business here
+            if fmt == "PNG":
+                with opener(src.stream()) as im:
+                    im.verify()  # every chunk's CRC, IDAT included
+            with opener(src.stream()) as im:
+                if fmt == "JPEG":
+                    im.draft(im.mode, (1, 1))  # the smallest DCT scale libjpeg offers
+                im.load()
+    except Exception as e:  # noqa: BLE001 - any decoder failure means "cannot be decoded"
+        why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise BadInputError(f"{label}: {fmt} image is damaged or cut short: its pixels cannot "
+                            f"be decoded ({why}). Re-export the image.") from None
 
 
 def _image_problem(info: ImageInfo, size: int, *, fit_hint: bool = True,

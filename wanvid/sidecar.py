@@ -20,8 +20,8 @@ It is written atomically (a new temporary file, never following a symlink, then 
 over the final name) and only ever replaces a wanvid sidecar: a ``clip.json`` of the user's
 own is left alone, and a symbolic link at ``clip.json`` or ``clip.thumb.jpg`` is refused
 (``OSError`` naming it; the callers warn and keep the video). The thumbnail of the input
-frame(s) is made locally with Pillow when it is installed (``pip install 'wanvid[fit]'``);
-without it there is simply no thumbnail.
+frame(s) is made locally with Pillow (without it, a broken install, there is simply no
+thumbnail).
 """
 
 from __future__ import annotations

@@ -123,3 +123,16 @@ def test_symlinked_part_is_refused_exit_9_target_untouched(
     m = _run(["download", srv.url + "/t-1.mp4", "-o", "v.mp4"], wv_env, work)
     assert m.code == 0, m.err
     assert (work / "v.mp4").read_bytes() == video
+
+
+def test_png_bomb_under_fit_is_refused_in_bounded_memory(wv_env: dict[str, str],
+                                                         work: Path) -> None:
+    from tests.fixtures_media import png_bytes
+
+    bomb = png_bytes(15000, 15000, colour=0)  # 214 KB that decode to 225 MP of grey
+    assert len(bomb) < 250_000
+    (work / "bomb.png").write_bytes(bomb)
+    m = _run(["submit", "bomb.png", "--fit", "-p", "x"], wv_env, work)  # 1.1 GB before
+    assert m.code == 2, m.err
+    assert "bomb.png: 15000×15000 is 225.0 MP, over the 50 MP" in _one_error(m)
+    assert m.rss_mb < RSS_LIMIT_MB, m.rss_mb

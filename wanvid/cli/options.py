@@ -40,7 +40,7 @@ WatermarkOpt = Annotated[bool | None, typer.Option(
     show_default=False)]
 FitOpt = Annotated[bool | None, typer.Option(
     "--fit/--no-fit", help="Resize, rotate, flatten and strip local images so the service "
-    "accepts them (needs wanvid[fit]).", show_default=False)]
+    "accepts them.", show_default=False)]
 FitBgOpt = Annotated[str, typer.Option("--fit-background",
                                        help="Colour under transparent pixels with --fit.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
