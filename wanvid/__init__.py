@@ -17,13 +17,22 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# Not ``download``/``service``: those names are the submodules wanvid.download and
-# wanvid.service, which a package attribute must not shadow.
-_API = {"submit", "wait", "generate", "status", "save", "cancel", "Result"}
-_ERRORS = {"WanvidError", "BadInputError", "AuthError", "RejectedError", "TaskFailedError",
-           "URLExpiredError", "WaitTimeoutError", "NetworkError", "ThrottledError",
-           "JournalError", "WriteError", "ExitStatus"}
+# Each public name and the module it comes from, loaded on first use. Not ``download`` or
+# ``service``: those names are the submodules wanvid.download and wanvid.service, which a
+# package attribute must not shadow. (The TYPE_CHECKING imports below say the same for
+# type checkers, and __all__ lists them: tests/test_public_api.py checks the three agree.)
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("submit", "wait", "generate", "status", "save", "cancel", "Result"),
+                    "wanvid.api"),
+    **dict.fromkeys(("WanvidError", "BadInputError", "AuthError", "RejectedError",
+                     "TaskFailedError", "URLExpiredError", "WaitTimeoutError", "NetworkError",
+                     "ThrottledError", "JournalError", "WriteError", "ExitStatus"),
+                    "wanvid.errors"),
+    "Environment": "wanvid.context",
+    "Service": "wanvid.service",
+}
 
+# Written out for linters and type checkers, which read it without running this module.
 __all__ = [
     "AuthError", "BadInputError", "Environment", "ExitStatus", "JournalError", "NetworkError",
     "RejectedError", "Result", "Service", "TaskFailedError", "ThrottledError",
@@ -52,14 +61,9 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wanvid' has no attribute {name!r}")
     import importlib
 
-    if name in _API:
-        return getattr(importlib.import_module("wanvid.api"), name)
-    if name in _ERRORS:
-        return getattr(importlib.import_module("wanvid.errors"), name)
-    if name == "Environment":
-        return importlib.import_module("wanvid.context").Environment
-    if name == "Service":
-        return importlib.import_module("wanvid.service").Service
-    raise AttributeError(f"module 'wanvid' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
