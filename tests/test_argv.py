@@ -8,7 +8,7 @@ import pytest
 import typer
 
 from wanvid.cli import app, main
-from wanvid.cli.argv import Spec, normalize, spec_of
+from wanvid.cli.argv import Spec, command_of, json_command, json_commands, normalize, spec_of
 from wanvid.context import Environment
 
 ROOT = spec_of(typer.main.get_command(app))
@@ -84,3 +84,33 @@ def test_models_after_and_before_root_options(tmp_path: object) -> None:
                       stdout=out, stderr=err)
     assert main(["models", "--region", "cn", "-q", "--debug"], env) == 0, err.getvalue()
     assert "wan2.2-i2v-flash" in out.getvalue()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["status", "--json", "ID"], "status"),
+    (["--region", "intl", "--base-url", "http://h/api/v1", "wait", "--json"], "wait"),
+    (["--region", "status", "tasks", "--json"], "tasks"),   # "status" is --region's value
+    (["config", "list", "--json"], "config list"),
+    (["--json", "config", "list"], "config list"),
+    (["config", "--json"], None),                            # the group has no --json
+    (["status", "--json", "--help"], None),
+    (["status", "--", "--json"], None),                      # after --: an argument
+    (["demo", "--json"], None),                              # no --json: a usage error
+    (["status", "ID"], None),
+])
+def test_json_command_reads_the_real_commands(args: list[str], expected: str | None) -> None:
+    assert json_command(args, ROOT) == expected
+
+
+def test_command_of_walks_groups_and_stops_at_the_leaf() -> None:
+    root = Spec(valued=frozenset({"--base-url"}), flags=frozenset({"--debug"}),
+                subcommands={"g": Spec(subcommands={"run": Spec(flags=frozenset({"--json"}))})})
+    assert command_of(["--base-url", "g", "g", "run", "run"], root)[0] == ("g", "run")
+    assert command_of(["--debug"], root) == ((), root)
+    assert json_commands(root) == {"g run"}
+
+
+def test_json_commands_are_the_commands_with_a_json_option() -> None:
+    cmds = json_commands(ROOT)
+    assert {"submit", "generate", "status", "wait", "batch", "config list"} <= cmds
+    assert not {"demo", "config", "completions"} & cmds

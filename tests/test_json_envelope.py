@@ -29,13 +29,16 @@ def _task(status: str, **out: Any) -> dict[str, Any]:
 # --- the schema and the validator agree with the code ---------------------------------------
 
 def test_schema_lists_every_exit_code_and_error_code() -> None:
-    from wanvid.cli.app import JSON_COMMANDS
+    import typer
+
+    from wanvid.cli import app  # the package: every command registered
+    from wanvid.cli.argv import json_commands, spec_of
     from wanvid.envelope import ERROR_CODES
 
     props = envelope_schema.SCHEMA["properties"]
     assert set(props["exit_code"]["enum"]) == {int(s) for s in ExitStatus}
     assert {c for c, _ in EXIT_CODE_TABLE} == set(props["exit_code"]["enum"])
-    assert set(props["command"]["enum"]) == set(JSON_COMMANDS)
+    assert set(props["command"]["enum"]) == json_commands(spec_of(typer.main.get_command(app)))
     codes = envelope_schema.SCHEMA["$defs"]["error"]["properties"]["code"]["enum"]
     assert set(codes) == set(ERROR_CODES.values())
     assert set(ERROR_CODES) == {int(s) for s in ExitStatus if s}

@@ -76,34 +76,6 @@ def _interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) 
     return int(status)
 
 
-# Commands with --json ("config list" is "config" + "list"), for envelopes on failures that
-# happen before the command runs (a usage error).
-JSON_COMMANDS = frozenset({"submit", "generate", "status", "wait", "download", "cancel",
-                           "tasks", "models", "batch", "usage", "config list"})
-_ROOT_VALUED = frozenset({"--region", "--base-url"})
-
-
-def json_command(args: list[str]) -> str | None:
-    """The command a ``--json`` run is for, when it has --json (else None)."""
-    if "--json" not in (args[:args.index("--")] if "--" in args else args):
-        return None
-    if {"-h", "--help"} & set(args):
-        return None
-    words: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-        elif a in _ROOT_VALUED:
-            skip = True
-        elif not a.startswith("-"):
-            words.append(a)
-            if words[0] != "config" or len(words) == 2:
-                break
-    name = " ".join(words)
-    return name if name in JSON_COMMANDS else None
-
-
 _signalled: set[ExitStatus] = set()
 
 
@@ -191,16 +163,17 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         args = ["--help"]  # `wanvid` alone: the help, exit 0
-    from wanvid.cli.argv import normalize, spec_of
+    from wanvid.cli.argv import json_command, normalize, spec_of
 
     with _OnlyInvoked(args):  # built once (only the invoked command): for normalize and the run
         command = typer.main.get_command(app)
-    args = normalize(args, spec_of(command))
+    spec = spec_of(command)
+    args = normalize(args, spec)
     if {"-h", "--help"} & set(args):
         _quiet_rich_broken_pipe()
     debug = "--debug" in args
     state = State(env=env, argv=args)
-    jc = json_command(args)
+    jc = json_command(args, spec)
     if jc is not None:
         from wanvid.envelope import JsonOut
 

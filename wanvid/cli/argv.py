@@ -144,3 +144,56 @@ def normalize(args: list[str], root: Spec) -> list[str]:
             i += 1
         i += 1
     return [*head, *path, *early, *rest]
+
+
+def command_of(args: list[str], root: Spec) -> tuple[tuple[str, ...], Spec]:
+    """The command path ``args`` names (``("config", "list")``) and its ``Spec``, reading
+    past the root options (and their values) as ``normalize`` does; ``()`` and ``root``
+    when no command is named."""
+    path: list[str] = []
+    node = root
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            break
+        if path == [] or node.subcommands:
+            is_valued, next_is_value = _takes(a, (root if not path else node).valued)
+            if is_valued:
+                i += 2 if next_is_value else 1
+                continue
+        if a.startswith("-") and a != "-":
+            i += 1
+            continue
+        if a not in node.subcommands:
+            break
+        path.append(a)
+        node = node.subcommands[a]
+        if not node.subcommands:
+            break
+        i += 1
+    return tuple(path), node
+
+
+def json_command(args: list[str], root: Spec) -> str | None:
+    """The command a ``--json`` run is for (``"config list"``) when that command has
+    ``--json`` and it is given (before any ``--``, and not with ``--help``), else None."""
+    given = args[:args.index("--")] if "--" in args else args
+    if "--json" not in given or {"-h", "--help"} & set(given):
+        return None
+    path, node = command_of(args, root)
+    return " ".join(path) if path and "--json" in node.options else None
+
+
+def json_commands(root: Spec) -> set[str]:
+    """Every command path that has ``--json`` (what the envelope's ``command`` can be)."""
+    found: set[str] = set()
+
+    def walk(prefix: tuple[str, ...], node: Spec) -> None:
+        if prefix and "--json" in node.options:
+            found.add(" ".join(prefix))
+        for name, sub in node.subcommands.items():
+            walk((*prefix, name), sub)
+
+    walk((), root)
+    return found
