@@ -7,7 +7,7 @@ stdout carries only results (task ids, paths, JSON); everything for humans goes 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from wanvid.cli import coerce
 from wanvid.cli.common import State, _state
 from wanvid.context import Environment, StdoutClosed
 from wanvid.errors import ExitStatus, Terminated, WanvidError, exit_status_of
+
+if TYPE_CHECKING:
+    from typer._click.core import Command  # typer's own click
 
 HELP = """Turn a still image (or a first and a last frame) into a video with Alibaba Cloud
 Model Studio's Wan models.
@@ -158,7 +161,7 @@ class _OnlyInvoked:
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
-    """Run the CLI; map every outcome to an exit code in this one place."""
+    """Run the CLI; map every outcome to an exit code in this one place (``_run``)."""
     env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
@@ -171,62 +174,17 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     args = normalize(args, spec)
     if {"-h", "--help"} & set(args):
         _quiet_rich_broken_pipe()
-    debug = "--debug" in args
     state = State(env=env, argv=args)
     jc = json_command(args, spec)
     if jc is not None:
         from wanvid.envelope import JsonOut
 
         state.json = JsonOut(env, jc, streaming=None if "--dry-run" not in args else False)
-    errors: list[dict[str, object]] = []
     _signalled.clear()
     previous = _install_sigterm() if argv is None else None
     code: int
     try:
-        try:
-            rv = command(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
-            code = int(rv) if isinstance(rv, int) else 0
-            if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
-                sig = (Terminated() if ExitStatus.TERMINATED in _signalled
-                       else KeyboardInterrupt())
-                code = _interrupted(env, exit_status_of(sig))
-                errors = [_error(sig, code)]
-        except WanvidError as e:
-            env.err(f"wanvid: error: {e.message}")
-            code = int(e.status)
-            errors = [_error(e, code)]
-        except KeyboardInterrupt as e:
-            code = _interrupted(env, exit_status_of(e))
-            errors = [_error(e, code)]
-        except typer.Exit as e:
-            code = int(getattr(e, "exit_code", 0) or 0)
-        except typer.Abort:
-            if ExitStatus.TERMINATED in _signalled:
-                code = _interrupted(env, ExitStatus.TERMINATED)
-                errors = [_error(Terminated(), code)]
-            else:
-                env.err("wanvid: aborted")
-                code = int(ExitStatus.INTERRUPTED)
-                errors = [_error(KeyboardInterrupt(), code)]
-        except (BrokenPipeError, StdoutClosed):
-            state.json = None  # nobody is reading
-            code = int(ExitStatus.STDOUT_CLOSED)
-        except Exception as e:
-            if _is_click_exception(e):
-                msg = e.format_message()  # type: ignore[attr-defined]
-                cmd = getattr(getattr(e, "ctx", None), "command_path", "wanvid")
-                env.err(f"wanvid: error: {msg} (see `{cmd} --help`)")
-                code = int(ExitStatus.BAD_INPUT)
-                from wanvid.envelope import error
-
-                errors = [error(code, f"{msg} (see `{cmd} --help`)")]
-            else:
-                if debug or env.get("WANVID_RAISE"):
-                    raise
-                env.err(f"wanvid: internal error: {type(e).__name__}: {e} "
-                         "(run with --debug for a traceback)")
-                code = 1
-                errors = [_error(e, code)]
+        code, errors = _run(command, args, state)
         code = _finish_json(state, code, errors)
     except KeyboardInterrupt as e:  # a second Ctrl-C / SIGTERM while finishing
         code = int(ExitStatus.TERMINATED if isinstance(e, Terminated)
@@ -241,13 +199,67 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     return code
 
 
+Errors = list[dict[str, object]]
+
+
+def _run(command: Command, args: list[str], state: State) -> tuple[int, Errors]:
+    """Run the command: its exit status and the envelope's errors, every exception mapped
+    to its documented code here (and its one line written to stderr)."""
+    env = state.env
+    try:
+        rv = command(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
+        code = int(rv) if isinstance(rv, int) else 0
+        if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
+            sig = Terminated() if ExitStatus.TERMINATED in _signalled else KeyboardInterrupt()
+            code = _interrupted(env, exit_status_of(sig))
+            return code, [_error(sig, code)]
+        return code, []
+    except WanvidError as e:
+        env.err(f"wanvid: error: {e.message}")
+        return int(e.status), [_error(e, int(e.status))]
+    except KeyboardInterrupt as e:
+        code = _interrupted(env, exit_status_of(e))
+        return code, [_error(e, code)]
+    except typer.Exit as e:
+        return int(getattr(e, "exit_code", 0) or 0), []
+    except typer.Abort:
+        if ExitStatus.TERMINATED in _signalled:
+            code = _interrupted(env, ExitStatus.TERMINATED)
+            return code, [_error(Terminated(), code)]
+        env.err("wanvid: aborted")
+        return int(ExitStatus.INTERRUPTED), [_error(KeyboardInterrupt(), ExitStatus.INTERRUPTED)]
+    except (BrokenPipeError, StdoutClosed):
+        state.json = None  # nobody is reading
+        return int(ExitStatus.STDOUT_CLOSED), []
+    except Exception as e:
+        if _is_click_exception(e):
+            return _usage_error(e, env)
+        if "--debug" in args or env.get("WANVID_RAISE"):
+            raise
+        env.err(f"wanvid: internal error: {type(e).__name__}: {e} "
+                "(run with --debug for a traceback)")
+        return 1, [_error(e, 1)]
+
+
+def _usage_error(e: Exception, env: Environment) -> tuple[int, Errors]:
+    """A click usage error (unknown option, bad value): one line naming the help, exit 2."""
+    from wanvid.envelope import error
+
+    msg = e.format_message()  # type: ignore[attr-defined]
+    cmd = getattr(getattr(e, "ctx", None), "command_path", "wanvid")
+    line = f"{msg} (see `{cmd} --help`)"
+    env.err(f"wanvid: error: {line}")
+    code = int(ExitStatus.BAD_INPUT)
+    return code, [error(code, line)]
+
+
 def _error(e: BaseException, code: int) -> dict[str, object]:
     from wanvid.envelope import exception_error
 
     return exception_error(e, code)
 
 
-def _finish_json(state: State, code: int, errors: list[dict[str, object]]) -> int:
+def _finish_json(state: State, code: int, errors: Errors) -> int:
     """The last envelope of a --json run (the result, or the summary of a stream)."""
     if state.json is None:
         return code
