@@ -48,3 +48,29 @@ def emit_models(env: Environment, *, json_out: JsonOut | None) -> None:
 
     for line in text(None):
         env.out(line)
+
+
+def remote_task_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """``tasks --remote`` as text: one sanitised line per task of the service's list."""
+    from wanvid.sanitize import one_line
+
+    return [" ".join(one_line(t.get(k) or "", 100) for k in
+                     ("task_id", "task_status", "model_name", "submit_time")).rstrip()
+            for t in rows]
+
+
+def journal_task_lines(rows: list[dict[str, Any]], now: float) -> list[str]:
+    """``tasks`` as text: one line per journaled task (``Service.local_tasks`` rows): id,
+    status, model, age, then where its video is, how long its URL lives, or why it failed."""
+    out = []
+    for d in rows:
+        extra = d["path"] or ""
+        if d["expires_in"] is not None and d["status"] == "SUCCEEDED":
+            extra = ("not downloaded, expires in " + fmt_duration(d["expires_in"])
+                     if d["expires_in"] > 0 else "not downloaded, URL expired")
+        elif d["code"]:
+            extra = f"{d['code']}: {d['message'] or ''}"
+        age = fmt_duration(now - d["submitted_at"]) if d["submitted_at"] else "?"
+        out.append(f"{d['task_id']} {d['status']:<9} {d['model'] or '-':<18} {age:>7} ago "
+                   f"{extra}".rstrip())
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -145,54 +145,31 @@ def tasks(
 
     Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.data[].path'
     """
-    from wanvid.envelope import remote_task
-    from wanvid.render import fmt_duration
+    from wanvid.envelope import journal_task, remote_task
+    from wanvid.render import journal_task_lines, remote_task_lines
     from wanvid.service import parse_since
 
     jo = _json(ctx, "tasks", json_out)
     svc = service(ctx, quiet)
     window = parse_since(since) if since else None
-    now = svc.env.now()
     if remote:
-        from wanvid.sanitize import one_line
-
         resp = svc.remote_tasks(status=status_filter, since=window, model=model, page=page,
                                 page_size=page_size)
         rows = [t for t in (resp.get("data") or []) if isinstance(t, dict)]
         if jo is not None:
             jo.result([d for d in map(remote_task, rows) if d is not None])
             return 0
-        for t in rows:
-            svc.env.out(" ".join(one_line(t.get(k) or "", 100) for k in
-                                 ("task_id", "task_status", "model_name", "submit_time"))
-                        .rstrip())
+        for line in remote_task_lines(rows):
+            svc.env.out(line)
         return 0
+    now = svc.env.now()
     if jo is not None:
-        from wanvid.envelope import journal_task
-
         jo.result([journal_task(r, now) for r in
                    svc.local_records(status=status_filter, since=window)])
         return 0
-    rows = svc.local_tasks(status=status_filter, since=window)
-
-    def text(rs: list[dict[str, Any]]) -> list[str]:
-        out = []
-        for d in rs:
-            extra = d["path"] or ""
-            if d["expires_in"] is not None and d["status"] == "SUCCEEDED":
-                extra = ("not downloaded, expires in " + fmt_duration(d["expires_in"])
-                         if d["expires_in"] > 0 else "not downloaded, URL expired")
-            elif d["code"]:
-                extra = f"{d['code']}: {d['message'] or ''}"
-            age = fmt_duration(now - d["submitted_at"]) if d["submitted_at"] else "?"
-            out.append(f"{d['task_id']} {d['status']:<9} {d['model'] or '-':<18} {age:>7} ago "
-                       f"{extra}".rstrip())
-        return out
-
-    for line in text(rows):
+    for line in journal_task_lines(svc.local_tasks(status=status_filter, since=window), now):
         svc.env.out(line)
     return 0
-
 
 
 @app.command()
