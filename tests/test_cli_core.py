@@ -186,7 +186,7 @@ def test_submit_no_audio_and_flags_off(run: Run) -> None:
 
 def test_no_audio_on_a_silent_model_is_a_note(run: Run) -> None:
     r, body = submit_ok([IMG, "--no-audio"], run)
-    assert r.err == ("wanvid: warning: --no-audio: wan2.2-i2v-flash makes silent videos anyway; "
+    assert r.err == ("wanvid: --no-audio: wan2.2-i2v-flash makes silent videos anyway; "
                      "nothing to change\n")
     assert "audio" not in body["parameters"]
 

@@ -231,3 +231,186 @@ def test_probe_video_reads_the_boxes() -> None:
     sample = Path(__file__).parent.parent / "wanvid" / "data" / "sample.mp4"
     got = probe_video(sample.read_bytes())
     assert got is not None and (got.width, got.height, got.duration) == (320, 192, 1.2)
+
+
+# --- shot type, templates, --param (exact bodies; refusals send nothing) ---------------------
+
+CN = "https://dashscope.aliyuncs.com/api/v1"
+
+
+def test_shot_type_body(run: Run) -> None:
+    r, body = sent([IMG, "-m", "wan2.6-i2v-flash", "-d", "12", "--shot", "multi", "--no-audio",
+                    "-p", "cut between wide and close shots"], run)
+    assert body == {"model": "wan2.6-i2v-flash",
+                    "input": {"prompt": "cut between wide and close shots", "img_url": IMG},
+                    "parameters": {"resolution": "1080P", "duration": 12, "shot_type": "multi",
+                                   "audio": False}}
+    assert r.err == ("wanvid: --shot multi: takes effect only with prompt extension on (the "
+                     "service's default; --no-prompt-extend would turn it off)\n")
+
+
+def test_shot_type_with_prompt_extend_and_audio_track(run: Run) -> None:
+    _, body = sent([IMG, "-m", "wan2.6-i2v", "--shot", "single", "--prompt-extend", "--audio",
+                    SONG, "-d", "10"], run)
+    assert body == {"model": "wan2.6-i2v", "input": {"img_url": IMG, "audio_url": SONG},
+                    "parameters": {"resolution": "1080P", "duration": 10, "prompt_extend": True,
+                                   "shot_type": "single"}}
+
+
+def test_template_body_i2v(run: Run) -> None:
+    r, body = sent([IMG, "--template", "flying", "-m", "wan2.1-i2v-turbo", "--region", "cn"], run,
+                   CN + "/services/aigc/video-generation/video-synthesis")
+    assert body == {"model": "wan2.1-i2v-turbo",
+                    "input": {"img_url": IMG, "template": "flying"},
+                    "parameters": {"resolution": "720P", "duration": 5}}
+    assert r.err == ""
+
+
+def test_template_picks_a_model_and_kf2v_needs_only_the_first_frame(run: Run) -> None:
+    r, body = sent([IMG, "--template", "hanfu-1", "-p", "dance", "--region", "cn"], run,
+                   CN + "/services/aigc/image2video/video-synthesis")
+    assert body == {"model": "wanx2.1-kf2v-plus",  # its Beijing name
+                    "input": {"prompt": "dance", "first_frame_url": IMG, "template": "hanfu-1"},
+                    "parameters": {"resolution": "720P"}}
+    assert r.err == ("wanvid: warning: --prompt is ignored with --template hanfu-1: the effect "
+                     "has its own motion\n")
+
+
+def test_template_outside_the_unconfirmed_list_is_a_warning(run: Run) -> None:
+    r, body = sent([IMG, "--template", "new-effect", "-m", "wan2.1-i2v-plus", "--region", "cn"], run,
+                   CN + "/services/aigc/video-generation/video-synthesis")
+    assert body["input"] == {"img_url": IMG, "template": "new-effect"}
+    assert r.err == ("wanvid: warning: --template new-effect: not a template wanvid knows for "
+                     "wan2.1-i2v-plus (flying, squish); the list is unconfirmed, so it is sent "
+                     "anyway\n")
+
+
+def test_param_body_and_override(run: Run) -> None:
+    r, body = sent([IMG, "-m", "wan2.6-i2v-flash", "--shot", "single",
+                    "--param", "shot_type=multi", "--param", "seed=42",
+                    "--param", "input.extra={\"a\": [1, 2]}", "--param", "style=anime",
+                    "--param", "audio=true", "--param", "parameters.ratio=\"16:9\""], run)
+    assert body == {"model": "wan2.6-i2v-flash",
+                    "input": {"img_url": IMG, "extra": {"a": [1, 2]}},
+                    "parameters": {"resolution": "1080P", "duration": 5, "shot_type": "multi",
+                                   "seed": 42, "style": "anime", "audio": True,
+                                   "ratio": "16:9"}}
+    assert r.err.splitlines()[-1] == ("wanvid: warning: --param shot_type, seed, style, audio, "
+                                      "ratio, input.extra: sent as given; wanvid did not check "
+                                      "them")
+
+
+def test_param_shows_in_dry_run_and_journal(run: Run) -> None:
+    import os
+
+    from wanvid.journal import Journal
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        r = run(["submit", IMG, "--param", "duration=9", "--param", "input.mask=m.png",
+                 "--dry-run", "--json"])
+        assert len(rsps.calls) == 0
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    d = d.get("data", d)
+    assert d["body"]["parameters"] == {"resolution": "720P", "duration": 9}
+    assert d["body"]["input"] == {"img_url": IMG, "mask": "m.png"}
+    assert d["billed_seconds"] == 9
+    assert r.err == ("wanvid: warning: --param duration, input.mask: sent as given; wanvid did "
+                     "not check them\n")
+    sent([IMG, "--param", "duration=9", "--param", "input.mask=m.png", "--param", "x=1"], run)
+    with Journal(Path(os.environ["WANVID_STATE_DIR"]) / "journal.db") as j:
+        rec = j.get("t-1")
+    assert rec is not None
+    assert rec.params == {"resolution": "720P", "duration": 9, "x": 1, "input.mask": "m.png"}
+
+
+def test_python_api_param_mapping_and_list() -> None:
+    from wanvid.params import parse_params
+
+    assert parse_params({"shot_type": "multi", "input.x": [1]}) == ({"shot_type": "multi"},
+                                                                    {"x": [1]})
+    assert parse_params(["n=1.5", "s=abc", "q=\"1\"", "b=false", "e="]) == (
+        {"n": 1.5, "s": "abc", "q": "1", "b": False, "e": ""}, {})
+
+
+def test_batch_jobs_carry_shot_template_and_param() -> None:
+    from wanvid.batch import parse_jobs
+
+    jobs, bad = parse_jobs('{"image": "a.png", "shot": "multi", "param": {"seed": 1}}\n'
+                           '{"image": "b.png", "template": "flying", "param": "seed=2"}\n')
+    assert not bad
+    assert jobs[0].fields == {"image": "a.png", "shot": "multi", "param": {"seed": 1}}
+    assert jobs[1].fields == {"image": "b.png", "template": "flying", "param": ["seed=2"]}
+    jobs, bad = parse_jobs("image,param\na.png,\"{\"\"seed\"\": 3}\"\nb.png,seed=4\n")
+    assert not bad
+    assert [j.fields["param"] for j in jobs] == [{"seed": 3}, ["seed=4"]]
+
+
+REQUEST_BAD: list[tuple[str, list[str], str]] = [
+    ("shot on a model without it", [IMG, "--shot", "multi"],
+     "--shot: wan2.2-i2v-flash has no shot types; single/multi-shot works with "
+     "wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us; pick one with --model, or drop --shot "
+     "(nothing was sent)"),
+    ("shot on wan2.7", [IMG, "-m", "wan2.7-i2v", "--shot", "multi"],
+     "--shot: wan2.7-i2v has no shot types"),
+    ("bad shot", [IMG, "-m", "wan2.6-i2v", "--shot", "triple"],
+     "--shot triple: must be one of single, multi"),
+    ("shot without prompt extension", [IMG, "-m", "wan2.6-i2v", "--shot", "multi",
+                                       "--no-prompt-extend"],
+     "--shot multi takes effect only with prompt extension on, and --no-prompt-extend turns "
+     "it off; drop one of them (nothing was sent)"),
+    ("template on a model without templates", [IMG, "--template", "flying", "-m", "wan2.6-i2v",
+                                               "--region", "cn"],
+     "--template flying: wan2.6-i2v has no video-effect templates in the catalogue; templates "
+     "work with wan2.1-i2v-plus, wan2.1-i2v-turbo, wan2.1-kf2v-plus"),
+    ("template outside Beijing", [IMG, "--template", "flying", "--region", "intl"],
+     "--template: video effects are offered in Beijing only; this request goes to region intl "
+     "(Singapore): use --region cn (nothing was sent)"),
+    ("empty template", [IMG, "--template", " ", "--region", "cn"],
+     "--template: empty; give a template name"),
+    ("param without =", [IMG, "--param", "seed"],
+     "--param seed: expected NAME=VALUE (or input.NAME=VALUE), e.g. --param shot_type=multi"),
+    ("param with an empty name", [IMG, "--param", "=1"], "--param =1: expected NAME=VALUE"),
+    ("param in another section", [IMG, "--param", "model.name=x"],
+     "--param model.name: NAME must be a parameter name"),
+    ("no-audio on happyhorse", [IMG, "-m", "happyhorse-1.0-i2v", "--no-audio"],
+     "--no-audio: happyhorse-1.0-i2v always makes videos with sound"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), [m[1:] for m in REQUEST_BAD],
+                         ids=[m[0] for m in REQUEST_BAD])
+def test_request_refusals(run: Run, args: list[str], message: str) -> None:
+    r = refused(args, run)
+    assert r.err.startswith(f"wanvid: error: {message}"), r.err
+
+
+def test_no_audio_on_a_silent_model_is_a_note_not_a_refusal(run: Run) -> None:
+    r, body = sent([IMG, "-m", "wan2.2-i2v-plus", "--no-audio"], run)
+    assert body == {"model": "wan2.2-i2v-plus", "input": {"img_url": IMG},
+                    "parameters": {"resolution": "1080P"}}
+    assert r.err == ("wanvid: --no-audio: wan2.2-i2v-plus makes silent videos anyway; nothing "
+                     "to change\n")
+    r, _ = sent([IMG, "-m", "wan2.2-i2v-plus", "--no-audio", "-q"], run)
+    assert r.err == ""
+
+
+def test_python_api_takes_shot_template_and_param() -> None:
+    import io
+    import os
+
+    import wanvid
+    from wanvid.context import Environment
+
+    err = io.StringIO()
+    env = Environment(environ={**os.environ, "DASHSCOPE_API_KEY": "sk-test-0123456789abcdef"},
+                      stdin=io.StringIO(""), stdout=io.StringIO(), stderr=err)
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, I2V_URL, json=CREATED)
+        assert wanvid.submit(IMG, model="wan2.6-i2v", shot="multi", env=env,
+                             param={"input.extra": {"k": 1}, "seed": 3}) == "t-1"
+        body = body_of(rsps.calls[0])
+    assert body == {"model": "wan2.6-i2v", "input": {"img_url": IMG, "extra": {"k": 1}},
+                    "parameters": {"resolution": "1080P", "duration": 5, "shot_type": "multi",
+                                   "seed": 3}}
+    assert "wanvid did not check them" in err.getvalue()

@@ -9,14 +9,15 @@ journal), so a task submitted here is found again by ``wanvid wait --pending``.
 
 Keyword arguments mirror the CLI's options (``model``, ``last_frame``, ``resolution``,
 ``duration``, ``seed``, ``audio``, ``no_audio``, ``prompt_extend``, ``watermark``, ``fit``,
-...). Failures raise ``wanvid.WanvidError`` subclasses whose ``exit_status`` is the code the
-CLI would exit with. Nothing is printed on stdout; notes and warnings go to stderr, as the
-CLI's do (pass ``env=Environment(stderr=...)`` to send them elsewhere).
+``shot``, ``template``, ``param`` ...). Failures raise ``wanvid.WanvidError`` subclasses
+whose ``exit_status`` is the code the CLI would exit with. Nothing is printed on stdout;
+notes and warnings go to stderr, as the CLI's do (pass ``env=Environment(stderr=...)``
+to send them elsewhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -65,6 +66,11 @@ class JobOptions(TypedDict, total=False):
     watermark: bool | None
     fit: bool | None
     fit_background: str | None
+    first_clip: str | Path | None
+    shot: str | None  # "single" | "multi" (parameters.shot_type)
+    template: str | None  # a video effect (input.template)
+    # --param: {"NAME": value, "input.NAME": value}, or ["NAME=VALUE", ...] as on the CLI
+    param: Mapping[str, object] | Sequence[str] | None
 
 
 def _prepared(svc: Service, image: str | Path, job: JobOptions) -> PreparedSubmit:

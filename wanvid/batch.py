@@ -3,7 +3,8 @@ tasks in flight, skip what an earlier run already finished.
 
 A job has the same fields as the submit options (``image``, ``last_frame``, ``prompt``,
 ``negative_prompt``, ``model``, ``resolution``, ``duration``, ``seed``, ``audio``,
-``no_audio``, ``prompt_extend``, ``watermark``, ``fit``, ``fit_background``) plus
+``no_audio``, ``prompt_extend``, ``watermark``, ``fit``, ``fit_background``, ``first_clip``,
+``shot``, ``template``, ``param``: ``{"NAME": value}`` or ``"NAME=VALUE"`` text) plus
 ``output`` (a path or template for that job's video).
 
 Re-running a batch file skips jobs already done: a job's fingerprint (model, parameters
@@ -36,7 +37,7 @@ FIELDS: dict[str, type] = {
     "image": str, "last_frame": str, "first_clip": str, "prompt": str, "negative_prompt": str, "model": str,
     "resolution": str, "duration": int, "seed": int, "audio": str, "no_audio": bool,
     "prompt_extend": bool, "watermark": bool, "fit": bool, "fit_background": str,
-    "output": str,
+    "shot": str, "template": str, "param": dict, "output": str,
 }
 ALIASES = {"first_frame": "image", "img_url": "image", "first_frame_url": "image",
            "last_frame_url": "last_frame", "audio_url": "audio", "o": "output"}
@@ -62,6 +63,19 @@ def _coerce(name: str, value: Any, line: int) -> Any:
     typ = FIELDS[name]
     if value is None or value == "":
         return None
+    if typ is dict:  # param: {"NAME": value}, ["NAME=VALUE", ...], or one NAME=VALUE
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise BadInputError(f"line {line}: {name}: not a valid JSON object") from None
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, dict) or (isinstance(value, list)
+                                       and all(isinstance(x, str) for x in value)):
+            return value
+        raise BadInputError(f"line {line}: {name}: expected an object {{\"NAME\": value}}, "
+                            f"or \"NAME=VALUE\" text, got {value!r}")
     if typ is bool:
         if isinstance(value, bool):
             return value

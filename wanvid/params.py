@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wanvid.errors import BadInputError
 from wanvid.models import (
+    REGION_NAMES,
     SEED_MAX,
     SEED_MIN,
+    SHOT_TYPES,
     Model,
     check_model_region,
     find_model,
@@ -57,6 +60,10 @@ class SubmitOptions:
     watermark: bool | None = None
     fit: bool = False
     fit_background: str = "white"
+    shot: str | None = None  # parameters.shot_type: single | multi
+    template: str | None = None  # input.template (a video effect)
+    # --param: "NAME=VALUE" / "input.NAME=VALUE" strings, or a mapping NAME -> value
+    param: Sequence[str] | Mapping[str, object] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, False) or k == "no_audio"}
@@ -72,6 +79,7 @@ class PreparedSubmit:
     predicted_size: tuple[int, int] | None = None
     fit_notes: list[str] = field(default_factory=list)
     uploads: list[Any] = field(default_factory=list)  # MediaInputs sent as uploads (oss://)
+    input_overrides: dict[str, Any] = field(default_factory=dict)  # --param input.NAME=VALUE
 
     def body(self) -> bytes:
         from wanvid.media import body_bytes
@@ -106,9 +114,11 @@ class PreparedSubmit:
         """The parameters as recorded in the journal: no image data, no key."""
         params = dict(self.payload.get("parameters", {}))
         inp = self.payload.get("input", {})
-        for k in ("prompt", "negative_prompt"):
+        for k in ("prompt", "negative_prompt", "template"):
             if k in inp:
                 params[k] = inp[k]
+        for k, v in self.input_overrides.items():  # --param input.NAME=VALUE
+            params[f"input.{k}"] = v
         params["resolution"] = self.resolution
         params["duration"] = self.duration
         return params
@@ -166,6 +176,11 @@ def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Mo
         name = opts.model
     elif opts.first_clip is not None:  # the first catalogue model that continues a clip
         name = next((m.name for m in _catalogue() if m.takes("first_clip")), default_i2v)
+    elif opts.template is not None:  # the first model whose templates name it
+        name = next((m.name for m in _catalogue() if opts.template in m.templates
+                     and (m.protocol == "kf2v") == kf2v),
+                    next((m.name for m in _catalogue() if opts.template in m.templates),
+                         default_kf2v if kf2v else default_i2v))
     else:
         name = default_kf2v if kf2v else default_i2v
     model = find_model(name)
@@ -183,7 +198,7 @@ def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Mo
         raise BadInputError(
             f"--first-clip: {model.name} does not continue a video; use --model with one "
             f"of: {_names(lambda m: m.takes('first_clip'))} (nothing was sent)")
-    if not kf2v and model.protocol == "kf2v":
+    if not kf2v and model.protocol == "kf2v" and opts.template is None:
         raise BadInputError(
             f"{model.name} needs two frames: pass the last frame with --last-frame IMAGE"
         )
@@ -277,7 +292,106 @@ def check_prompts(model: Model, prompt: str | None, negative: str | None, warn: 
              f"{model.negative_prompt_max}")
 
 
-def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn) -> bool:
+def check_shot(model: Model, shot: str | None, prompt_extend: bool | None,
+               note: Warn) -> str | None:
+    """--shot single|multi -> parameters.shot_type, on the models that have it; it takes
+    effect only with prompt extension on (the service's default)."""
+    if shot is None:
+        return None
+    value = shot.strip().lower()
+    if value not in SHOT_TYPES:
+        raise BadInputError(f"--shot {shot}: must be one of {', '.join(SHOT_TYPES)}")
+    if not model.shot_types:
+        raise BadInputError(
+            f"--shot: {model.name} has no shot types; single/multi-shot works with "
+            f"{_names(lambda m: bool(m.shot_types))}; pick one with --model, or drop --shot "
+            "(nothing was sent)")
+    if value not in model.shot_types:
+        raise BadInputError(f"--shot {value}: {model.name} offers "
+                            f"{', '.join(model.shot_types)} (nothing was sent)")
+    if prompt_extend is False:
+        raise BadInputError(
+            f"--shot {value} takes effect only with prompt extension on, and "
+            "--no-prompt-extend turns it off; drop one of them (nothing was sent)")
+    note(f"--shot {value}: takes effect only with prompt extension on (the service's "
+         "default; --no-prompt-extend would turn it off)")
+    return value
+
+
+def check_template(model: Model, opts: SubmitOptions, region: str | None, check_region: bool,
+                   warn: Warn) -> str | None:
+    """--template NAME -> input.template (video effects): checked against the model's list
+    (an unconfirmed list is a warning, not a refusal); Beijing only, per the notes."""
+    name = opts.template
+    if name is None:
+        return None
+    name = name.strip()
+    if not name:
+        raise BadInputError("--template: empty; give a template name, e.g. flying")
+    if not model.templates:
+        raise BadInputError(
+            f"--template {name}: {model.name} has no video-effect templates in the catalogue; "
+            f"templates work with {_names(lambda m: bool(m.templates))} (or add them to the "
+            f"model in models.toml; --param input.template={name} sends one unchecked) "
+            "(nothing was sent)")
+    if name not in model.templates:
+        msg = (f"--template {name}: not a template wanvid knows for {model.name} "
+               f"({', '.join(model.templates)})")
+        if not model.confirmed("templates"):
+            warn(msg + "; the list is unconfirmed, so it is sent anyway")
+        else:
+            raise BadInputError(msg + " (nothing was sent)")
+    if check_region and region is not None and region != "cn":
+        raise BadInputError(
+            f"--template: video effects are offered in Beijing only; this request goes to "
+            f"region {region} ({REGION_NAMES.get(region, region)}): use --region cn "
+            "(nothing was sent)")
+    if opts.prompt is not None:
+        warn(f"--prompt is ignored with --template {name}: the effect has its own motion")
+    return name
+
+
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_params(raw: Sequence[str] | Mapping[str, object] | None
+                 ) -> tuple[dict[str, object], dict[str, object]]:
+    """--param NAME=VALUE (repeatable) -> ({parameters overrides}, {input overrides}).
+    ``input.NAME=VALUE`` sets ``input.NAME``; VALUE is JSON when it parses as JSON, else a
+    string. A mapping's values are taken as they are."""
+    params: dict[str, object] = {}
+    inputs: dict[str, object] = {}
+    if raw is None:
+        return params, inputs
+    if isinstance(raw, Mapping):
+        pairs: list[tuple[str, object]] = [(str(k), v) for k, v in raw.items()]
+    else:
+        if isinstance(raw, str):
+            raw = [raw]
+        pairs = []
+        for item in raw:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key.strip():
+                raise BadInputError(f"--param {item}: expected NAME=VALUE (or "
+                                    "input.NAME=VALUE), e.g. --param shot_type=multi")
+            try:
+                value: object = json.loads(text)
+            except ValueError:
+                value = text
+            pairs.append((key.strip(), value))
+    for key, value in pairs:
+        section, dot, name = key.partition(".")
+        if not dot:
+            section, name = "parameters", key
+        if section not in ("parameters", "input") or not PARAM_NAME.match(name):
+            raise BadInputError(f"--param {key}: NAME must be a parameter name (letters, "
+                                "digits, _), optionally as input.NAME or parameters.NAME")
+        (inputs if section == "input" else params)[name] = value
+    return params, inputs
+
+
+def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn,
+                   note: Warn | None = None) -> bool:
     """--no-audio per the model's audio_mode; True when ``parameters.audio=false`` is sent."""
     if opts.audio is not None and opts.no_audio:
         raise BadInputError("--audio and --no-audio contradict each other; pass one of them")
@@ -285,7 +399,8 @@ def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn) -> bool:
         return False
     mode = model.audio_mode
     if mode == "silent":
-        warn(f"--no-audio: {model.name} makes silent videos anyway; nothing to change")
+        (note or warn)(f"--no-audio: {model.name} makes silent videos anyway; nothing to "
+                       "change")
         return False
     if mode == "optional_flag":
         return True
@@ -300,18 +415,24 @@ def check_no_audio(model: Model, opts: SubmitOptions, warn: Warn) -> bool:
 
 
 def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_model: str,
-                   region: str | None, warn: Warn, check_region: bool = True) -> PreparedSubmit:
-    """Validate everything, load and check media, and build the request payload."""
+                   region: str | None, warn: Warn, check_region: bool = True,
+                   note: Warn | None = None) -> PreparedSubmit:
+    """Validate everything, load and check media, and build the request payload.
+    ``warn`` gets warnings, ``note`` (default: ``warn``) lines a ``-q`` silences."""
     from wanvid import media
 
+    note = note or warn
+    overrides, input_overrides = parse_params(opts.param)
     model = choose_model(opts, default_model, default_kf2v_model)
     resolution = check_resolution(model, opts.resolution, warn)
     duration = check_duration(model, opts.duration, warn)
     check_seed(opts.seed)
-    send_silent = check_no_audio(model, opts, warn)
+    send_silent = check_no_audio(model, opts, warn, note)
     check_prompts(model, opts.prompt, opts.negative_prompt, warn)
     if check_region:
         check_model_region(model, region)  # exit 2, naming the regions that offer it
+    shot = check_shot(model, opts.shot, opts.prompt_extend, note)
+    template = check_template(model, opts, region, check_region, warn)
     present = tuple(t for t, v in (("first_clip", opts.first_clip), ("first_frame", opts.image),
                                    ("last_frame", opts.last_frame),
                                    ("driving_audio", opts.audio)) if v is not None)
@@ -366,6 +487,8 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
         inp["img_url"] = first
         if audio is not None:
             inp["audio_url"] = audio
+    if template is not None:
+        inp["template"] = template
 
     params: dict[str, Any] = {"resolution": resolution}
     if len(model.durations) > 1 or opts.duration is not None:
@@ -376,8 +499,21 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
         params["watermark"] = opts.watermark
     if opts.seed is not None:
         params["seed"] = opts.seed
+    if shot is not None:
+        params["shot_type"] = shot
     if send_silent:  # overrides audio_url on the models that document it
         params["audio"] = False
+    if overrides or input_overrides:  # --param: sent as given, over what wanvid built
+        params.update(overrides)
+        inp.update(input_overrides)
+        if isinstance(overrides.get("duration"), int) and not isinstance(
+                overrides["duration"], bool):
+            duration = int(overrides["duration"])  # type: ignore[call-overload]
+        if isinstance(overrides.get("resolution"), str):
+            resolution = str(overrides["resolution"])
+        names = [*overrides, *(f"input.{k}" for k in input_overrides)]
+        warn(f"--param {', '.join(names)}: sent as given; wanvid did not check "
+             + ("it" if len(names) == 1 else "them"))
 
     payload = {"model": request_name(model, opts.model, region), "input": inp,
                "parameters": params}
@@ -387,7 +523,7 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     media_list = [m for m in (clip, first, last, audio) if m is not None]
     return PreparedSubmit(model=model, resolution=resolution, duration=duration,
                           payload=payload, media=media_list, predicted_size=predicted,
-                          fit_notes=notes)
+                          fit_notes=notes, input_overrides=dict(input_overrides))
 
 
 def _apply_fit(first: Any, last: Any, resolution: str, background: str,

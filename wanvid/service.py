@@ -249,7 +249,7 @@ class Service:
         s = self.settings
         prepared = prepare_submit(opts, default_model=s.model, default_kf2v_model=s.kf2v_model,
                                   region=s.region, check_region=s.enforce_region,
-                                  warn=self.env.warn)
+                                  warn=self.env.warn, note=self.env.note)
         for note in prepared.fit_notes:
             self.env.note(note)
         from wanvid.upload import plan

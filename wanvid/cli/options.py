@@ -43,6 +43,17 @@ FitOpt = Annotated[bool | None, typer.Option(
     "accepts them.", show_default=False)]
 FitBgOpt = Annotated[str, typer.Option("--fit-background",
                                        help="Colour under transparent pixels with --fit.")]
+ShotOpt = Annotated[str | None, typer.Option(
+    "--shot", help="single or multi (parameters.shot_type; wan2.6). Takes effect only with "
+    "prompt extension on.", show_default=False, autocompletion=lambda: ["single", "multi"])]
+TemplateOpt = Annotated[str | None, typer.Option(
+    "--template", help="Video effect (input.template), e.g. flying; Beijing only (--region "
+    "cn). The prompt is then ignored; kf2v needs only the first frame.", show_default=False,
+    autocompletion=lambda: _template_names())]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", metavar="NAME=VALUE", help="Send parameters.NAME (input.NAME when written "
+    "input.NAME=VALUE) as given, over what wanvid built; VALUE is JSON if it parses, else "
+    "text. Repeatable; not checked by wanvid.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 UploadOpt = Annotated[str | None, typer.Option(
     "--upload", help="Local files: auto (audio/video uploaded to temporary storage, images "
@@ -56,12 +67,19 @@ def _model_names() -> list[str]:
     return model_names()
 
 
+def _template_names() -> list[str]:
+    from wanvid.models import MODELS
+
+    return sorted({t for m in MODELS for t in m.templates})
+
+
 def _submit_options(image: str | None, last_frame: str | None, prompt: str | None,
                     negative_prompt: str | None, model: str | None, resolution: str | None,
                     duration: int | None, seed: int | None, audio: str | None, no_audio: bool,
                     prompt_extend: bool | None, watermark: bool | None, fit: bool | None,
                     fit_background: str, settings: Any, *,
-                    first_clip: str | None = None) -> Any:
+                    first_clip: str | None = None, shot: str | None = None,
+                    template: str | None = None, param: list[str] | None = None) -> Any:
     from wanvid.params import SubmitOptions
 
     return SubmitOptions(image=image, last_frame=last_frame, first_clip=first_clip,
@@ -69,7 +87,8 @@ def _submit_options(image: str | None, last_frame: str | None, prompt: str | Non
                          negative_prompt=negative_prompt, model=model, resolution=resolution,
                          duration=duration, seed=seed, audio=audio, no_audio=no_audio,
                          prompt_extend=prompt_extend, watermark=watermark,
-                         fit=settings.fit if fit is None else fit, fit_background=fit_background)
+                         fit=settings.fit if fit is None else fit, fit_background=fit_background,
+                         shot=shot, template=template, param=param or None)
 
 
 

@@ -26,10 +26,13 @@ from wanvid.cli.options import (
     NoAudioOpt,
     NoSidecarOpt,
     OutputOpt,
+    ParamOpt,
     PromptOpt,
     QuietOpt,
     ResOpt,
     SeedOpt,
+    ShotOpt,
+    TemplateOpt,
     TimeoutOpt,
     UploadOpt,
     WatermarkOpt,
@@ -55,6 +58,9 @@ def submit(
     watermark: WatermarkOpt = None,
     fit: FitOpt = None,
     fit_background: FitBgOpt = "white",
+    shot: ShotOpt = None,
+    template: TemplateOpt = None,
+    param: ParamOpt = None,
     upload: UploadOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything and print the "
                                           "request; send nothing.")] = False,
@@ -72,7 +78,8 @@ def submit(
     svc.upload = upload
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
-                           fit_background, svc.settings, first_clip=first_clip)
+                           fit_background, svc.settings, first_clip=first_clip,
+                           shot=shot, template=template, param=param)
     prepared = svc.prepare(opts)
     if dry_run:
         if jo is not None:
@@ -107,6 +114,9 @@ def generate(
     watermark: WatermarkOpt = None,
     fit: FitOpt = None,
     fit_background: FitBgOpt = "white",
+    shot: ShotOpt = None,
+    template: TemplateOpt = None,
+    param: ParamOpt = None,
     upload: UploadOpt = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
@@ -128,7 +138,8 @@ def generate(
         svc.sidecars = False
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
-                           fit_background, svc.settings, first_clip=first_clip)
+                           fit_background, svc.settings, first_clip=first_clip,
+                           shot=shot, template=template, param=param)
     prepared = svc.prepare(opts)
     svc.check_before_paying(prepared, output, force=force)
     svc.start_deadline(timeout)  # --timeout covers the submit too (a long Retry-After)
