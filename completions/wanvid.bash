@@ -11,7 +11,7 @@ _wanvid_spec() {
     subs='' opts='' vopts='' nargs=0 varargs=0
     case "$1" in
         'wanvid') subs='batch cancel completions config demo download emulator gallery generate models status submit tasks usage wait' opts='--base-url --debug --help --region --version --workspace -h' vopts='--base-url --region --workspace' ;;
-        'wanvid batch') opts='--dry-run --force --help --interval --jobs --json --max-seconds --no-download --no-sidecar --output --quiet --skip-invalid --timeout --upload -h -j -o -q' vopts='--interval --jobs --max-seconds --output --timeout --upload -j -o' nargs=1 ;;
+        'wanvid batch') opts='--downloads --dry-run --force --help --interval --jobs --json --max-seconds --no-download --no-sidecar --output --quiet --skip-invalid --timeout --upload -h -j -o -q' vopts='--downloads --interval --jobs --max-seconds --output --timeout --upload -j -o' nargs=1 ;;
         'wanvid cancel') opts='--help --json --quiet -h -q' nargs=1 varargs=1 ;;
         'wanvid completions') opts='--help -h' nargs=1 ;;
         'wanvid config') subs='get list path set unset' opts='--help -h' ;;
@@ -22,15 +22,15 @@ _wanvid_spec() {
         'wanvid config unset') opts='--help -h' nargs=1 ;;
         'wanvid demo') opts='--help --output --quiet -h -o -q' vopts='--output -o' ;;
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet -h -o -q' vopts='--output -o' nargs=1 ;;
-        'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --help --host --key --no-uploads --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --host --key --pending --port --running --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
+        'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --help --host --key --no-uploads --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --host --key --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
-        'wanvid generate') opts='--audio --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
+        'wanvid generate') opts='--audio --downloads --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --downloads --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
         'wanvid models') opts='--help --json --quiet -h -q' ;;
         'wanvid status') opts='--help --json --quiet -h -q' nargs=1 varargs=1 ;;
         'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --upload --watermark -d -h -l -m -n -p -q -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --param --prompt --resolution --seed --shot --template --upload -d -l -m -n -p -r' nargs=1 ;;
         'wanvid tasks') opts='--help --json --model --page --page-size --quiet --remote --since --status -h -m -q' vopts='--model --page --page-size --since --status -m' ;;
         'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
-        'wanvid wait') opts='--force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--interval --output --timeout -o' nargs=1 varargs=1 ;;
+        'wanvid wait') opts='--downloads --force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--downloads --interval --output --timeout -o' nargs=1 varargs=1 ;;
     esac
 }
 
@@ -42,9 +42,9 @@ _wanvid_values() {
         'wanvid batch --output'|'wanvid batch -o') _wanvid_files "$3" ;;
         'wanvid batch @0') _wanvid_files "$3" ;;
         'wanvid completions @0') COMPREPLY=($(compgen -W 'bash zsh fish' -- "$3")) ;;
-        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
-        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
-        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -- "$3")) ;;
+        'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
+        'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
+        'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;

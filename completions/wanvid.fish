@@ -37,6 +37,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'Give
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l downloads -x -d 'Videos downloaded at once while the other tasks are polled (default 4; config: downloads).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l dry-run -d 'Check every job and print what the batch would bill; send nothing.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l max-seconds -x -d 'Refuse (exit 2, nothing sent) a batch that would bill more seconds than this (config: max_seconds).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l quiet -s q -d 'Print nothing but results.'
@@ -63,7 +64,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_s
 
 # wanvid config get
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from get; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -d 'Config key.'
 
 # wanvid config list
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from list' -l json -d 'Print as JSON.'
@@ -75,11 +76,11 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 
 # wanvid config set
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'api_key, region, workspace, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -d 'api_key, region, workspace, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
 # wanvid config unset
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb' -d 'Config key.'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -d 'Config key.'
 
 # wanvid demo
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
@@ -105,6 +106,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l throttle-every -
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l error-every -x -d 'Answer every Nth task query with 500.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l drop-download-at -x -d 'Cut each download once at this fraction (0..1).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l video-mb -x -d 'Pad the video to this many MiB.'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l storage-rate-mb -x -d 'Serve each video download at most this many MiB/s (0: no cap).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l key -x -d 'Accept only this API key (default: any).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l no-uploads -d 'Answer the upload policy request with \'not offered here\'.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l upload-max-mb -x -d 'The upload policy\'s size limit.'
@@ -144,6 +146,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l timeout -x -d 'G
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l interval -x -d 'Seconds between queries at first (default 5; it backs off to 15).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l downloads -x -d 'Videos downloaded at once while the other tasks are polled (default 4; config: downloads).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'JSON Lines: the task, then a summary (README: JSON output).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
@@ -212,6 +215,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from wait' -l no-download -d 'Prin
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l pending -d 'Wait for every unfinished or not-yet-downloaded task in the journal.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
+complete -c wanvid -n '__fish_seen_subcommand_from wait' -l downloads -x -d 'Videos downloaded at once while the other tasks are polled (default 4; config: downloads).'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l help -s h -d 'Show this message and exit.'

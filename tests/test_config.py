@@ -446,7 +446,7 @@ I2V_NAMES = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhors
     (["config", "set", "colour", "red"],
      "unknown config key 'colour'; known keys: api_key, region, workspace, base_url, model, kf2v_model, "
      "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
-     "max_download_mb"),
+     "max_download_mb, downloads"),
     (["config", "set", "region", "mars"],
      "config region: unknown region 'mars'; use one of: intl, cn, us, eu"),
     (["config", "set", "base_url", "dashscope.aliyuncs.com/api/v1"],
@@ -466,7 +466,7 @@ I2V_NAMES = ("wan2.7-i2v, wan2.6-i2v-flash, wan2.6-i2v, wan2.6-i2v-us, happyhors
     (["config", "get", "colour"],
      "unknown config key 'colour'; known keys: api_key, region, workspace, base_url, model, kf2v_model, "
      "output_dir, poll_interval, max_qps, jobs, fit, upload, sidecar, prices, max_seconds, "
-     "max_download_mb"),
+     "max_download_mb, downloads"),
 ])
 def test_config_errors_exit_2_one_line(run: Run, args: list[str], message: str) -> None:
     r = run(args)
@@ -518,6 +518,7 @@ def test_config_list_redacts_key(run: Run) -> None:
         "poll_interval = 5.0",
         "max_qps = 5.0",
         "jobs = 2",
+        "downloads = 4",
         "fit = False",
         "sidecar = True",
         "prices = {}",

@@ -38,6 +38,7 @@ DEFAULT_REGION = "intl"
 DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_MAX_QPS = 5.0
 DEFAULT_JOBS = 2
+DEFAULT_DOWNLOADS = 4  # videos a wait downloads at once, beside its polling
 DEFAULT_MAX_DOWNLOAD_MB = 2048  # a video bigger than this is refused (no real one comes close)
 
 # key -> (type, description). The single list `wanvid config` accepts.
@@ -61,6 +62,7 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "max_seconds": (int, "batch: refuse a batch that would bill more seconds than this"),
     "max_download_mb": (int, "largest video saved, in MiB, when the storage host names no "
                              f"size or a bigger one (default {DEFAULT_MAX_DOWNLOAD_MB})"),
+    "downloads": (int, f"videos a wait downloads at once (default {DEFAULT_DOWNLOADS})"),
 }
 
 
@@ -77,6 +79,7 @@ class Settings:
     max_qps: float
     jobs: int
     fit: bool
+    downloads: int = DEFAULT_DOWNLOADS
     sidecar: bool = True
     prices: object = None  # the [prices] table as read; wanvid.usage.price_table checks it
     max_seconds: int | None = None  # batch: most billed seconds a batch may submit
@@ -404,6 +407,8 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         poll_interval=float(interval or DEFAULT_POLL_INTERVAL),
         max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
+        downloads=int(_num(env.get("WANVID_DOWNLOADS")) or _num(data.get("downloads"))
+                      or DEFAULT_DOWNLOADS),
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
         prices=data.get("prices"),

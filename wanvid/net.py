@@ -210,6 +210,9 @@ class Deadline:
         self.clock = clock
         self.seconds: float | None = None
         self.at: float | None = None
+        self.interrupted = False
+        self._watches: set[_Watch] = set()
+        self._lock = threading.Lock()
         self.start(seconds)
 
     def start(self, seconds: float | None) -> None:
@@ -229,7 +232,20 @@ class Deadline:
             raise DeadlineExceeded(self.message(what))
 
     def message(self, what: str) -> str:
+        if self.interrupted:
+            return f"interrupted {what}"
         return f"--timeout {self.seconds:g} s reached {what}"
+
+    def interrupt(self) -> None:
+        """End now, from any thread (Ctrl-C while downloads run beside the polling loop):
+        everything holding this deadline stops as at a timeout, and the requests in
+        progress in every thread have their sockets shut down."""
+        self.interrupted = True
+        self.at = self.clock()
+        with self._lock:
+            watches = list(self._watches)
+        for w in watches:
+            w.fire()
 
     def timeout(self, connect: float, read: float) -> tuple[float, float]:
         """(connect, read) socket timeouts, none longer than the time left."""
@@ -249,6 +265,10 @@ class Deadline:
         w = _Watch()
         prev = getattr(_local, "watch", None)
         _local.watch = w
+        with self._lock:
+            self._watches.add(w)
+        if self.interrupted:
+            w.fire()
         timer = None
         if wait is not None:
             timer = threading.Timer(max(wait, 0.0), w.fire)
@@ -259,6 +279,8 @@ class Deadline:
         finally:
             if timer is not None:
                 timer.cancel()
+            with self._lock:
+                self._watches.discard(w)
             _local.watch = prev
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +39,7 @@ from wanvid.statuses import FAILED_STATES, TERMINAL
 
 if TYPE_CHECKING:
     from wanvid.net import Deadline
+    from wanvid.pool import DownloadPool
 
 log = logging.getLogger("wanvid.poll")
 
@@ -82,6 +84,49 @@ class Reporter(Protocol):
     def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
+
+
+class _Serialized:
+    """A reporter called from several threads (the loop, the download workers), one call
+    at a time; ``mute`` silences it (after Ctrl-C the display is closing)."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self._lock = threading.RLock()
+        self._muted = False
+
+    def mute(self) -> None:
+        with self._lock:
+            self._muted = True
+
+    def add_task(self, task_id: str) -> None:
+        with self._lock:
+            if not self._muted:
+                self.inner.add_task(task_id)
+
+    def status(self, task_id: str, status: str, elapsed: float) -> None:
+        with self._lock:
+            if not self._muted:
+                self.inner.status(task_id, status, elapsed)
+
+    def download_progress(self, task_id: str, done: int, total: int | None) -> None:
+        with self._lock:
+            if not self._muted:
+                self.inner.download_progress(task_id, done, total)
+
+    def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
+        with self._lock:
+            if not self._muted:
+                self.inner.download_done(task_id, path, size, skipped)
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            if not self._muted:
+                self.inner.note(message)
+
+    def close(self) -> None:
+        with self._lock:
+            self.inner.close()
 
 
 @dataclass
@@ -171,6 +216,7 @@ class WaitOptions:
     deadline: Deadline | None = None
     raise_unexpected: bool = False  # tests and --debug: let a bug surface as a traceback
     sidecar: bool = True  # write clip.json (+ clip.thumb.jpg) beside each saved video
+    downloads: int = 4  # videos downloaded at once, beside the polling loop (wanvid.pool)
     batch: str | None = None  # the batch a sidecar names (gallery groups by it)
 
 
@@ -181,10 +227,17 @@ class Waiter:
                  options: WaitOptions, dest_for: Callable[[str, dict[str, Any]], Path],
                  clock: Callable[[], float], wall: Callable[[], float],
                  sleep: Callable[[float], None], downloader: Downloader | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None,
+                 realtime: bool | None = None) -> None:
+        import time
+
         self.client = client
         self.journal = journal
-        self.reporter = reporter
+        # Downloads report from pool workers: one call at a time reaches the display.
+        self.reporter = _Serialized(reporter)
+        # On the real clock a sleep of the loop ends early when a download finishes.
+        self.realtime = sleep is time.sleep if realtime is None else realtime
+        self._pool: DownloadPool[Outcome | None] | None = None
         self.opt = options
         self.dest_for = dest_for
         self.clock = clock
@@ -197,6 +250,7 @@ class Waiter:
         self.limiter = RateLimiter(options.max_qps, clock, sleep)
         self.queries = 0
         self.unrecorded: list[Unrecorded] = []  # journal writes that failed
+        self._unrecorded_lock = threading.Lock()
 
     # -- the journal: a failure to read or write it never stops the wait --
 
@@ -216,8 +270,9 @@ class Waiter:
         try:
             write()
         except WanvidError as e:  # JournalError: locked for too long, disk full, damaged
-            first = not self.unrecorded
-            self.unrecorded.append(Unrecorded(task_id, what, e.message, path))
+            with self._unrecorded_lock:  # downloads record from pool workers
+                first = not self.unrecorded
+                self.unrecorded.append(Unrecorded(task_id, what, e.message, path))
             if first:
                 self.reporter.note(f"{e.message}; going on without it")
 
@@ -231,7 +286,35 @@ class Waiter:
             refill: Callable[[int], list[str]] | None = None) -> list[Outcome]:
         """Wait for ``task_ids``. ``refill(n)``, if given, is called whenever fewer tasks
         are in flight than it last allowed, and returns new task ids to wait for (batch
-        submits the next jobs there, so at most N are ever in flight)."""
+        submits the next jobs there, so at most N are ever in flight). A task being
+        downloaded is no longer in flight: the service is done with it."""
+        from wanvid.pool import DownloadPool
+
+        pool: DownloadPool[Outcome | None] = DownloadPool(self.opt.downloads,
+                                                          deadline=self.opt.deadline)
+        self._pool = pool
+        try:
+            return self._run(task_ids, refill, pool)
+        except BaseException:
+            # Ctrl-C, SIGTERM, a rejected key: the downloads in progress stop where they
+            # are, their .part files kept for `wanvid wait --pending`.
+            self.reporter.mute()
+            pool.abandon()
+            raise
+        finally:
+            pool.close()
+
+    def _nap(self, seconds: float) -> bool:
+        """Sleep ``seconds``; True when a download finished first (on the real clock only:
+        a fake clock's sleep returns at once and the loop goes on)."""
+        pool = self._pool
+        if pool is not None and pool.pending and self.realtime:
+            return pool.wait(seconds)
+        self.sleep(seconds)
+        return False
+
+    def _run(self, task_ids: list[str], refill: Callable[[int], list[str]] | None,
+             pool: DownloadPool[Outcome | None]) -> list[Outcome]:
         start = self.clock()
         deadline = start + self.opt.timeout if self.opt.timeout is not None else None
         if self.opt.deadline is not None and self.opt.deadline.at is not None:
@@ -245,6 +328,7 @@ class Waiter:
         busy_noted: set[str] = set()
         first_seen: dict[str, float] = {}
         order: list[str] = []
+        timed_out = False  # --timeout passed: no more queries, no more refills
 
         def add(ids: list[str]) -> None:
             nonlocal seq
@@ -257,26 +341,67 @@ class Waiter:
                 heapq.heappush(heap, _Due(self.clock(), seq, tid))  # first query right away
                 seq += 1
 
+        def more() -> None:
+            if refill is not None and not timed_out:
+                add(refill(len(heap)))
+
+        def busy(tid: str) -> None:
+            """Another process is saving this video: look again in a while."""
+            nonlocal seq
+            if timed_out:
+                self._emit(Outcome(tid, last_status.get(tid, "SUCCEEDED"), ExitStatus.TIMEOUT,
+                                   message="another process was still downloading it when "
+                                           "the wait timed out"), results)
+                return
+            if tid not in busy_noted:
+                busy_noted.add(tid)
+                self.reporter.note(f"{tid}: another wanvid process is downloading it; "
+                                   "waiting for that")
+            heapq.heappush(heap, _Due(self.clock() + self.opt.busy_interval, seq, tid))
+            seq += 1
+
+        def collect() -> None:
+            for done in pool.collect():
+                tid = done.key
+                if done.error is not None:
+                    if self.opt.raise_unexpected:
+                        raise done.error
+                    out = _unexpected(tid, last_status.get(tid, "SUCCEEDED"),
+                                      "saving the video", done.error)
+                elif done.value is None:
+                    busy(tid)
+                    continue
+                else:
+                    out = done.value
+                self._emit(out, results)
+
         add(task_ids)
-        if refill is not None:
-            add(refill(len(heap)))
+        more()
 
         while True:
-            if not heap and refill is not None:
+            collect()
+            if not heap and refill is not None and not timed_out:
                 add(refill(0))
             if not heap:
+                if pool.pending:
+                    pool.wait(None)  # the downloads still running: wait for the next one
+                    continue
                 break
-            item = heapq.heappop(heap)
+            item = heap[0]
             tid = item.task_id
             now = self.clock()
             if deadline is not None and item.due > deadline:
-                # Nothing can be learned before the deadline for this task: stop waiting.
-                if now < deadline:
-                    self.sleep(deadline - now)
-                self._finish_timeouts([item, *heap], last_status, results)
-                break
-            if item.due > now:
-                self.sleep(item.due - now)
+                # Nothing can be learned before the deadline for any task: stop waiting
+                # (the downloads in progress end by the deadline themselves).
+                if now < deadline and self._nap(deadline - now):
+                    continue
+                timed_out = True
+                self._finish_timeouts(heap, last_status, results)
+                heap.clear()
+                continue
+            if item.due > now and self._nap(item.due - now):
+                continue  # a download finished meanwhile: handle it, then look again
+            heapq.heappop(heap)
             self.limiter.acquire()
             self.queries += 1
             try:
@@ -284,8 +409,10 @@ class Waiter:
             except AuthError:
                 raise
             except DeadlineExceeded:  # --timeout passed during the query
+                timed_out = True
                 self._finish_timeouts([item, *heap], last_status, results)
-                break
+                heap.clear()
+                continue
             except NetworkError as e:  # 429, 5xx, transport: retry this task later
                 # Transient: retried quietly (visible with --debug), never surfaced.
                 if is_throttled(e):
@@ -300,8 +427,7 @@ class Waiter:
                     if errors[tid] > MAX_QUERY_ERRORS:  # give up on this task: exit 7
                         self._emit(Outcome(tid, last_status.get(tid, "UNKNOWN"),
                                            ExitStatus.NETWORK, message=e.message), results)
-                        if refill is not None:
-                            add(refill(len(heap)))
+                        more()
                         continue
                     delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
                     log.debug("%s: %s; retrying in %.1fs", tid, e.message, delay)
@@ -313,19 +439,18 @@ class Waiter:
             except WanvidError as e:
                 out = Outcome(tid, "ERROR", e.status, code=e.code, message=e.message)
                 self._emit(out, results)
-                if refill is not None:
-                    add(refill(len(heap)))
+                more()
                 continue
             except Exception as e:  # isolation: one task's trouble never ends the loop
                 if self.opt.raise_unexpected:
                     raise
                 self._emit(_unexpected(tid, "ERROR", "querying the task", e), results)
-                if refill is not None:
-                    add(refill(len(heap)))
+                more()
                 continue
             errors.pop(tid, None)
             throttled = 0
             status = last_status.get(tid, "UNKNOWN")
+            outcome: Outcome | Callable[[], Outcome | None] | None
             try:
                 output = _output(resp)
                 status = _status(output)
@@ -350,16 +475,13 @@ class Waiter:
                     raise
                 outcome = _unexpected(tid, status, "handling the task", e)
             if outcome is None:  # another process is saving it: look again in a while
-                if tid not in busy_noted:
-                    busy_noted.add(tid)
-                    self.reporter.note(f"{tid}: another wanvid process is downloading it; "
-                                       "waiting for that")
-                heapq.heappush(heap, _Due(self.clock() + self.opt.busy_interval, seq, tid))
-                seq += 1
+                busy(tid)
                 continue
-            self._emit(outcome, results)
-            if refill is not None:
-                add(refill(len(heap)))
+            if isinstance(outcome, Outcome):
+                self._emit(outcome, results)
+            else:  # the video comes down beside the loop, which goes on polling
+                pool.submit(tid, outcome)
+            more()
         return [results[t] for t in order if t in results]
 
     def _succeeded_not_saved(self, tid: str) -> bool:
@@ -378,9 +500,9 @@ class Waiter:
             self._emit(Outcome(it.task_id, st, ExitStatus.TIMEOUT,
                                message="still " + st + " when the wait timed out"), results)
 
-    def _finish(self, tid: str, status: str, output: dict[str, Any],
-                resp: dict[str, Any]) -> Outcome | None:
-        """The task's outcome; None when another process is downloading its video."""
+    def _finish(self, tid: str, status: str, output: dict[str, Any], resp: dict[str, Any],
+                ) -> Outcome | Callable[[], Outcome | None]:
+        """The task's outcome, or the download that makes it (run beside the loop)."""
         usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else None
         if status in FAILED_STATES:
             code = _text(output.get("code")) or status
@@ -406,10 +528,22 @@ class Waiter:
         except WanvidError as e:  # the video stays on the service: `wanvid download` saves it
             return Outcome(tid, status, e.status, video_url=url, message=e.message)
         expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
+        return partial(self._save, out, url, dest, expected, resp)
+
+    def _save(self, out: Outcome, url: str, dest: Path, expected: str | None,
+              resp: dict[str, Any]) -> Outcome | None:
+        """Download one video (in a pool worker); None when another process is saving it."""
+        tid, status = out.task_id, out.status
+        pool = self._pool
+
+        def progress(done: int, total: int | None) -> None:
+            if pool is not None:
+                pool.check()  # Ctrl-C: stop here, the .part kept
+            self.reporter.download_progress(tid, done, total)
+
         try:
-            res = self.downloader(
-                url, dest, force=self.opt.force, expected_sha256=expected, adopt=True,
-                on_progress=lambda done, total: self.reporter.download_progress(tid, done, total))
+            res = self.downloader(url, dest, force=self.opt.force, expected_sha256=expected,
+                                  adopt=True, on_progress=progress)
         except BusyError:
             return None
         except TaskFailedError as e:

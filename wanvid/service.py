@@ -128,6 +128,7 @@ class Service:
     upload: str | None = None  # local files: auto|always|never (wanvid.upload); None: config
     quiet: bool = False  # no upload progress on stderr
     workspace: str | None = None  # --workspace (wanvid.config.resolve)
+    downloads: int | None = None  # --downloads: videos saved at once; None: config
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
     _uploader: Any = field(default=None, repr=False)
@@ -508,7 +509,8 @@ class Service:
         opts = WaitOptions(interval=interval or s.poll_interval, timeout=timeout,
                            max_qps=s.max_qps, download=download, force=force,
                            raise_unexpected=self.raise_unexpected,
-                           sidecar=self.write_sidecars, batch=batch, deadline=self.deadline)
+                           sidecar=self.write_sidecars, batch=batch, deadline=self.deadline,
+                           downloads=self.downloads or s.downloads)
         return Waiter(client=client or self.routing_client(), journal=self.journal,
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,

@@ -10,6 +10,7 @@ from wanvid.cli.app import app
 from wanvid.cli.common import json_out as _json
 from wanvid.cli.common import report_unrecorded, reporter, service
 from wanvid.cli.options import (
+    DownloadsOpt,
     ForceOpt,
     IntervalOpt,
     NoSidecarOpt,
@@ -39,6 +40,7 @@ def batch(
     interval: IntervalOpt = None,
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
+    downloads: DownloadsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job and print what "
                                           "the batch would bill; send nothing.")] = False,
     max_seconds: Annotated[int | None, typer.Option(
@@ -69,6 +71,7 @@ def batch(
     svc.upload = upload
     if no_sidecar:
         svc.sidecars = False
+    svc.downloads = downloads
     n = jobs if jobs is not None else svc.settings.jobs
     if n < 1:
         raise BadInputError("--jobs must be at least 1")

@@ -48,7 +48,8 @@ def config_list(
         "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
         "region": s.region, "base_url": s.base_url, "model": s.model,
         "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
-        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs, "fit": s.fit,
+        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs,
+        "downloads": s.downloads, "fit": s.fit,
         "sidecar": s.sidecar, "prices": s.prices if isinstance(s.prices, dict) else {},
     }
     if jo is not None:

@@ -35,6 +35,9 @@ def emulator(
         "--drop-download-at", help="Cut each download once at this fraction (0..1).")] = 0.0,
     video_mb: Annotated[float, typer.Option("--video-mb", help="Pad the video to this many "
                                             "MiB.")] = 0.0,
+    storage_rate_mb: Annotated[float, typer.Option(
+        "--storage-rate-mb", help="Serve each video download at most this many MiB/s "
+        "(0: no cap).")] = 0.0,
     key: Annotated[str | None, typer.Option("--key", help="Accept only this API key (default: "
                                             "any).")] = None,
     no_uploads: Annotated[bool, typer.Option("--no-uploads", help="Answer the upload policy "
@@ -52,8 +55,8 @@ def emulator(
     cfg = EmulatorConfig(host=host, port=port, pending=pending, running=running,
                          url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
                          error_every=error_every, drop_download_at=drop_download_at,
-                         video_mb=video_mb, key=key, uploads=not no_uploads,
-                         upload_max_mb=upload_max_mb)
+                         video_mb=video_mb, storage_rate_mb=storage_rate_mb, key=key,
+                         uploads=not no_uploads, upload_max_mb=upload_max_mb)
     try:
         cfg.check()
     except ValueError as e:

@@ -100,6 +100,9 @@ TimeoutOpt = Annotated[float | None, typer.Option("--timeout", min=0, help="Give
 IntervalOpt = Annotated[float | None, typer.Option(
     "--interval", min=0.1, help="Seconds between queries at first (default 5; it backs off "
     "to 15).")]
+DownloadsOpt = Annotated[int | None, typer.Option(
+    "--downloads", min=1, max=32, help="Videos downloaded at once while the other tasks are "
+    "polled (default 4; config: downloads).", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but results.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 NoSidecarOpt = Annotated[bool, typer.Option(

@@ -11,6 +11,7 @@ from wanvid.cli.common import dry_run_text, service, wait_and_render
 from wanvid.cli.common import json_out as _json
 from wanvid.cli.options import (
     AudioOpt,
+    DownloadsOpt,
     DurOpt,
     ExtendOpt,
     FirstClipOpt,
@@ -123,6 +124,7 @@ def generate(
     interval: IntervalOpt = None,
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
+    downloads: DownloadsOpt = None,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: the task, then a "
                                            "summary (README: JSON output).")] = False,
@@ -136,6 +138,7 @@ def generate(
     svc.upload = upload
     if no_sidecar:
         svc.sidecars = False
+    svc.downloads = downloads
     opts = _submit_options(image, last_frame, prompt, negative_prompt, model, resolution,
                            duration, seed, audio, no_audio, prompt_extend, watermark, fit,
                            fit_background, svc.settings, first_clip=first_clip,

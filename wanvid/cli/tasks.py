@@ -10,6 +10,7 @@ from wanvid.cli.app import app
 from wanvid.cli.common import json_out as _json
 from wanvid.cli.common import reporter, service, wait_and_render, worst_of
 from wanvid.cli.options import (
+    DownloadsOpt,
     ForceOpt,
     IntervalOpt,
     JsonOpt,
@@ -72,6 +73,7 @@ def wait(
                                           "not-yet-downloaded task in the journal.")] = False,
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
+    downloads: DownloadsOpt = None,
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per "
                                            "task, then a summary.")] = False,
@@ -84,6 +86,7 @@ def wait(
     svc = service(ctx, quiet)
     if no_sidecar:
         svc.sidecars = False
+    svc.downloads = downloads
     ids = svc.read_ids(task_ids) if (task_ids or not pending) else []
     if pending:
         ids += [t for t in svc.pending_ids() if t not in ids]

@@ -21,6 +21,7 @@ class EmulatorConfig:
     error_every: int = 0  # every Nth task query gets 500 InternalError
     drop_download_at: float = 0.0  # cut the first download per (task, range start) here
     video_mb: float = 0.0  # pad the served MP4 to this many MiB (0: the bare fixture)
+    storage_rate_mb: float = 0.0  # MiB/s each download connection is served at (0: no cap)
     key: str | None = None  # if set, only "Bearer KEY" is accepted
     uploads: bool = True  # False: the policy route answers that uploads are not offered
     upload_max_mb: float = 100.0  # the policy's max_file_size_mb
@@ -31,7 +32,8 @@ class EmulatorConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first field out of range."""
-        for name in ("pending", "running", "url_ttl", "video_mb", "upload_max_mb", "policy_ttl"):
+        for name in ("pending", "running", "url_ttl", "video_mb", "upload_max_mb", "policy_ttl",
+                     "storage_rate_mb"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -159,8 +160,10 @@ class Handler(BaseHTTPRequestHandler):
         emu.count("downloads")
         stop = d.cut_at if d.cut_at is not None else d.end + 1
         pos = d.start
+        pace = _Pace(emu.config.storage_rate_mb)
         while pos < stop:
-            n = min(CHUNK, stop - pos)
+            n = min(pace.chunk, stop - pos)
+            pace.wait(n)
             emu.count("bytes_served", n)
             try:
                 self.wfile.write(d.data[pos: pos + n])
@@ -176,6 +179,24 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class _Pace:
+    """Caps one connection at ``rate_mb`` MiB/s (0: no cap): small writes, each sent when
+    the bytes before it have had their time."""
+
+    def __init__(self, rate_mb: float) -> None:
+        self.rate = rate_mb * (1 << 20)
+        self.chunk = CHUNK if self.rate <= 0 else max(4096, min(CHUNK, int(self.rate / 20)))
+        self.start = time.monotonic()
+        self.sent = 0
+
+    def wait(self, n: int) -> None:
+        if self.rate > 0:
+            ahead = self.start + self.sent / self.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+            self.sent += n
 
 
 def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
