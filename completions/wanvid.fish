@@ -154,6 +154,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -F
 
 # wanvid models
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l json -d 'Print the catalogue as JSON.'
+complete -c wanvid -n '__fish_seen_subcommand_from models' -l path -d 'Print the path of your own catalogue, models.toml (it adds models and changes shipped ones).'
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show this message and exit.'
 

@@ -33,6 +33,9 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     work = base / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    from wanvid.models import use_user_catalogue
+
+    use_user_catalogue(None, explicit=False)  # the catalogue: this test's config dir
 
 
 class FakeClock:

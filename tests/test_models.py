@@ -210,8 +210,10 @@ def test_models_text(run: Run) -> None:
     assert r.code == 0
     assert r.err == ""
     lines = r.out.splitlines()
-    assert lines[0].split() == ["MODEL", "INPUT", "RESOLUTIONS", "SECONDS", "AUDIO", "FPS"]
-    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    assert lines[0].split() == ["MODEL", "INPUT", "RESOLUTIONS", "SECONDS", "AUDIO", "FPS",
+                                "FROM"]
+    assert {line.split()[-1] for line in lines[1:-1]} == {"shipped"}
+    rows = {line.split()[0]: line.split()[:-1] for line in lines[1:-1]}
     assert list(rows) == NAMES
     assert rows["wan2.7-i2v"] == ["wan2.7-i2v", "media", "720P,1080P*", "2-15", "yes", "30"]
     assert rows["wan2.6-i2v-flash"] == ["wan2.6-i2v-flash", "i2v", "720P,1080P*", "2-15",

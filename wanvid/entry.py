@@ -19,12 +19,21 @@ def main() -> None:
         sys.stdout.write(f"wanvid {__version__}\n")
         sys.exit(0)
     if args[:1] == ["models"] and set(args[1:]) <= {"--json", "-q", "--quiet"}:
+        from wanvid import models
         from wanvid.context import Environment
         from wanvid.envelope import JsonOut
-        from wanvid.errors import StdoutClosed
+        from wanvid.errors import StdoutClosed, WanvidError
         from wanvid.render import emit_models
 
         env = Environment()
+        models.use_user_catalogue(env.config_dir / "models.toml")
+        try:
+            models.MODELS  # noqa: B018 - loads the user's models.toml
+        except WanvidError:  # a bad models.toml: the full CLI reports it (text or JSON)
+            from wanvid.cli import main as cli_main
+
+            cli_main()
+            return
         jo = JsonOut(env, "models") if "--json" in args else None
         try:
             emit_models(env, json_out=jo)

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wanvid.errors import BadInputError
 
 I2V_PATH = "/services/aigc/video-generation/video-synthesis"
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
@@ -164,6 +169,9 @@ class Model:
     source: str = ""  # the document (and date) the values come from
     # Regions whose availability the notes mark "?" (unconfirmed): allowed, never refused.
     regions_unconfirmed: tuple[str, ...] = ()
+    # Where the entry comes from: "shipped", "user" (the user's models.toml) or
+    # "user-override" (a shipped entry the user's file changes); set by the loader.
+    origin: str = "shipped"
 
     @property
     def kind(self) -> str:
@@ -334,18 +342,76 @@ def load_catalogue(text: str, where: str) -> tuple[Model, ...]:
     return tuple(_model_from_entry(e, where) for e in entries)
 
 
+_USER_PATH: Path | None = None  # the user's models.toml; None: the default place
+_USER_SET = False
+_LOADED_KEY: tuple[object, ...] | None = None  # catalogue.file_key of what _CATALOGUE holds
+
+
+def use_user_catalogue(path: Path | None, *, explicit: bool = True) -> None:
+    """Merge the user's catalogue at ``path`` from the next lookup on (the CLI passes
+    ``Environment.config_dir / "models.toml"`` once per run; the emulator its ``--models``
+    file). ``explicit=False`` goes back to the default place ($WANVID_CONFIG_DIR or the
+    platform's config dir). A changed file is read again."""
+    global _USER_PATH, _USER_SET, _CATALOGUE
+    from wanvid.catalogue import file_key
+
+    _USER_PATH, _USER_SET = (path, True) if explicit else (None, False)
+    if _LOADED_KEY != file_key(user_catalogue_path()):
+        _CATALOGUE = None
+
+
+def user_catalogue_path() -> Path | None:
+    """The user's models.toml that the catalogue merges (it may not exist)."""
+    if _USER_SET:
+        return _USER_PATH
+    from wanvid.catalogue import default_user_path
+
+    return default_user_path()
+
+
 def _catalogue() -> tuple[Model, ...]:
-    global _CATALOGUE
+    global _CATALOGUE, _LOADED_KEY
+    path = user_catalogue_path()
+    if _CATALOGUE is not None and _LOADED_KEY is not None and _LOADED_KEY[0] != (
+            str(path) if path is not None else None):
+        _CATALOGUE = None  # the default place moved ($WANVID_CONFIG_DIR changed)
     if _CATALOGUE is None:
         from importlib.resources import files
 
+        from wanvid.catalogue import build, file_key
+
         text = files("wanvid").joinpath("data/models.toml").read_text(encoding="utf-8")
-        models = load_catalogue(text, "wanvid/data/models.toml")
+        key = file_key(path)
+        models = tuple(_user_model(entry, origin, where)
+                       for entry, origin, where in build(text, path))
+        by_name: dict[str, Model] = {}
         for m in models:
             for n in (m.name, *m.aliases):
-                _BY_NAME[n.lower()] = m
-        _CATALOGUE = models
+                other = by_name.get(n.lower())
+                if other is not None and other is not m and m.origin != "shipped":
+                    from wanvid.errors import BadInputError
+
+                    raise BadInputError(f"{path}: model {m.name!r}: field 'aliases': {n!r} "
+                                        f"is already the name of {other.name}")
+                by_name[n.lower()] = m
+        _BY_NAME.clear()
+        _BY_NAME.update(by_name)
+        _CATALOGUE, _LOADED_KEY = models, key
     return _CATALOGUE
+
+
+def _user_model(entry: dict[str, object], origin: str, where: str) -> Model:
+    """One merged entry as a Model (a user entry's error is exit 2, not a wanvid bug)."""
+    entry = {k: v for k, v in entry.items() if k != "origin"}
+    entry["origin"] = origin
+    if origin == "shipped":
+        return _model_from_entry(entry, where)
+    try:
+        return _model_from_entry(entry, where)
+    except CatalogueError as e:
+        from wanvid.errors import BadInputError
+
+        raise BadInputError(str(e)) from None
 
 
 def __getattr__(name: str) -> tuple[Model, ...]:
@@ -367,6 +433,15 @@ def find_model(name: str) -> Model | None:
     if found is None and (snap := _SNAPSHOT.match(key)):
         found = _BY_NAME.get(snap.group("base"))
     return found
+
+
+def unknown_model(name: str, flag: str = "--model") -> BadInputError:
+    """The error (exit 2) for a name no entry has: the closest known names, and where to
+    describe a new model (the user's models.toml)."""
+    from wanvid.catalogue import unknown_model_error
+
+    known = [n for m in _catalogue() for n in (m.name, *m.aliases)]
+    return unknown_model_error(name, known, user_catalogue_path(), flag)
 
 
 def normalize_resolution(value: str) -> str:

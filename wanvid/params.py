@@ -34,7 +34,6 @@ from wanvid.models import (
     Model,
     check_model_region,
     find_model,
-    model_names,
     models_by_kind,
     normalize_resolution,
     request_name,
@@ -185,10 +184,9 @@ def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Mo
         name = default_kf2v if kf2v else default_i2v
     model = find_model(name)
     if model is None:
-        raise BadInputError(
-            f"--model: unknown model {name!r}; one of: {', '.join(model_names())} "
-            "(see `wanvid models`)"
-        )
+        from wanvid.models import unknown_model
+
+        raise unknown_model(name)
     if kf2v and not model.takes("last_frame"):
         raise BadInputError(
             f"--last-frame needs a model that takes a last frame, not {model.name}; "

@@ -25,6 +25,7 @@ def fmt_duration(seconds: float) -> str:
 def emit_models(env: Environment, *, json_out: JsonOut | None) -> None:
     """The model catalogue as a table, or as the data of the envelope (``wanvid models``)."""
     from wanvid.models import MODELS
+    from wanvid.sanitize import one_line
 
     if json_out is not None:
         json_out.result([m.to_dict() for m in MODELS])
@@ -32,18 +33,21 @@ def emit_models(env: Environment, *, json_out: JsonOut | None) -> None:
 
     def text(_: Any) -> list[str]:
         audio = {"silent": "no", "optional_flag": "on/off", "auto": "yes", "always": "yes"}
-        lines = [f"{'MODEL':<19} {'INPUT':<6} {'RESOLUTIONS':<17} {'SECONDS':<8} "
-                 f"{'AUDIO':<6} FPS"]
+        w = max([19, *(len(m.name) for m in MODELS)])
+        lines = [f"{'MODEL':<{w}} {'INPUT':<6} {'RESOLUTIONS':<17} {'SECONDS':<8} "
+                 f"{'AUDIO':<6} {'FPS':<3} FROM"]
         for m in MODELS:
             res = ",".join(r + ("*" if r == m.default_resolution else "") for r in m.resolutions)
             d = m.durations
             dur = (f"{d[0]}-{d[-1]}" if len(d) > 2 and list(d) == list(range(d[0], d[-1] + 1))
                    else ",".join(str(x) for x in d))
-            lines.append(f"{m.name:<19} {m.protocol:<6} {res:<17} {dur:<8} "
-                         f"{audio.get(m.audio_mode, m.audio_mode):<6} {m.fps}")
-        lines.append("(* default resolution; aliases: "
-                     + ", ".join(a for m in MODELS for a in m.aliases) + "; limits, shot "
-                     "types, templates and sources: --json)")
+            lines.append(one_line(
+                f"{m.name:<{w}} {m.protocol:<6} {res:<17} {dur:<8} "
+                f"{audio.get(m.audio_mode, m.audio_mode):<6} {m.fps:<3} {m.origin}", 300))
+        lines.append(one_line("(* default resolution; aliases: "
+                     + ", ".join(a for m in MODELS for a in m.aliases) + "; FROM: shipped, "
+                     "user (your models.toml: wanvid models --path) or user-override; limits, "
+                     "shot types, templates and sources: --json)", 1000))
         return lines
 
     for line in text(None):
@@ -74,3 +78,20 @@ def journal_task_lines(rows: list[dict[str, Any]], now: float) -> list[str]:
         out.append(f"{d['task_id']} {d['status']:<9} {d['model'] or '-':<18} {age:>7} ago "
                    f"{extra}".rstrip())
     return out
+
+
+def emit_models_path(env: Environment, *, json_out: JsonOut | None) -> None:
+    """``wanvid models --path``: where the user's catalogue is read from (it may not exist)."""
+    from wanvid.catalogue import USER_FILE
+    from wanvid.models import user_catalogue_path
+
+    path = user_catalogue_path() or env.config_dir / USER_FILE
+    exists = path.exists()
+    if json_out is not None:
+        json_out.result({"path": str(path), "exists": exists,
+                         "symlink": path.is_symlink()})
+        return
+    env.out(str(path))
+    if not exists:
+        env.note(f"{path.name} does not exist yet; create it to add or change models "
+                 "(README \"Your own models\")")
