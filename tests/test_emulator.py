@@ -828,8 +828,9 @@ def test_submit_i2v_and_kf2v_with_png_data_uris(api: Api) -> None:
 
 
 def test_image_size_bounds_are_inclusive(api: Api) -> None:
-    assert api.submit(i2v(img=data_uri(png(360, 2000)))).status_code == 200
-    assert api.submit(i2v(img=data_uri(png(2000, 360)))).status_code == 200
+    # the catalogue's limits for the model (wan2.2-i2v-flash: 240..8000 px per side)
+    assert api.submit(i2v(img=data_uri(png(240, 8000)))).status_code == 200
+    assert api.submit(i2v(img=data_uri(png(8000, 240)))).status_code == 200
     assert api.submit(i2v(img=data_uri(png(400, 400), "image/png"))).status_code == 200
 
 
@@ -840,10 +841,10 @@ def test_bmp_data_uri_is_accepted(api: Api) -> None:
 BIG = png(400, 400) + b"\x00" * (10 * 1024 * 1024)
 BAD_IMAGES: list[tuple[str, str]] = [
     ("alpha png", data_uri(png(400, 400, alpha=True))),
-    ("too narrow", data_uri(png(359, 400))),
-    ("too short", data_uri(png(400, 359))),
-    ("too wide", data_uri(png(2001, 400))),
-    ("too tall", data_uri(png(400, 2001))),
+    ("too narrow", data_uri(png(239, 400))),
+    ("too short", data_uri(png(400, 239))),
+    ("too wide", data_uri(png(8001, 400))),
+    ("too tall", data_uri(png(400, 8001))),
     ("not an image", data_uri(b"hello, world" * 10)),
     ("bad base64", "data:image/png;base64,@@@not-base64@@@"),
     ("not base64 encoded", "data:image/png," + "x" * 10),
@@ -878,3 +879,252 @@ def test_audio_data_uris_are_inspected(api: Api) -> None:
     assert api.submit(with_audio(data_uri(_wav(4), "audio/wav"))).status_code == 200
     for bad in (data_uri(_wav(2), "audio/wav"), data_uri(b"not audio" * 50, "audio/wav")):
         assert error_of(api.submit(with_audio(bad))) == (400, "InvalidParameter.DataInspection")
+
+
+# ------------------------------------------- today's models: media, shot_type, templates, limits
+
+
+def media(model: str = "wan2.7-i2v", *items: tuple[str, str], prompt: str | None = "go",
+          **params: Any) -> dict[str, Any]:
+    inp: dict[str, Any] = {"media": [{"type": t, "url": u} for t, u in items]}
+    if prompt is not None:
+        inp["prompt"] = prompt
+    return {"model": model, "input": inp, "parameters": params}
+
+
+CLIP_URL = "https://example.com/clip.mp4"
+SONG_URL = "https://example.com/song.mp3"
+FF, LF, DA, FC = (("first_frame", HTTP_IMG), ("last_frame", HTTP_IMG2),
+                  ("driving_audio", SONG_URL), ("first_clip", CLIP_URL))
+
+
+@pytest.mark.parametrize("items", [(FF,), (FF, DA), (FF, LF), (FF, LF, DA), (FC,), (FC, LF),
+                                   (LF, FF)],
+                         ids=["first", "first+audio", "first+last", "first+last+audio", "clip",
+                              "clip+last", "any order"])
+def test_wan27_accepts_its_media_combinations(api: Api, items: tuple[tuple[str, str], ...]) -> None:
+    tid = api.new_task(media("wan2.7-i2v", *items, duration=12, resolution="720P"))
+    api.emu.advance(4)
+    assert api.status(tid) == "SUCCEEDED"
+
+
+MEDIA_REFUSED: list[tuple[str, dict[str, Any]]] = [
+    ("clip + first frame", media("wan2.7-i2v", FC, FF)),
+    ("clip + audio", media("wan2.7-i2v", FC, DA)),
+    ("last frame alone", media("wan2.7-i2v", LF)),
+    ("audio alone", media("wan2.7-i2v", DA)),
+    ("two first frames", media("wan2.7-i2v", FF, FF)),
+    ("unknown type", media("wan2.7-i2v", ("first_frame", HTTP_IMG), ("reference", HTTP_IMG))),
+    ("empty media", media("wan2.7-i2v")),
+    ("item not an object", {"model": "wan2.7-i2v", "input": {"media": ["x"]}}),
+    ("item without url", {"model": "wan2.7-i2v", "input": {"media": [{"type": "first_frame"}]}}),
+    ("img_url on a media model", i2v("wan2.7-i2v")),
+    ("media on a legacy model", media("wan2.6-i2v", FF)),
+    ("happyhorse last frame", media("happyhorse-1.0-i2v", FF, LF)),
+    ("happyhorse audio", media("happyhorse-1.0-i2v", FF, DA)),
+    ("clip as a data: URI", media("wan2.7-i2v", ("first_clip", "data:video/mp4;base64,AAAA"))),
+    ("duration over 15", media("wan2.7-i2v", FF, duration=16)),
+    ("happyhorse 2 s", media("happyhorse-1.0-i2v", FF, duration=2)),
+    ("shot_type on a model without", i2v(shot_type="multi")),
+    ("shot_type not offered", i2v("wan2.6-i2v", shot_type="triple")),
+    ("shot_type not a string", i2v("wan2.6-i2v", shot_type=1)),
+    ("template on a model without", {"model": "wan2.6-i2v", "input": {
+        "img_url": HTTP_IMG, "template": "flying"}}),
+    ("unknown template", {"model": "wan2.1-i2v-plus", "input": {
+        "img_url": HTTP_IMG, "template": "no-such-effect"}}),
+    ("template not a string", {"model": "wan2.1-i2v-plus", "input": {
+        "img_url": HTTP_IMG, "template": ["flying"]}}),
+]
+
+
+@pytest.mark.parametrize("body", [m[1] for m in MEDIA_REFUSED], ids=[m[0] for m in MEDIA_REFUSED])
+def test_invalid_requests_of_todays_models_are_refused(api: Api, body: dict[str, Any]) -> None:
+    assert error_of(api.submit(body)) == (400, "InvalidParameter")
+    assert api.emu.stats.submits == 0
+
+
+def test_media_combination_message_names_what_is_accepted(api: Api) -> None:
+    msg = api.submit(media("wan2.7-i2v", FC, DA)).json()["message"]
+    assert msg.startswith("Field 'input.media': the combination first_clip+driving_audio is "
+                          "not supported by wan2.7-i2v; accepted: first_frame; ")
+
+
+def test_shot_type_and_templates(api: Api) -> None:
+    assert api.submit(i2v("wan2.6-i2v-flash", shot_type="multi", duration=12,
+                          prompt_extend=True)).status_code == 200
+    assert api.submit(i2v("wan2.6-i2v", shot_type="single")).status_code == 200
+    body = {"model": "wan2.1-i2v-turbo", "input": {"img_url": HTTP_IMG, "template": "squish",
+                                                  "prompt": "ignored"}}
+    tid = api.new_task(body)
+    # kf2v with a template needs only the first frame
+    kf = {"model": "wan2.1-kf2v-plus", "input": {"first_frame_url": HTTP_IMG,
+                                                 "template": "hanfu-1"}}
+    assert api.submit(kf, path=KF2V_PATH).status_code == 200
+    api.emu.advance(4)
+    assert "actual_prompt" not in api.output(tid)  # the template's prompt is not used
+
+
+def test_usage_of_todays_models(api: Api) -> None:
+    silent = api.new_task(i2v("wan2.6-i2v-flash", duration=12, audio=False))
+    loud = api.new_task(i2v("wan2.6-i2v-flash", duration=3, resolution="720P"))
+    clip = api.new_task(media("wan2.7-i2v", FC, duration=12))
+    horse = api.new_task(media("happyhorse-1.0-i2v", FF, duration=4, resolution="720P"))
+    api.emu.advance(4)
+    usage = {t: api.query(t).json()["usage"] for t in (silent, loud, clip, horse)}
+    assert usage[silent] == {"duration": 12, "video_count": 1, "SR": 1080,
+                             "input_video_duration": 0, "output_video_duration": 12,
+                             "audio": False}
+    assert usage[loud] == {"duration": 3, "video_count": 1, "SR": 720,
+                           "input_video_duration": 0, "output_video_duration": 3, "audio": True}
+    # an http(s) clip's length is unknown to the emulator: counted as the shortest (2 s)
+    assert usage[clip] == {"duration": 12, "video_count": 1, "SR": 1080,
+                           "input_video_duration": 2, "output_video_duration": 10}
+    assert usage[horse] == {"duration": 4, "video_count": 1, "SR": 720,
+                            "input_video_duration": 0, "output_video_duration": 4}
+    assert "actual_prompt" not in api.output(silent)  # wan2.6 never returns it
+    assert "actual_prompt" in api.output(clip)
+
+
+def test_uploaded_clip_is_inspected_and_counted(api: Api, tmp_path: Path) -> None:
+    from tests.test_request_bodies import mp4
+    from wanvid.client import Client
+    from wanvid.upload import Uploader
+
+    up = Uploader(Client(api.base, "sk-emulator-test"))
+    headers = {**SUBMIT_HEADERS, "X-DashScope-OssResourceResolve": "enable"}
+
+    def clip_body(data: bytes, name: str) -> dict[str, Any]:
+        f = tmp_path / name
+        f.write_bytes(data)
+        url = up.upload(f, "wan2.7-i2v").url
+        return media("wan2.7-i2v", ("first_clip", url), LF, duration=12)
+
+    tid = str(api.submit(clip_body(mp4(3.5), "ok.mp4"), headers=headers).json()["output"]
+              ["task_id"])
+    api.emu.advance(4)
+    assert api.query(tid).json()["usage"] == {
+        "duration": 12, "video_count": 1, "SR": 1080, "input_video_duration": 3.5,
+        "output_video_duration": 8.5}
+    for data, code in ((mp4(1.5), "InvalidFile.Duration"), (mp4(11.0), "InvalidFile.Duration"),
+                       (mp4(4.0, 200, 200), "InvalidFile.Resolution"),
+                       (mp4(4.0, 4000, 300), "InvalidFile.AspectRatio"),
+                       (b"GIF89a" + b"\0" * 100, "InvalidFile.Format")):
+        r = api.submit(clip_body(data, f"{code}-{len(data)}.mp4"), headers=headers)
+        assert error_of(r) == (400, code), r.text
+    assert api.emu.stats.submits == 1
+
+
+def test_image_limits_per_model(api: Api) -> None:
+    def horse(uri: str) -> requests.Response:
+        return api.submit(media("happyhorse-1.0-i2v", ("first_frame", uri)))
+
+    assert horse(data_uri(png(300, 300))).status_code == 200
+    assert horse(data_uri(png(750, 300))).status_code == 200  # 2.5:1
+    for bad in (data_uri(png(299, 400)), data_uri(png(760, 300)), data_uri(png(300, 760)),
+                data_uri(bmp(400, 400), "image/bmp")):
+        assert error_of(horse(bad)) == (400, "InvalidParameter.DataInspection")
+    # wan2.7 takes BMP, 240 px sides and 1:8 (as a driving first frame too)
+    ok = media("wan2.7-i2v", ("first_frame", data_uri(bmp(240, 1920), "image/bmp")))
+    assert api.submit(ok).status_code == 200
+    thin = media("wan2.7-i2v", ("first_frame", data_uri(png(240, 1930))))
+    assert error_of(api.submit(thin)) == (400, "InvalidParameter.DataInspection")
+    wav = media("wan2.7-i2v", FF, ("driving_audio", data_uri(_wav(1.5), "audio/wav")))
+    assert error_of(api.submit(wav)) == (400, "InvalidParameter.DataInspection")
+    wav = media("wan2.7-i2v", FF, ("driving_audio", data_uri(_wav(2.5), "audio/wav")))
+    assert api.submit(wav).status_code == 200  # wan2.7 takes 2 s audio; wan2.5 needs 3
+
+
+def test_happyhorse_prompt_limit_is_lower_for_chinese(api: Api) -> None:
+    zh = "猫" * 3000
+    en = "a" * 6000
+    t1 = api.new_task(media("happyhorse-1.0-i2v", FF, prompt=zh))
+    t2 = api.new_task(media("happyhorse-1.0-i2v", FF, prompt=en))
+    api.emu.advance(4)
+    assert api.output(t1)["orig_prompt"] == zh[:2500]
+    assert api.output(t2)["orig_prompt"] == en[:5000]
+
+
+# ------------------------------------------------------- account limits and task failures
+
+
+def test_max_concurrent_throttles_submits_per_model(make: Callable[..., Api]) -> None:
+    api = make(max_concurrent=2)
+    a, b = api.new_task(), api.new_task()
+    r = api.submit()
+    assert error_of(r) == (429, "Throttling")
+    assert r.json()["message"].startswith("Requests rate limit exceeded, please try again later.")
+    assert api.submit(i2v("wan2.5-i2v-preview")).status_code == 200  # another model: its own
+    assert api.cancel(a).status_code == 200  # a canceled task frees its slot
+    c = api.new_task()
+    assert error_of(api.submit()) == (429, "Throttling")
+    stats = api.s.get(api.root + "/_emulator/stats").json()
+    assert (stats["concurrent_throttled"], stats["throttled"], stats["submits"]) == (2, 2, 4)
+    api.emu.advance(4)  # b and c finish
+    assert {api.status(b), api.status(c)} == {"SUCCEEDED"}
+    assert api.submit().status_code == 200
+    assert api.list().json()["total"] == 5  # the throttled submits created nothing
+
+
+def test_model_limits_use_the_catalogue(make: Callable[..., Api]) -> None:
+    api = make(model_limits=True)
+    for _ in range(2):  # wan2.2-i2v-flash: concurrent_tasks = 2
+        api.new_task()
+    assert error_of(api.submit()) == (429, "Throttling")
+    for _ in range(5):  # wan2.6-i2v-flash: 5
+        api.new_task(i2v("wan2.6-i2v-flash"))
+    assert error_of(api.submit(i2v("wan2.6-i2v-flash"))) == (429, "Throttling")
+
+
+def test_config_route_changes_switches_at_run_time(api: Api) -> None:
+    url = api.root + "/_emulator/config"
+    assert api.s.get(url).json() == {"max_concurrent": 0, "model_limits": False,
+                                     "fail_with": "", "fail_rate": 0.0}
+    r = api.s.post(url, params={"max_concurrent": "1", "fail_with": "ip"})
+    assert r.status_code == 200 and r.json()["max_concurrent"] == 1
+    tid = api.new_task()
+    assert error_of(api.submit()) == (429, "Throttling")
+    api.emu.advance(4)
+    assert api.output(tid)["code"] == "IPInfringementSuspect"
+    for bad in ({"max_concurrent": "-1"}, {"max_concurrent": "x"}, {"fail_with": "Nope"},
+                {"fail_rate": "2"}, {"model_limits": "maybe"}, {"colour": "red"},
+                {"max_concurrent": "3", "fail_with": "Nope"}):
+        r = api.s.post(url, params=bad)
+        assert r.status_code == 400, bad
+    assert api.s.get(url).json()["max_concurrent"] == 1  # all or nothing
+    assert api.s.post(url, params={"max_concurrent": "0", "fail_with": ""}).status_code == 200
+    assert api.submit().status_code == 200
+
+
+@pytest.mark.parametrize(("fault", "code", "message"), [
+    ("InvalidParameter", "InvalidParameter", "The size is not match"),
+    ("size", "InvalidParameter", "The size is not match"),
+    ("DataInspectionFailed", "DataInspectionFailed",
+     "Input or output data may contain inappropriate content."),
+    ("IPInfringementSuspect", "IPInfringementSuspect",
+     "Input data is suspected of being involved in IP infringement."),
+    ("InternalError.Algo", "InternalError.Algo", "An internal error has occured"),
+])
+def test_fail_with_makes_tasks_fail_with_the_service_codes(
+        make: Callable[..., Api], fault: str, code: str, message: str) -> None:
+    api = make(fail_with=fault)
+    tid = api.new_task()
+    api.emu.advance(4)
+    out = api.output(tid)
+    assert out["task_status"] == "FAILED"
+    assert out["code"] == code and out["message"].startswith(message)
+    assert "video_url" not in out and "usage" not in api.query(tid).json()
+
+
+def test_fail_with_and_a_fail_rate_fail_only_that_share(make: Callable[..., Api]) -> None:
+    api = make(fail_with="DataInspectionFailed", fail_rate=0.5)
+    tids = [api.new_task() for _ in range(4)]
+    api.emu.advance(4)
+    outs = [api.output(t) for t in tids]
+    assert [o["task_status"] for o in outs] == ["SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED"]
+    assert {o.get("code") for o in outs} == {None, "DataInspectionFailed"}
+
+
+def test_bad_fail_with_and_max_concurrent_are_refused() -> None:
+    for bad in ({"fail_with": "Oops"}, {"max_concurrent": -1}):
+        with pytest.raises(ValueError):
+            EmulatorConfig(**bad).check()

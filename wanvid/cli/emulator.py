@@ -44,11 +44,27 @@ def emulator(
                                              "request with 'not offered here'.")] = False,
     upload_max_mb: Annotated[float, typer.Option("--upload-max-mb", help="The upload "
                                                  "policy's size limit.")] = 100.0,
+    max_concurrent: Annotated[int, typer.Option(
+        "--max-concurrent", min=0, help="At most N tasks PENDING/RUNNING per model (the "
+        "account limit); submits over it get 429 Throttling, counted in /_emulator/stats "
+        "concurrent_throttled. Also POST /_emulator/config?max_concurrent=N.")] = 0,
+    model_limits: Annotated[bool, typer.Option(
+        "--model-limits", help="Enforce each model's concurrent_tasks from the catalogue "
+        "(when --max-concurrent is 0).")] = False,
+    fail_with: Annotated[str | None, typer.Option(
+        "--fail-with", metavar="CODE", help="Failed tasks end with CODE: InvalidParameter "
+        "(size, 'The size is not match...'), DataInspectionFailed (inspection), "
+        "IPInfringementSuspect (ip) or InternalError.Algo; every task fails unless "
+        "--fail-rate picks a share.", autocompletion=lambda: [
+            "InvalidParameter", "DataInspectionFailed", "IPInfringementSuspect",
+            "InternalError.Algo"])] = None,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
     Example: wanvid emulator --port 8765 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1
     DASHSCOPE_API_KEY=test wanvid generate cat.png
+
+    Example: wanvid emulator --fail-with DataInspectionFailed  (every task fails so)
     """
     from wanvid.emulator import EmulatorConfig, serve_forever
 
@@ -56,7 +72,9 @@ def emulator(
                          url_ttl=url_ttl, fail_rate=fail_rate, throttle_every=throttle_every,
                          error_every=error_every, drop_download_at=drop_download_at,
                          video_mb=video_mb, storage_rate_mb=storage_rate_mb, key=key,
-                         uploads=not no_uploads, upload_max_mb=upload_max_mb)
+                         uploads=not no_uploads, upload_max_mb=upload_max_mb,
+                         max_concurrent=max_concurrent, model_limits=model_limits,
+                         fail_with=fail_with or "")
     try:
         cfg.check()
     except ValueError as e:

@@ -13,8 +13,13 @@ Modules: ``config`` (switches and counters), ``wire`` (routes, codes, response s
 
 Routes (all under ``/api/v1``, as on the service):
 
-* ``POST /services/aigc/video-generation/video-synthesis``: submit an i2v task (first frame).
-* ``POST /services/aigc/image2video/video-synthesis``: submit a kf2v task (first + last frame).
+* ``POST /services/aigc/video-generation/video-synthesis``: submit an i2v task: the legacy
+  ``input.img_url`` (+ ``audio_url``), or the ``input.media`` array for the models whose
+  catalogue ``protocol`` is ``media`` (wan2.7-i2v, HappyHorse): ``{type, url}`` items of the
+  model's ``media`` types, in one of its ``media_combinations`` only (anything else is 400
+  ``InvalidParameter``; so is ``img_url`` sent to a media model, or ``media`` to another).
+* ``POST /services/aigc/image2video/video-synthesis``: submit a kf2v task (first + last frame;
+  the first frame alone with ``input.template``).
 * ``GET /tasks/{task_id}``: query one task. Unknown ids, and tasks older than 24 h on the
   emulator's clock, answer 200 with ``task_status: UNKNOWN``, like the service.
 * ``POST /tasks/{task_id}/cancel``: only PENDING tasks cancel (then CANCELED); anything else
@@ -46,22 +51,35 @@ emulator from end-to-end tests without sleeping:
   Answers ``{"advanced": N, "offset": TOTAL}``.
 * ``GET /_emulator/stats``: the counters of ``EmulatorStats`` as JSON.
 * ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
+* ``GET /_emulator/config``: the switches that can change at run time; ``POST
+  /_emulator/config?max_concurrent=N&model_limits=true|false&fail_with=CODE&fail_rate=R``
+  changes them (all or nothing: a bad value is 400 and changes none) and answers the result.
 
 Behaviour and its limits:
 
 * Every API request needs ``Authorization: Bearer <key>`` (any non-empty key, or exactly
   ``EmulatorConfig.key`` when set), else 401 ``InvalidApiKey``. Submits need
   ``X-DashScope-Async: enable``, else 403 ``AccessDenied``.
-* Submits are validated against ``wanvid.models`` (model, endpoint, resolution, duration,
-  audio support, seed range, field types); errors use the service's JSON shape
-  ``{request_id, code, message}``. Prompts longer than the model's limit are truncated, not
-  refused (as the service does); the truncated text is the task's ``orig_prompt``.
-* ``data:`` image URIs are decoded and inspected with ``wanvid.media.probe_image`` (format
-  JPEG/PNG/BMP/WEBP by magic bytes and matching the declared MIME type, 360..2000 px per side,
-  <= 10 MB, no PNG alpha); failures are 400 ``InvalidParameter.DataInspection``. ``http(s)://``
-  and ``oss://`` URLs are accepted as given: the emulator never fetches anything, so a bad
-  remote image only fails on the real service. Audio ``data:`` URIs are checked with
-  ``wanvid.media.probe_audio`` (WAV/MP3, 3..30 s, <= 15 MB).
+* Submits are validated against the catalogue, ``wanvid.models`` (model, endpoint, protocol
+  and media combinations, resolution, duration, audio support, ``parameters.shot_type``
+  among the model's ``shot_types``, ``input.template`` among its ``templates``, seed range,
+  field types); errors use the service's JSON shape ``{request_id, code, message}``.
+  Prompts longer than the model's limit (HappyHorse: its lower limit for Chinese text) are
+  truncated, not refused (as the service does); the truncated text is the task's
+  ``orig_prompt``. A model the catalogue gains is emulated with no change here.
+* ``data:`` image URIs are decoded and inspected with ``wanvid.media.probe_image`` against
+  the model's catalogue limits (``Model.image_limits``: formats, so no BMP on HappyHorse;
+  240..8000 px per side on today's models, >= 300 px and aspect 1:2.5..2.5:1 on HappyHorse;
+  10 or 20 MB; values the catalogue marks unconfirmed are not enforced), the declared MIME
+  type matching the data, no PNG alpha; failures are 400 ``InvalidParameter.DataInspection``.
+  ``http(s)://`` and ``oss://`` URLs are accepted as given: the emulator never fetches
+  anything, so a bad remote image only fails on the real service. Audio ``data:`` URIs
+  (``audio_url`` or a ``driving_audio`` item) are checked with ``wanvid.media.probe_audio``
+  against the model's audio limits. A ``first_clip`` must be an http(s) or ``oss://`` URL;
+  an ``oss://`` clip from the upload host is inspected from its first MiB (MP4/MOV,
+  duration, sides, aspect, size per ``Model.clip_limits``; 400 ``InvalidFile.Format``,
+  ``.Duration``, ``.Resolution``, ``.AspectRatio``, ``.Size``), an http(s) one is taken as
+  given and counted as ``clip_min_s`` seconds long.
 * Task lifecycle runs on the emulator clock (``config.clock()`` plus everything ``advance``
   added): PENDING for ``pending`` s, RUNNING for ``running`` s, then SUCCEEDED (or FAILED
   with ``InternalError.Algo`` for the ``fail_rate`` share, deterministically: task n fails
@@ -71,6 +89,22 @@ Behaviour and its limits:
 * Every video is the bundled fixture ``wanvid/data/sample.mp4`` (real H.264, 1.2 s),
   optionally padded to ``video_mb`` MiB with a trailing top-level ``free`` box (still a
   valid MP4, byte-identical on every fetch).
+* ``usage`` follows the model (wan-api-2026 §5): wan2.1 ``video_duration``/``video_ratio``;
+  wan2.2/2.5 ``duration`` + ``SR``; newer models (wan2.6, wan2.7, HappyHorse, any added one)
+  also ``input_video_duration`` (the clip's seconds, 0 without) and
+  ``output_video_duration`` (``duration`` is their sum, the billed seconds), and ``audio``
+  (false when ``parameters.audio`` was false) on wan2.6-i2v-flash. wan2.6 tasks carry no
+  ``actual_prompt``, nor do template tasks.
+* Account limits: ``max_concurrent`` N (``--max-concurrent``) allows at most N tasks
+  PENDING or RUNNING per model at once (``model_limits``: each model's catalogue
+  ``concurrent_tasks`` instead); a submit over it is 429 ``Throttling`` ("Requests rate limit
+  exceeded, please try again later. ..."), creates nothing and counts in
+  ``stats.concurrent_throttled`` (and ``throttled``).
+* Task failures (``fail_with``, ``--fail-with CODE``): failing tasks end FAILED with
+  ``InvalidParameter`` "The size is not match ...", ``DataInspectionFailed`` "Input or output
+  data may contain inappropriate content.", ``IPInfringementSuspect`` "Input data is
+  suspected of being involved in IP infringement." or ``InternalError.Algo`` (the default);
+  with ``fail_rate`` 0 every task fails so, else the ``fail_rate`` share does.
 * Fault injection: ``throttle_every`` (429 ``Throttling.RateQuota`` on every Nth API
   request, no ``Retry-After``, as the service documents none), ``error_every`` (500
   ``InternalError`` on every Nth task query), ``drop_download_at`` (the first download of
@@ -86,19 +120,21 @@ from wanvid.emulator.tasks import TASK_TTL
 from wanvid.emulator.wire import (
     ADMIN_PREFIX,
     API_PREFIX,
+    CONCURRENT_CODE,
     DATA_INSPECTION,
     FAIL_CODE,
     FAIL_MESSAGE,
     INTERNAL_CODE,
     INTERNAL_MESSAGE,
     MIB,
+    TASK_FAULTS,
     THROTTLE_CODE,
     THROTTLE_MESSAGE,
 )
 
 __all__ = [
-    "ADMIN_PREFIX", "API_PREFIX", "DATA_INSPECTION", "FAIL_CODE", "FAIL_MESSAGE",
-    "INTERNAL_CODE", "INTERNAL_MESSAGE", "MIB", "OSS_ACCESS_KEY_ID", "TASK_TTL",
+    "ADMIN_PREFIX", "API_PREFIX", "CONCURRENT_CODE", "DATA_INSPECTION", "FAIL_CODE", "FAIL_MESSAGE",
+    "INTERNAL_CODE", "INTERNAL_MESSAGE", "MIB", "OSS_ACCESS_KEY_ID", "TASK_FAULTS", "TASK_TTL",
     "THROTTLE_CODE", "THROTTLE_MESSAGE", "Emulator", "EmulatorConfig", "EmulatorStats",
     "load_fixture", "padded_video", "parse_range", "serve_forever",
 ]

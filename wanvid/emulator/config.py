@@ -28,6 +28,13 @@ class EmulatorConfig:
     policy_ttl: float = 300.0  # the policy's expire_in_seconds
     storage_port: int = 0  # result videos are served here (0: any free port)
     upload_port: int = 0  # the upload host (0: any free port)
+    # At most this many tasks PENDING/RUNNING per model (the account limit; 0: off); a submit
+    # over it is 429 Throttling and counts in stats.concurrent_throttled.
+    max_concurrent: int = 0
+    model_limits: bool = False  # with max_concurrent 0: each model's concurrent_tasks
+    # Failed tasks end with this code (wire.TASK_FAULTS, or a short name: size, inspection,
+    # ip); set with fail_rate 0, every task fails with it.
+    fail_with: str = ""
     clock: Callable[[], float] = time.monotonic
 
     def check(self) -> None:
@@ -41,7 +48,13 @@ class EmulatorConfig:
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {v!r}")
-        for name in ("throttle_every", "error_every"):
+        if self.fail_with:
+            from wanvid.emulator.wire import TASK_FAULTS, task_fault
+
+            if task_fault(self.fail_with) is None:
+                raise ValueError(f"fail_with must be one of {', '.join(TASK_FAULTS)} (or size, "
+                                 f"inspection, ip), got {self.fail_with!r}")
+        for name in ("throttle_every", "error_every", "max_concurrent"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = off)")
         for name in ("port", "storage_port", "upload_port"):
@@ -54,7 +67,9 @@ class EmulatorConfig:
 @dataclass
 class EmulatorStats:
     """Counters. ``submits``/``queries``/``cancels``/``lists`` count answered (2xx) calls;
-    ``throttled``/``errors`` count injected 429/500s; ``rejected`` other 4xx API answers;
+    ``throttled``/``errors`` count injected 429/500s (``throttled`` includes the submits
+    over the concurrent-task limit, also counted alone in ``concurrent_throttled``);
+    ``rejected`` other 4xx API answers;
     ``downloads`` video bodies started (200/206), ``downloads_cut`` those cut on purpose;
     ``paths`` counts every request by ``"METHOD /route/{template}"``; ``download_auth`` is
     the ``Authorization`` header (None when absent) of every download request.
@@ -83,6 +98,7 @@ class EmulatorStats:
     upload_rejected: int = 0
     upload_auth: list[str | None] = field(default_factory=list)
     upload_seconds: list[float] = field(default_factory=list)
+    concurrent_throttled: int = 0  # submits refused over the concurrent-task limit (429)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -241,12 +241,17 @@ def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
             f"{c.url_ttl:g}s; video {f'{c.video_mb:g} MiB' if c.video_mb > 0 else 'fixture'}")
         faults = [f"{n}={v:g}" for n, v in (
             ("fail_rate", c.fail_rate), ("throttle_every", c.throttle_every),
-            ("error_every", c.error_every), ("drop_download_at", c.drop_download_at)) if v]
+            ("error_every", c.error_every), ("drop_download_at", c.drop_download_at),
+            ("max_concurrent", c.max_concurrent)) if v]
+        if c.model_limits and not c.max_concurrent:
+            faults.append("model_limits (each model's concurrent_tasks)")
+        if c.fail_with:
+            faults.append(f"fail_with={c.fail_with}")
         log("  faults: " + (", ".join(faults) if faults else "none"))
         log("  API key: " + ("only the configured key" if c.key is not None
                              else "any Bearer key"))
         log(f"  admin: POST {root}{ADMIN_PREFIX}/advance?seconds=N, "
-            f"GET {root}{ADMIN_PREFIX}/stats")
+            f"GET {root}{ADMIN_PREFIX}/stats, GET|POST {root}{ADMIN_PREFIX}/config")
         log("  press Ctrl-C to stop")
         while not stop.wait(0.5):
             pass

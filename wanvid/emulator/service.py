@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from wanvid.emulator.checks import check_auth, check_submit
+from wanvid.emulator.checks import check_auth, check_clip, check_submit
 from wanvid.emulator.config import EmulatorConfig, EmulatorStats
 from wanvid.emulator.storage import Storage
 from wanvid.emulator.tasks import (
@@ -28,6 +28,9 @@ from wanvid.emulator.wire import (
     API_PREFIX,
     CANCEL_MESSAGE,
     CANCEL_RE,
+    CONCURRENT_CODE,
+    CONCURRENT_MESSAGE,
+    FAIL_CODE,
     FILE_RE,
     INTERNAL_CODE,
     INTERNAL_MESSAGE,
@@ -47,14 +50,22 @@ from wanvid.emulator.wire import (
     json_response,
     oss_error,
     rid,
+    task_fault,
 )
-from wanvid.models import I2V_PATH, KF2V_PATH, find_model
+from wanvid.models import I2V_PATH, KF2V_PATH, Model, find_model
 
 if TYPE_CHECKING:
     from wanvid.emulator.server import Server
 
 POLL_INTERVAL = 0.02  # how soon stop() is noticed by the serving thread
-_SUBMIT_PATHS = (API_PREFIX + I2V_PATH, API_PREFIX + KF2V_PATH)
+
+
+def _submit_paths() -> set[str]:
+    """Every catalogue model's endpoint (a model may name its own), plus the two standard."""
+    from wanvid.models import MODELS
+
+    return {API_PREFIX + I2V_PATH, API_PREFIX + KF2V_PATH,
+            *(API_PREFIX + m.path for m in MODELS)}
 
 
 class Emulator:
@@ -68,7 +79,7 @@ class Emulator:
         self.stats = EmulatorStats()
         self.base_url = ""
         self.log = log
-        self.life = Lifecycle(pending=c.pending, running=c.running, fail_rate=c.fail_rate)
+        self.life = self._lifecycle()
         self.storage = Storage(video_mb=c.video_mb, drop_download_at=c.drop_download_at)
         self._lock = threading.Lock()
         self._offset = 0.0
@@ -86,6 +97,18 @@ class Emulator:
         self.uploads = UploadHost(wall=self.wall, max_mb=c.upload_max_mb,
                                   policy_ttl=c.policy_ttl, stats=self.stats,
                                   stats_lock=self._lock)
+
+    def _lifecycle(self) -> Lifecycle:
+        c = self.config
+        rate = c.fail_rate if c.fail_rate or not c.fail_with else 1.0
+        return Lifecycle(pending=c.pending, running=c.running, fail_rate=rate)
+
+    def concurrency_limit(self, model: Model) -> int:
+        """How many tasks of ``model`` may be PENDING/RUNNING at once (0: no limit)."""
+        c = self.config
+        if c.max_concurrent > 0:
+            return c.max_concurrent
+        return model.concurrent_tasks if c.model_limits else 0
 
     # ----------------------------------------------------------------- clock
     def now(self) -> float:
@@ -206,7 +229,7 @@ class Emulator:
             key, api = f"{method} {API_PREFIX}/tasks/{{task_id}}/cancel", True
         elif TASK_RE.match(path):
             key, api = f"{method} {API_PREFIX}/tasks/{{task_id}}", True
-        elif path in (*_SUBMIT_PATHS, API_PREFIX + "/tasks"):
+        elif path in (*_submit_paths(), API_PREFIX + "/tasks"):
             key, api = f"{method} {path}", True
         else:
             key = f"{method} {path}"
@@ -248,7 +271,7 @@ class Emulator:
             if method not in ("GET", "HEAD"):
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
             return self._policy(query)
-        if path in _SUBMIT_PATHS:
+        if path in _submit_paths():
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here.")
             return self._submit(path[len(API_PREFIX):], headers, body or b"")
@@ -282,18 +305,34 @@ class Emulator:
         for url in OSS_URL_RE.findall(body):
             self.uploads.resolve(url.decode("utf-8", "replace"), sub.model_name,
                                  headers.get(RESOLVE_HEADER))
+        clip_seconds = None
+        if sub.clip_url is not None:  # a URL's length is unknown: taken as the shortest
+            clip_seconds = sub.model.clip_min_s or 2.0
+            obj = self.uploads.stored(sub.clip_url) if sub.clip_url.startswith("oss://") \
+                else None
+            if obj is not None:
+                where = f"input.media[{sub.media_types.index('first_clip')}].url"
+                seconds = check_clip(where, obj.head, obj.size, sub.model.clip_limits)
+                clip_seconds = seconds if seconds is not None else clip_seconds
         with self._lock:
             now = self.now()
+            self._active = [t for t in self._active
+                            if self.life.status(t, now) in (PENDING, RUNNING)]
+            limit = self.concurrency_limit(sub.model)
+            if limit and sum(t.model is sub.model for t in self._active) >= limit:
+                self.stats.throttled += 1
+                self.stats.concurrent_throttled += 1
+                return error(429, CONCURRENT_CODE, CONCURRENT_MESSAGE)
             self._seq += 1
             seq = self._seq
+            fail_code = task_fault(self.config.fail_with) if self.config.fail_with else None
             task = Task(task_id=str(uuid.uuid4()), seq=seq, model=sub.model,
                         model_name=sub.model_name, request_id=rid(), created=now,
                         fails=self.life.fails(seq), prompt=sub.prompt,
                         prompt_extend=sub.prompt_extend, resolution=sub.resolution,
-                        duration=sub.duration)
+                        duration=sub.duration, fail_code=fail_code or FAIL_CODE,
+                        template=sub.template, audio=sub.audio, clip_seconds=clip_seconds)
             self._tasks[task.task_id] = task
-            self._active = [t for t in self._active
-                            if self.life.status(t, now) in (PENDING, RUNNING)]
             self._active.append(task)
             self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._active))
             self.stats.submits += 1
@@ -312,6 +351,15 @@ class Emulator:
                 return error(400, "InvalidParameter",
                              "Query parameter 'seconds' must be a finite number >= 0.")
             return json_response(200, {"advanced": seconds, "offset": self._offset})
+        if path == ADMIN_PREFIX + "/config":
+            if method == "POST":
+                try:
+                    self.configure(query)
+                except ValueError as e:
+                    return error(400, "InvalidParameter", str(e))
+            elif method not in ("GET", "HEAD"):
+                return error(405, "MethodNotAllowed", "Use GET or POST.")
+            return json_response(200, self.runtime_config())
         if path == ADMIN_PREFIX + "/hosts":
             return json_response(200, {"api": self.base_url[: -len(API_PREFIX)],
                                        "storage": self.storage_url,
@@ -322,6 +370,45 @@ class Emulator:
             with self._lock:
                 return json_response(200, self.stats.to_dict())
         return error(404, "NotFound", f"No admin route {path}.")
+
+    _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate")
+
+    def runtime_config(self) -> dict[str, object]:
+        """The switches ``POST /_emulator/config`` may change, with their values."""
+        return {k: getattr(self.config, k) for k in self._RUNTIME}
+
+    def configure(self, query: dict[str, list[str]]) -> None:
+        """Change switches at run time (``max_concurrent=N``, ``model_limits=true``,
+        ``fail_with=CODE``, ``fail_rate=R``); all or nothing; ValueError names the bad one."""
+        import dataclasses
+
+        changes: dict[str, object] = {}
+        for name, values in query.items():
+            raw = values[0] if values else ""
+            if name not in self._RUNTIME:
+                raise ValueError(f"unknown switch {name!r}; one of: {', '.join(self._RUNTIME)}")
+            if name == "max_concurrent":
+                try:
+                    changes[name] = int(raw)
+                except ValueError:
+                    raise ValueError("max_concurrent must be a whole number >= 0") from None
+            elif name == "model_limits":
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError("model_limits must be true or false")
+                changes[name] = raw.lower() in ("true", "1")
+            elif name == "fail_rate":
+                try:
+                    changes[name] = float(raw)
+                except ValueError:
+                    raise ValueError("fail_rate must be a number between 0 and 1") from None
+            else:
+                changes[name] = raw
+        new = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
+        new.check()
+        with self._lock:
+            for k, v in changes.items():
+                setattr(self.config, k, v)
+            self.life = self._lifecycle()
 
     # ------------------------------------------------------- query/cancel/list
     def _query(self, task_id: str, host: str | None) -> Response:

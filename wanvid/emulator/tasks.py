@@ -16,6 +16,7 @@ from wanvid.emulator.wire import (
     PENDING,
     RUNNING,
     SUCCEEDED,
+    TASK_FAULTS,
     UNKNOWN,
     first,
     fmt_time,
@@ -42,6 +43,10 @@ class Task:
     resolution: str
     duration: int
     canceled_at: float | None = None
+    fail_code: str = FAIL_CODE  # what a failing task ends with (wire.TASK_FAULTS)
+    template: str | None = None
+    audio: bool | None = None  # parameters.audio as sent
+    clip_seconds: float | None = None  # the first_clip's length (None: no clip)
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,34 @@ class Lifecycle:
         return task.created + self.pending + self.running
 
 
+# Models whose usage has no input/output split (the Nov 2025 shapes); every other model
+# (wan2.6, wan2.7, HappyHorse and any newer one) answers the 2026 shape.
+_OLD_USAGE = ("wan2.1", "wanx2.1", "wan2.2", "wan2.5")
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else round(x, 3)
+
+
 def usage(task: Task) -> dict[str, Any]:
-    if task.model.name.startswith("wan2.1"):
+    """The task's ``usage``, shaped per model (wan-api-2026 §5): wan2.1 ``video_duration`` +
+    ``video_ratio``; wan2.2/2.5 ``duration`` + ``SR``; newer models also
+    ``input_video_duration`` (the first_clip's seconds) and ``output_video_duration`` (the
+    new seconds; ``duration`` is their sum, the billed seconds), and ``audio`` on the models
+    with an audio switch (wan2.6-i2v-flash)."""
+    name = task.model.name
+    if name.startswith(("wan2.1", "wanx2.1")):
         return {"video_duration": task.duration, "video_ratio": "standard", "video_count": 1}
-    return {"duration": task.duration, "video_count": 1,
-            "SR": int(task.resolution.rstrip("P"))}
+    out: dict[str, Any] = {"duration": task.duration, "video_count": 1,
+                           "SR": int(task.resolution.rstrip("P"))}
+    if name.startswith(_OLD_USAGE):
+        return out
+    clip = min(task.clip_seconds or 0.0, float(task.duration))
+    out["input_video_duration"] = _num(clip)
+    out["output_video_duration"] = _num(task.duration - clip)
+    if task.model.audio_mode == "optional_flag":
+        out["audio"] = task.audio is not False
+    return out
 
 
 ACTUAL_PROMPT_TAIL = ("The camera pushes in slowly while soft light moves across the scene; "
@@ -105,12 +133,15 @@ def task_payload(task: Task, now: float, life: Lifecycle, wall: Callable[[float]
         return payload
     out["end_time"] = fmt_time(wall(life.ended_at(task)))
     if status == FAILED:
-        out["code"], out["message"] = FAIL_CODE, FAIL_MESSAGE
+        out["code"] = task.fail_code
+        out["message"] = TASK_FAULTS.get(task.fail_code, FAIL_MESSAGE)
         return payload
     if task.prompt is not None:
         out["orig_prompt"] = task.prompt
     out["video_url"] = video_url()
-    if task.prompt_extend:
+    # wan2.6 never returns actual_prompt (S1); with a template the prompt is not used.
+    if task.prompt_extend and task.template is None and not task.model.name.startswith(
+            "wan2.6"):
         lead = f"{task.prompt} " if task.prompt else ""
         out["actual_prompt"] = lead + ACTUAL_PROMPT_TAIL
     payload["usage"] = usage(task)

@@ -42,6 +42,7 @@ from wanvid.emulator.wire import ApiError, Headers, Response, oss_error
 
 OSS_VALIDITY = 48 * 3600.0
 READ = 1 << 20
+HEAD_KEEP = 1 << 20  # bytes of each upload kept, for inspecting a clip at submit
 RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
 NOT_VALID_URL = ("InternalError.Algo.InvalidParameter: The provided URL does not appear to be "
                  "valid. Ensure it is correctly formatted.")
@@ -55,6 +56,7 @@ class StoredObject:
     size: int
     md5: str
     uploaded_at: float  # wall
+    head: bytes = b""  # the first HEAD_KEEP bytes (a clip's boxes are inspected from them)
 
 
 class FormError(Exception):
@@ -222,6 +224,12 @@ class UploadHost:
         # The file: everything up to the closing delimiter, which must end the body.
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
+        head = bytearray()
+
+        def take(data: bytes | bytearray) -> None:
+            md5.update(data)
+            if len(head) < HEAD_KEEP:
+                head.extend(data[:HEAD_KEEP - len(head)])
         keep = len(sep) + 4
         while True:
             idx = buf.find(sep)
@@ -232,7 +240,7 @@ class UploadHost:
                 if not rest.startswith(b"--") or left > 0 or rest[2:] not in (b"", b"\r\n"):
                     raise FormError(oss_error(400, "InvalidArgument",
                                               "'file' must be the last field of the form."))
-                md5.update(buf[:idx])
+                take(buf[:idx])
                 size += idx
                 break
             piece = more()
@@ -240,7 +248,7 @@ class UploadHost:
                 raise FormError(_malformed())
             if len(buf) > keep:
                 cut = len(buf) - keep
-                md5.update(buf[:cut])
+                take(buf[:cut])
                 size += cut
                 del buf[:cut]
             buf += piece
@@ -256,7 +264,7 @@ class UploadHost:
             upload_dir = next((d for d in self._dirs if key.startswith(d + "/")), "")
             self.objects[key] = StoredObject(key=key, model=self._dirs.get(upload_dir, ""),
                                              size=size, md5=md5.hexdigest(),
-                                             uploaded_at=self.wall())
+                                             uploaded_at=self.wall(), head=bytes(head))
         self.count("uploads", 1)
         self.count("upload_bytes", size)
         return Response(200, b"", "application/xml")
@@ -298,6 +306,11 @@ class UploadHost:
             obj = self.objects.get(url[len("oss://"):])
         if obj is None or obj.model != model or self.wall() > obj.uploaded_at + OSS_VALIDITY:
             raise ApiError(400, "InvalidParameter.DataInspection", INSPECTION_MESSAGE)
+
+    def stored(self, url: str) -> StoredObject | None:
+        """The object an ``oss://`` URL names (after ``resolve`` accepted it)."""
+        with self._lock:
+            return self.objects.get(url[len("oss://"):])
 
 
 def _malformed() -> Response:

@@ -25,6 +25,27 @@ INTERNAL_MESSAGE = ("An internal error has occured, please try again later or co
 CANCEL_MESSAGE = ("Failed to cancel the task, please confirm if the task is in PENDING status "
                   "(only PENDING tasks can be canceled).")
 DATA_INSPECTION = "InvalidParameter.DataInspection"
+# Over the concurrent-task limit (``max_concurrent`` / ``model_limits``): 429, as the service.
+CONCURRENT_CODE = "Throttling"
+CONCURRENT_MESSAGE = ("Requests rate limit exceeded, please try again later. (too many tasks "
+                      "running at once for this model)")
+# The failures a FAILED task can end with (``fail_with``): code -> the service's message.
+TASK_FAULTS: dict[str, str] = {
+    FAIL_CODE: FAIL_MESSAGE,
+    "InvalidParameter": "The size is not match the model's input requirements.",
+    "DataInspectionFailed": "Input or output data may contain inappropriate content.",
+    "IPInfringementSuspect": "Input data is suspected of being involved in IP infringement.",
+}
+# Short names ``--fail-with`` also takes.
+TASK_FAULT_ALIASES = {"algo": FAIL_CODE, "size": "InvalidParameter",
+                      "inspection": "DataInspectionFailed", "ip": "IPInfringementSuspect"}
+
+
+def task_fault(name: str) -> str | None:
+    """The failure code a ``fail_with`` value names (a code or a short name), or None."""
+    if name in TASK_FAULTS:
+        return name
+    return TASK_FAULT_ALIASES.get(name.strip().lower())
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = (
     "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
