@@ -28,7 +28,7 @@ complete -c wanvid -n '__fish_use_subcommand' -l version -d 'Print the version a
 complete -c wanvid -n '__fish_use_subcommand' -l help -s h -d 'Show this message and exit.'
 
 # wanvid batch
-complete -c wanvid -n '__fish_seen_subcommand_from batch' -l jobs -s j -x -d 'Tasks in flight at once (default: config jobs, 2).'
+complete -c wanvid -n '__fish_seen_subcommand_from batch' -l jobs -s j -x -d 'Tasks in flight at once (default: config jobs, else each model\'s concurrent-task limit).'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l output -s o -r -F -d 'Template for jobs without their own output, e.g. \'out/{stem}-{seed}.mp4\'.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l no-download -d 'Don\'t save the videos; print their URLs.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l skip-invalid -d 'Run the valid jobs even if some lines are invalid.'

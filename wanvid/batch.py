@@ -7,6 +7,13 @@ A job has the same fields as the submit options (``image``, ``last_frame``, ``pr
 ``shot``, ``template``, ``param``: ``{"NAME": value}`` or ``"NAME=VALUE"`` text) plus
 ``output`` (a path or template for that job's video).
 
+In flight and pacing follow the account limits of each job's model (its catalogue entry's
+``concurrent_tasks`` and ``submits_per_second``, per account and model): without ``-j`` (nor
+config ``jobs``) at most ``concurrent_tasks`` tasks of each model are in flight, so a batch of
+several models keeps each one at its own limit; ``-j N`` caps the whole batch at N instead
+(no per-model cap: the service's throttling answer slows it down). Either way two
+submissions of one model are at least ``1 / submits_per_second`` apart (``pace_delay``).
+
 Re-running a batch file skips jobs already done: a job's fingerprint (model, parameters
 and the content of its input files) is journaled with its task; a job whose task is
 downloaded (and the file still there) is skipped, one whose task is still pending is
@@ -373,6 +380,23 @@ def plan(source: str, service: Service, *, output: str | None = None,
 
 # --- the run ------------------------------------------------------------------------------
 
+def pace_delay(last: float | None, rate: float, now: float) -> float:
+    """Seconds to wait before submitting to a model limited to ``rate`` submissions per
+    second whose last submission was at ``last`` (monotonic seconds; None: never)."""
+    if last is None or not rate or rate <= 0 or not math.isfinite(rate):
+        return 0.0
+    return max(0.0, last + 1.0 / rate - now)
+
+
+def flight_text(jobs: int | None, models: list[Any]) -> str:
+    """What is in flight at once: ``-j N``, or each model's concurrent-task limit."""
+    if jobs is not None:
+        return f"{jobs} in flight at once"
+    seen = {m.name: m.concurrent_tasks for m in models}
+    return "in flight at once: " + ", ".join(f"{n} {name}" for name, n in seen.items()) + \
+        " (each model's concurrent-task limit; -j N sets one for the batch)"
+
+
 @dataclass
 class Run:
     """What a batch run did: one row per job (``line`` first), the summary, the exit."""
@@ -386,17 +410,20 @@ class Run:
 
 
 class Runner:
-    """Runs a plan: at most ``jobs`` tasks in flight; a 429 on submit slows the whole batch
-    (never a failure); each job's result goes to ``on_row`` as it is known."""
+    """Runs a plan: at most ``jobs`` tasks in flight (None: each model's ``concurrent_tasks``),
+    submissions of one model paced at its ``submits_per_second``; a 429 on submit slows the
+    whole batch (never a failure); each job's result goes to ``on_row`` as it is known."""
 
-    def __init__(self, service: Service, plan: Plan, *, jobs: int, reporter: Reporter,
+    def __init__(self, service: Service, plan: Plan, *, jobs: int | None, reporter: Reporter,
                  output: str | None = None, timeout: float | None = None,
                  interval: float | None = None, download: bool = True, force: bool = False,
                  on_row: Callable[[dict[str, Any], Job, Outcome | None], None] | None = None,
                  ) -> None:
-        if jobs < 1:
+        if jobs is not None and jobs < 1:
             raise BadInputError("--jobs must be at least 1")
         self.service, self.plan, self.jobs = service, plan, jobs
+        self.running: dict[str, int] = {}  # model name -> its tasks in flight
+        self.last_submit: dict[str, float] = {}  # model name -> monotonic time of the last
         self.reporter, self.output = reporter, output
         self.timeout, self.interval, self.download, self.force = timeout, interval, download, force
         self.on_row = on_row
@@ -413,19 +440,44 @@ class Runner:
         if self.on_row is not None:
             self.on_row(row, job, outcome)
 
+    def _next(self) -> int | None:
+        """The queue index of the next job to submit: the first whose model is under its
+        concurrent-task limit (any, under ``-j``), or None."""
+        for i, job in enumerate(self.queue):
+            assert job.prepared is not None
+            m = job.prepared.model
+            if self.jobs is not None or self.running.get(m.name, 0) < max(1, m.concurrent_tasks):
+                return i
+        return None
+
+    def _started(self, job: Job) -> None:
+        if job.prepared is not None:
+            name = job.prepared.model.name
+            self.running[name] = self.running.get(name, 0) + 1
+
     def refill(self, in_flight: int) -> list[str]:
-        """Submit queued jobs until ``jobs`` are in flight (called by the polling loop)."""
+        """Submit queued jobs until the limits are reached (called by the polling loop)."""
         from wanvid.errors import AuthError, is_throttled
         from wanvid.retry import retry_delay
 
+        env = self.service.env
         new: list[str] = []
-        while self.queue and in_flight + len(new) < self.jobs:
-            job = self.queue[0]
+        while self.queue and (self.jobs is None or in_flight + len(new) < self.jobs):
+            i = self._next()
+            if i is None:
+                break
+            job = self.queue[i]
             assert job.prepared is not None
+            model = job.prepared.model
+            delay = pace_delay(self.last_submit.get(model.name), model.submits_per_second,
+                               env.monotonic())
+            if delay > 0:
+                env.sleep(delay)
             try:
                 sub = self.service.submit(job.prepared, output=job.output or self.output,
                                           fingerprint=job.fingerprint, client=self.client)
             except WanvidError as e:
+                self.last_submit[model.name] = env.monotonic()
                 if isinstance(e, AuthError):
                     raise
                 if is_throttled(e):
@@ -437,31 +489,37 @@ class Runner:
                     if left is not None and delay > left:
                         break  # would end after --timeout: the rest stay NOT_SUBMITTED
                     self.reporter.note(f"throttled by the service; the batch waits {delay:.0f}s")
-                    self.service.env.sleep(delay)
+                    env.sleep(delay)
                     continue
-                self.queue.pop(0)
+                self.queue.pop(i)
                 job.state = "error"
                 self.summary.failed += 1
-                self.service.env.err(f"wanvid: error: line {job.line}: {e.message}")
+                env.err(f"wanvid: error: line {job.line}: {e.message}")
                 self._row(job, {"task_id": None, "status": "ERROR", "exit_code": int(e.status),
                                 "message": e.message})
                 continue
+            self.last_submit[model.name] = env.monotonic()
             self.throttles = 0
-            self.queue.pop(0)
+            self.queue.pop(i)
             job.state, job.task_id = "submitted", sub.task_id
             self.by_task[sub.task_id] = job
+            self._started(job)
             new.append(sub.task_id)
         return new
 
     def on_outcome(self, o: Outcome) -> None:
+        from wanvid.usage import usage_seconds
+
         job = self.by_task.get(o.task_id)
+        if job is not None and job.prepared is not None:
+            name = job.prepared.model.name
+            self.running[name] = max(0, self.running.get(name, 0) - 1)
         if o.ok:
             self.summary.succeeded += 1
             if job is not None and job.prepared is not None:
-                usage = o.usage or {}
-                self.summary.billed_seconds += int(usage.get("duration")
-                                                   or usage.get("video_duration")
-                                                   or job.prepared.duration)
+                billed = usage_seconds(o.usage)
+                self.summary.billed_seconds += int(billed if billed is not None
+                                                   else job.prepared.duration)
         else:
             self.summary.failed += 1
             what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
@@ -479,6 +537,9 @@ class Runner:
             self._row(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
                           "exit_code": 0})
         self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
+        for j, _ in self.plan.resumed:  # still in flight: they count against the limits
+            if j.task_id:
+                self._started(j)
         self.client = svc.routing_client()
         # Each job's output template was journaled with its task (job's own, else -o).
         waiter = svc.waiter(reporter=self.reporter, output=None, timeout=self.timeout,

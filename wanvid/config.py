@@ -54,7 +54,8 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
     "output_dir": (str, "where videos are saved (default: the current directory)"),
     "poll_interval": (float, f"seconds between status queries at first (default {DEFAULT_POLL_INTERVAL:g})"),
     "max_qps": (float, f"most task queries per second a wait makes (default {DEFAULT_MAX_QPS:g})"),
-    "jobs": (int, f"batch: jobs in flight at once (default {DEFAULT_JOBS})"),
+    "jobs": (int, "batch: tasks in flight at once (default: each model's concurrent-task "
+                  "limit)"),
     "fit": (bool, "prepare local images with --fit by default"),
     "upload": (str, "local files: auto (audio/video uploaded, default), always or never"),
     "sidecar": (bool, "write clip.json (+ clip.thumb.jpg) beside each saved video (default true)"),
@@ -90,6 +91,7 @@ class Settings:
     # config) or chose the API root; not for a default region under an explicit base URL
     # (an emulator, a proxy), where the region is only a guess.
     enforce_region: bool = True
+    jobs_set: bool = False  # config jobs is set: batch uses it instead of each model's limit
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -407,6 +409,7 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         poll_interval=float(interval or DEFAULT_POLL_INTERVAL),
         max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
+        jobs_set=bool(_num(data.get("jobs"))),
         downloads=int(_num(env.get("WANVID_DOWNLOADS")) or _num(data.get("downloads"))
                       or DEFAULT_DOWNLOADS),
         fit=bool(data.get("fit", False)),

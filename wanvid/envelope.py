@@ -165,6 +165,27 @@ def service_task(task_id: str, out: dict[str, Any], *,
     return d
 
 
+def task_list(resp: object) -> list[dict[str, Any]]:
+    """The rows of the service's task list (``tasks --remote``): under ``data`` as the API
+    reference has it, or ``tasks`` as SDK 2.0.2's JobList reads it (the first that is a
+    list); rows that are not tables are dropped. The reference names a row's status
+    ``status``: it is copied to ``task_status`` where that is missing."""
+    if not isinstance(resp, dict):
+        return []
+    rows: object = None
+    for key in ("data", "tasks"):
+        if isinstance(resp.get(key), list):
+            rows = resp[key]
+            break
+    out = []
+    for t in rows if isinstance(rows, list) else []:
+        if isinstance(t, dict):
+            if "task_status" not in t and isinstance(t.get("status"), str):
+                t = {**t, "task_status": t["status"]}
+            out.append(t)
+    return out
+
+
 def remote_task(item: dict[str, Any]) -> dict[str, Any] | None:
     """One row of the service's task list in the task shape (None: no usable task id)."""
     from wanvid.sanitize import is_task_id

@@ -110,15 +110,17 @@ def usage_summary(usage: Mapping[str, Any] | None, params: Mapping[str, Any]) ->
     """Billed seconds and resolution from the service's ``usage`` (its field names vary by
     model: ``duration`` + ``SR`` on wan2.2+, ``video_duration`` on wan2.1), falling back to
     the parameters sent."""
-    u = usage or {}
-    billed = _number(u.get("duration"))
+    from wanvid.usage import service_usage
+
+    u = service_usage(usage)
+    billed = u["billed_seconds"]
     if billed is None:
-        billed = _number(u.get("video_duration")) or None  # SDK default 0 means "not given"
-    if billed is None:
-        billed = _number(params.get("duration"))
-    sr = _number(u.get("SR"))
+        billed = _int_or_float(_number(params.get("duration")))
+    sr = u["SR"]
     resolution = f"{int(sr)}P" if sr else (_text(params.get("resolution"), 20) or None)
-    return {"billed_seconds": _int_or_float(billed), "resolution": resolution}
+    return {"billed_seconds": billed, "resolution": resolution,
+            "input_video_seconds": u["input_video_duration"],
+            "output_video_seconds": u["output_video_duration"], "audio": u["audio"]}
 
 
 def _file_digest(path: Path) -> tuple[int, str] | None:

@@ -58,6 +58,75 @@ def price_for(model: str, prices: Mapping[str, float]) -> float | None:
     return prices.get(m.name) if m is not None else None
 
 
+# --- the service's ``usage`` object of a finished task ----------------------------------------
+# Its fields vary by model (wan-api-2026 §5): ``duration`` (billed seconds; on wan2.6,
+# wan2.7 and HappyHorse the sum of ``input_video_duration``, the seconds of a first_clip, and
+# ``output_video_duration``, the new video's), ``video_duration`` (wan2.1, kf2v), ``SR``
+# (480/720/1080) and ``audio`` (wan2.6-i2v-flash: whether the video has sound). SDK-printed
+# results show numbers as floats or strings ("720") and defaults such as
+# ``video_duration: 0``: every field is read leniently and a value that is not one is None.
+
+USAGE_NUMBERS = ("duration", "input_video_duration", "output_video_duration",
+                 "video_duration", "SR", "video_count")
+
+
+def lenient_number(value: object) -> int | float | None:
+    """An int, a float or a numeric string ("10", "10.0", " 5 ") as a number >= 0, else
+    None (booleans, NaN, infinities, negative or absurd values, anything else)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > 40:
+            return None
+        value = value.strip()
+    if not isinstance(value, (int, float, str)):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(f) or f < 0 or f >= 1e12:
+        return None
+    return int(f) if f.is_integer() else f
+
+
+def lenient_bool(value: object) -> bool | None:
+    """true/false as a boolean, 0/1, or the strings "true"/"false" (any case), else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def service_usage(usage: object) -> dict[str, int | float | bool | None]:
+    """The service's ``usage`` with every known field read leniently (never raises; a
+    missing or garbage value is None). ``billed_seconds``: ``duration``, else
+    ``input_video_duration`` + ``output_video_duration``, else a non-zero
+    ``video_duration``."""
+    u = usage if isinstance(usage, Mapping) else {}
+    out: dict[str, int | float | bool | None] = {k: lenient_number(u.get(k))
+                                                 for k in USAGE_NUMBERS}
+    out["audio"] = lenient_bool(u.get("audio"))
+    billed = out["duration"]
+    if billed is None and (out["input_video_duration"] is not None
+                           or out["output_video_duration"] is not None):
+        total = (out["input_video_duration"] or 0) + (out["output_video_duration"] or 0)
+        billed = int(total) if float(total).is_integer() else total
+    if billed is None:
+        billed = out["video_duration"] or None  # the SDK's default 0 means "not given"
+    out["billed_seconds"] = billed
+    return out
+
+
+def usage_seconds(usage: object) -> int | float | None:
+    """The seconds the service says it billed (``service_usage``), or None."""
+    v = service_usage(usage)["billed_seconds"]
+    return None if isinstance(v, bool) else v
+
+
 def billed_seconds(params: Mapping[str, Any]) -> int | float | None:
     """The seconds a task bills, from the parameters sent (None when not journaled)."""
     d = params.get("duration")

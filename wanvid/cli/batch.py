@@ -27,7 +27,8 @@ def batch(
     source: Annotated[str, typer.Argument(metavar="FILE|-", help="Jobs: JSON Lines, or CSV "
                                           "with a header row; - reads stdin.")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Tasks in flight at once "
-                                             "(default: config jobs, 2).")] = None,
+                                             "(default: config jobs, else each model's "
+                                             "concurrent-task limit).")] = None,
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Template for jobs without their own output, e.g. "
         "'out/{stem}-{seed}.mp4'.")] = None,
@@ -58,7 +59,7 @@ def batch(
     """
     from dataclasses import asdict
 
-    from wanvid.batch import Runner, Summary, estimate_lines, plan
+    from wanvid.batch import Runner, Summary, estimate_lines, flight_text, plan
     from wanvid.envelope import error, job_data, outcome_errors
     from wanvid.usage import price_table
 
@@ -72,8 +73,8 @@ def batch(
     if no_sidecar:
         svc.sidecars = False
     svc.downloads = downloads
-    n = jobs if jobs is not None else svc.settings.jobs
-    if n < 1:
+    n = jobs if jobs is not None else svc.settings.jobs if svc.settings.jobs_set else None
+    if n is not None and n < 1:
         raise BadInputError("--jobs must be at least 1")
     p = plan(source, svc, output=output, download=not no_download, force=force)
     summary.invalid = len(p.invalid)
@@ -127,7 +128,9 @@ def batch(
 
     if not quiet and (p.queue or p.resumed):
         svc.env.err(f"wanvid: {len(p.queue)} job(s) to submit, {len(p.resumed)} already "
-                    f"submitted, {len(p.done)} already done; {n} in flight at once")
+                    f"submitted, {len(p.done)} already done; "
+                    + flight_text(n, [j.prepared.model for j in
+                                      [*p.queue, *(r for r, _ in p.resumed)] if j.prepared]))
     runner = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
                     interval=interval, download=not no_download, force=force, on_row=on_row)
     summary = runner.summary

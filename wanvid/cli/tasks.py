@@ -148,7 +148,7 @@ def tasks(
 
     Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.data[].path'
     """
-    from wanvid.envelope import journal_task, remote_task
+    from wanvid.envelope import journal_task, remote_task, task_list
     from wanvid.render import journal_task_lines, remote_task_lines
     from wanvid.service import parse_since
 
@@ -158,7 +158,7 @@ def tasks(
     if remote:
         resp = svc.remote_tasks(status=status_filter, since=window, model=model, page=page,
                                 page_size=page_size)
-        rows = [t for t in (resp.get("data") or []) if isinstance(t, dict)]
+        rows = task_list(resp)
         if jo is not None:
             jo.result([d for d in map(remote_task, rows) if d is not None])
             return 0

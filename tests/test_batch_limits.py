@@ -1,0 +1,156 @@
+"""batch follows each model's account limits: without -j at most its concurrent_tasks tasks
+of each model are in flight, and two submissions of one model are 1/submits_per_second
+apart (wanvid.batch.pace_delay, on the fake clock); -j N (or config jobs) caps the batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from tests.conftest import FakeClock, Result
+from tests.test_batch import TASK_RE, Service, images, json_rows, jsonl
+from wanvid.batch import flight_text, pace_delay
+from wanvid.models import find_model
+
+Run = Callable[..., Result]
+
+
+class Counting(Service):
+    """Records, for each submission, the fake time and how many tasks of its model (and in
+    all) were in flight; every task is RUNNING for two queries."""
+
+    def __init__(self, rsps: responses.RequestsMock, clock: FakeClock, n: int) -> None:
+        super().__init__(rsps, states={f"t-{i}": ["RUNNING", "RUNNING", "SUCCEEDED"]
+                                       for i in range(1, n + 1)})
+        self.clock = clock
+        self.model_of: dict[str, str] = {}
+        self.done: set[str] = set()
+        self.submits: list[tuple[float, str, int, int]] = []  # (t, model, of model, total)
+
+    def _submit(self, request: Any) -> tuple[int, dict[str, str], str]:
+        model = json.loads(request.body)["model"]
+        live = [t for t in self.created if t not in self.done]
+        self.submits.append((self.clock.now(), model,
+                             sum(1 for t in live if self.model_of[t] == model), len(live)))
+        got = super()._submit(request)
+        self.model_of[self.created[-1]] = model
+        return got
+
+    def _query(self, request: Any) -> tuple[int, dict[str, str], str]:
+        got = super()._query(request)
+        if '"SUCCEEDED"' in got[2]:
+            self.done.add(TASK_RE.match(request.url.split("?")[0]).group(1))  # type: ignore[union-attr]
+        return got
+
+    def max_in_flight(self, model: str | None = None) -> int:
+        """Most tasks in flight just after a submission (of ``model``, or in all)."""
+        if model is None:
+            return max(total for *_, total in self.submits) + 1
+        return max(n for _, m, n, _ in self.submits if m == model) + 1
+
+    def gaps(self, model: str) -> list[float]:
+        times = [t for t, m, *_ in self.submits if m == model]
+        return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def mixed(flash: int, plus: int) -> str:
+    names = [f"f{i}.png" for i in range(flash)] + [f"p{i}.png" for i in range(plus)]
+    images(*names)
+    return jsonl(*[{"image": f"f{i}.png", "model": "wan2.6-i2v-flash"} for i in range(flash)],
+                 *[{"image": f"p{i}.png", "model": "wan2.2-i2v-plus"} for i in range(plus)])
+
+
+def test_pace_delay_spaces_submissions_at_the_rate() -> None:
+    assert pace_delay(None, 5, 100.0) == 0.0  # first submission: at once
+    assert pace_delay(100.0, 5, 100.0) == pytest.approx(0.2)
+    assert pace_delay(100.0, 5, 100.15) == pytest.approx(0.05)
+    assert pace_delay(100.0, 2, 101.0) == 0.0  # long enough ago
+    assert pace_delay(100.0, 0, 100.0) == 0.0  # no rate known: not paced
+    assert pace_delay(100.0, float("nan"), 100.0) == 0.0
+
+
+def test_pace_delay_on_a_fake_clock_keeps_the_rate() -> None:
+    clock = FakeClock(0.0)
+    last: float | None = None
+    times = []
+    for _ in range(6):
+        clock.sleep(pace_delay(last, 4, clock.now()))
+        last = clock.now()
+        times.append(last)
+    assert times == pytest.approx([0, 0.25, 0.5, 0.75, 1.0, 1.25])
+
+
+def test_without_j_each_model_stays_at_its_concurrent_task_limit(run: Run,
+                                                                clock: FakeClock) -> None:
+    flash, plus = find_model("wan2.6-i2v-flash"), find_model("wan2.2-i2v-plus")
+    assert flash is not None and plus is not None
+    assert (flash.concurrent_tasks, plus.concurrent_tasks) == (5, 2)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Counting(rsps, clock, 12)
+        r = run(["batch", "-", "--no-download", "--json"], stdin=mixed(8, 4))
+    assert r.code == 0, r.err
+    assert len(svc.created) == 12
+    assert svc.max_in_flight("wan2.6-i2v-flash") == 5
+    assert svc.max_in_flight("wan2.2-i2v-plus") == 2
+    assert svc.max_in_flight() == 7  # the two limits side by side
+    assert min(svc.gaps("wan2.6-i2v-flash")) >= 1 / flash.submits_per_second - 1e-9
+    assert min(svc.gaps("wan2.2-i2v-plus")) >= 1 / plus.submits_per_second - 1e-9
+    assert "in flight at once: 5 wan2.6-i2v-flash, 2 wan2.2-i2v-plus" in r.err
+    assert len(json_rows(r.out)) == 12
+
+
+def test_an_explicit_j_wins_over_the_model_limits(run: Run, clock: FakeClock) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Counting(rsps, clock, 6)
+        r = run(["batch", "-", "--no-download", "--json", "-j", "1"], stdin=mixed(4, 2))
+    assert r.code == 0, r.err
+    assert svc.max_in_flight() == 1
+    assert "1 in flight at once" in r.err
+    images("q0.png", "q1.png", "q2.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Counting(rsps, clock, 3)
+        r = run(["batch", "-", "--no-download", "--json", "-j", "3"],
+                stdin=jsonl(*[{"image": f"q{i}.png", "model": "wan2.2-i2v-plus"}
+                              for i in range(3)]))
+    assert r.code == 0, r.err
+    assert svc.max_in_flight("wan2.2-i2v-plus") == 3  # above its limit of 2: -j wins
+    assert min(svc.gaps("wan2.2-i2v-plus")) >= 0.5 - 1e-9  # still paced
+
+
+def test_config_jobs_caps_the_batch_too(run: Run, clock: FakeClock) -> None:
+    cfg = Path(os.environ["WANVID_CONFIG_DIR"])
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "config.toml").write_text("jobs = 3\n", encoding="utf-8")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Counting(rsps, clock, 8)
+        r = run(["batch", "-", "--no-download", "--json"], stdin=mixed(8, 0))
+    assert r.code == 0, r.err
+    assert svc.max_in_flight() == 3
+
+
+def test_flight_text_names_each_models_limit() -> None:
+    m = [find_model("wan2.7-i2v"), find_model("wan2.7-i2v"), find_model("wan2.2-i2v-flash")]
+    assert flight_text(None, m) == ("in flight at once: 5 wan2.7-i2v, 2 wan2.2-i2v-flash (each "
+                                    "model's concurrent-task limit; -j N sets one for the batch)")
+    assert flight_text(4, m) == "4 in flight at once"
+
+
+class StringUsage(Service):
+    def _query(self, request: Any) -> tuple[int, dict[str, str], str]:
+        code, headers, body = super()._query(request)
+        return code, headers, body.replace('"duration": 5', '"duration": "6.0"')
+
+
+def test_a_usage_duration_sent_as_a_string_is_billed(run: Run) -> None:
+    images("a.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        StringUsage(rsps)
+        r = run(["batch", "-", "--no-download"], stdin=jsonl({"image": "a.png"}))
+    assert r.code == 0, r.err
+    assert "1 succeeded, 0 failed, 0 skipped; 6 s billed" in r.err
