@@ -119,7 +119,8 @@ def test_three_in_flight(emulator, wv, tmp_path: Path) -> None:
     work = tmp_path / "work"
     make_images(work, STEMS)
     write_jsonl(work / "jobs.jsonl", STEMS)
-    emu = emulator()
+    # submissions of one model are paced (wan2.2: 2 a second): tasks outlive three of them
+    emu = emulator(running=1.5)
     r = wv("batch", "jobs.jsonl", "-j", "3", "-o", "v/{stem}.mp4", "--json", base_url=emu.base_url)
     assert r.code == 0, r.err
     assert sorted(row["path"] for row in rows_of(r.out)) == [f"v/{s}.mp4" for s in STEMS]
