@@ -221,3 +221,24 @@ def test_no_download_uses_no_pool(clock: FakeClock, tmp_path: Path) -> None:
     [out] = w.run(["t"])
     assert isinstance(out, Outcome) and out.ok and out.video_url and out.path is None
     assert w._pool is not None and w._pool.peak == 0
+
+
+def test_outcomes_come_in_the_order_the_tasks_finished(clock: FakeClock,
+                                                       tmp_path: Path) -> None:
+    """b's download ends first, but a was seen finished first: a is reported first (the
+    order the loop reported them in when it downloaded them itself)."""
+    svc = FakeService(clock, {"a": [(0, "SUCCEEDED")], "b": [(0, "SUCCEEDED")]})
+    b_saved = threading.Event()
+    order: list[str] = []
+
+    def download(url: str, dest: Path, **kw: Any) -> FakeResult:
+        if "/a.mp4" in url:
+            assert b_saved.wait(LONG)
+        else:
+            b_saved.set()
+        return FakeResult(dest)
+
+    w, journal = waiter(clock, svc, tmp_path, download,
+                        on_outcome=lambda o: order.append(o.task_id))
+    w.run(["a", "b"])
+    assert order == ["a", "b"] and set(journal.downloads) == {"a", "b"}

@@ -548,6 +548,52 @@ class Journal:
             args.append(since)
         return self._select(" AND ".join(clauses), tuple(args))
 
+    # -- task times: the history predictive polling learns from (wanvid.pacing) --------
+    # A table of its own, created by the first write: no schema version of its own, so a
+    # journal without it (older, or never a finished task) reads as no history.
+
+    def record_times(self, task_id: str, *, model: str, resolution: str, duration: int,
+                     submitted: float, scheduled: float, ended: float) -> None:
+        """The service's submit, scheduled and end times of a task that SUCCEEDED (epoch
+        seconds on the service's clock: only their differences are used)."""
+        with self._write() as db:
+            db.execute(_TIMES_TABLE)
+            db.execute(
+                "INSERT OR REPLACE INTO task_times (task_id, model, resolution, duration, "
+                "submitted, scheduled, ended, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, model, resolution, int(duration), submitted, scheduled, ended,
+                 self._now()))
+
+    def task_times(self, *, model: str, resolution: str, duration: int, limit: int = 20,
+                   ) -> builtins.list[tuple[float, float, float]]:
+        """(submitted, scheduled, ended) of the latest ``limit`` recorded tasks of this
+        model, resolution and duration, latest first."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT submitted, scheduled, ended FROM task_times WHERE model = ? AND "
+                    "resolution = ? AND duration = ? ORDER BY ended DESC LIMIT ?",
+                    (model, resolution, int(duration), limit)).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):
+                    return []
+                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
+            except sqlite3.Error as e:
+                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
+        return [(float(a), float(b), float(c)) for a, b, c in rows]
+
+
+_TIMES_TABLE = """CREATE TABLE IF NOT EXISTS task_times (
+    task_id     TEXT PRIMARY KEY,
+    model       TEXT NOT NULL,
+    resolution  TEXT NOT NULL,
+    duration    INTEGER NOT NULL,
+    submitted   REAL NOT NULL,
+    scheduled   REAL NOT NULL,
+    ended       REAL NOT NULL,
+    recorded_at REAL NOT NULL
+)"""
+
 
 def _is_damage(e: sqlite3.Error) -> bool:
     """SQLITE_CORRUPT or SQLITE_NOTADB: the file itself is bad (not a lock, not EACCES)."""

@@ -1,14 +1,19 @@
 """The polling loop: wait for many tasks from one loop, then save each video at once.
 
-* Adaptive schedule (``next_interval``): a task is first queried after ``interval``
-  seconds, then less often as it ages, toward the 15 s the reference recommends; never
-  more often than ``interval``. A 90 s task takes about a dozen queries, fewer than the
-  official SDK's 1-5 s loop, and completion is still noticed within one interval.
+* Adaptive schedule (``wanvid.pacing``): without history a task is first queried after
+  ``interval`` seconds, then less often as it ages, toward the 15 s the reference
+  recommends (``next_interval``); never more often than ``interval``. A 90 s task takes
+  about a dozen queries, fewer than the official SDK's 1-5 s loop. With the journal's
+  history of earlier tasks of the same model, resolution and duration (the service's
+  submit, scheduled and end times, journaled when a task SUCCEEDED) it is queried once
+  as completion becomes likely, then densely (every 1.5-3 s) until it ends: noticed
+  within about 2 s, with under half the SDK's queries.
 * One rate limiter (``RateLimiter``) for the whole loop: at most ``max_qps`` task queries
   per second however many tasks are waited on (the account allows 20/s in all).
 * A 429 or 5xx answer, or a dropped connection, only delays that task (and, for 429,
   the whole loop): it is never fatal. A rejected key is.
-* Every status change is journaled; on SUCCEEDED the video is downloaded right away.
+* Every status change is journaled; on SUCCEEDED the video is handed to a pool of download
+  threads (``wanvid.pool``, 4 at once by default) and the loop goes on polling the others.
 * ``--timeout`` ends the loop: tasks still running are reported as timed out (exit 6),
   also when the deadline cuts a query or a download in progress.
 """
@@ -34,24 +39,18 @@ from wanvid.errors import (
     WanvidError,
     is_throttled,
 )
+from wanvid.pacing import AGE_FACTOR, MAX_INTERVAL, next_interval  # noqa: F401 - re-exported
 from wanvid.retry import retry_delay
 from wanvid.statuses import FAILED_STATES, TERMINAL
 
 if TYPE_CHECKING:
     from wanvid.net import Deadline
+    from wanvid.pacing import Sample
     from wanvid.pool import DownloadPool
 
 log = logging.getLogger("wanvid.poll")
 
-MAX_INTERVAL = 15.0
 MAX_QUERY_ERRORS = 10  # consecutive failed queries of one task (not 429s) before exit 7
-AGE_FACTOR = 0.2  # query a task that has run t seconds again after about t/5 s
-
-
-def next_interval(age: float, base: float, cap: float = MAX_INTERVAL) -> float:
-    """Seconds until the next query of a task submitted ``age`` seconds ago."""
-    cap = max(cap, base)
-    return max(base, min(cap, age * AGE_FACTOR))
 
 
 class RateLimiter:
@@ -238,6 +237,7 @@ class Waiter:
         # On the real clock a sleep of the loop ends early when a download finishes.
         self.realtime = sleep is time.sleep if realtime is None else realtime
         self._pool: DownloadPool[Outcome | None] | None = None
+        self._history: dict[tuple[str, str, int], list[Sample]] = {}
         self.opt = options
         self.dest_for = dest_for
         self.clock = clock
@@ -360,20 +360,26 @@ class Waiter:
             heapq.heappush(heap, _Due(self.clock() + self.opt.busy_interval, seq, tid))
             seq += 1
 
+        # Saved videos are reported in the order their tasks were seen to finish (as when
+        # the loop downloaded them itself), whichever download ends first.
+        handed: list[str] = []
+        ready: dict[str, Outcome] = {}
+
         def collect() -> None:
             for done in pool.collect():
                 tid = done.key
                 if done.error is not None:
                     if self.opt.raise_unexpected:
                         raise done.error
-                    out = _unexpected(tid, last_status.get(tid, "SUCCEEDED"),
-                                      "saving the video", done.error)
+                    ready[tid] = _unexpected(tid, last_status.get(tid, "SUCCEEDED"),
+                                             "saving the video", done.error)
                 elif done.value is None:
+                    handed.remove(tid)
                     busy(tid)
-                    continue
                 else:
-                    out = done.value
-                self._emit(out, results)
+                    ready[tid] = done.value
+            while handed and handed[0] in ready:
+                self._emit(ready.pop(handed.pop(0)), results)
 
         add(task_ids)
         more()
@@ -463,9 +469,11 @@ class Waiter:
                         video_url=_text(output.get("video_url")),
                         code=_text(output.get("code")), message=_text(output.get("message"))))
                     self.reporter.status(tid, status, self.clock() - first_seen[tid])
+                    if status == "SUCCEEDED":
+                        self._record_times(tid, output)
                 if status not in TERMINAL:
                     age = max(self._age(tid), self.clock() - first_seen[tid])
-                    due = self.clock() + next_interval(age, self.opt.interval)
+                    due = self.clock() + self._delay(tid, status, output, age)
                     heapq.heappush(heap, _Due(due, seq, tid))
                     seq += 1
                     continue
@@ -480,9 +488,73 @@ class Waiter:
             if isinstance(outcome, Outcome):
                 self._emit(outcome, results)
             else:  # the video comes down beside the loop, which goes on polling
+                handed.append(tid)
                 pool.submit(tid, outcome)
             more()
         return [results[t] for t in order if t in results]
+
+    # -- predictive polling (wanvid.pacing): the journal's history of similar tasks --
+
+    def _history_key(self, tid: str) -> tuple[str, str, int] | None:
+        """(model, resolution, duration) of a task submitted through wanvid, else None."""
+        rec = self._get(tid)
+        if rec is None or not rec.model or not isinstance(rec.params, dict):
+            return None
+        res, dur = rec.params.get("resolution"), rec.params.get("duration")
+        if not isinstance(res, str) or not isinstance(dur, int) or isinstance(dur, bool):
+            return None
+        return rec.model, res, dur
+
+    def _samples(self, key: tuple[str, str, int]) -> list[Sample]:
+        if key not in self._history:
+            from wanvid.pacing import sample
+
+            rows: list[tuple[float, float, float]] = []
+            times = getattr(self.journal, "task_times", None)
+            if times is not None:
+                try:
+                    rows = times(model=key[0], resolution=key[1], duration=key[2])
+                except WanvidError as e:
+                    log.debug("journal history unreadable: %s", e.message)
+            self._history[key] = [s for s in (sample(*r) for r in rows) if s is not None]
+        return self._history[key]
+
+    def _delay(self, tid: str, status: str, output: dict[str, Any], age: float) -> float:
+        """Seconds until the next query of a task still queued or running."""
+        from wanvid.pacing import likely_end, next_delay, service_epoch
+
+        key = self._history_key(tid)
+        samples = self._samples(key) if key is not None else []
+        window = likely_end(samples, running=False)
+        since = age
+        if window is not None and status == "RUNNING":
+            sub = service_epoch(output.get("submit_time"))
+            sch = service_epoch(output.get("scheduled_time"))
+            if sub is not None and sch is not None and 0 <= sch - sub <= age:
+                window, since = likely_end(samples, running=True), age - (sch - sub)
+        return next_delay(age=age, base=self.opt.interval, since=since, window=window)
+
+    def _record_times(self, tid: str, output: dict[str, Any]) -> None:
+        """Journal the service's times of a task that SUCCEEDED (history for the next
+        waits); a failure only costs the prediction, never the wait."""
+        from wanvid.pacing import sample, service_epoch
+
+        key = self._history_key(tid)
+        record = getattr(self.journal, "record_times", None)
+        if key is None or record is None:
+            return
+        times = [service_epoch(output.get(k)) for k in ("submit_time", "scheduled_time",
+                                                         "end_time")]
+        if sample(*times) is None:
+            return
+        sub, sch, end = times
+        assert sub is not None and sch is not None and end is not None
+        try:
+            record(tid, model=key[0], resolution=key[1], duration=key[2], submitted=sub,
+                   scheduled=sch, ended=end)
+        except WanvidError as e:
+            log.debug("%s: times not journaled: %s", tid, e.message)
+        self._history.pop(key, None)  # the next task of this kind learns from it
 
     def _succeeded_not_saved(self, tid: str) -> bool:
         rec = self._get(tid)
