@@ -22,7 +22,7 @@ _wanvid_spec() {
         'wanvid config unset') opts='--help -h' nargs=1 ;;
         'wanvid demo') opts='--help --output --quiet -h -o -q' vopts='--output -o' ;;
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet -h -o -q' vopts='--output -o' nargs=1 ;;
-        'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --fail-with --help --host --key --max-concurrent --model-limits --no-uploads --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --fail-with --host --key --max-concurrent --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
+        'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --fail-with --help --host --key --max-concurrent --model-limits --models --no-uploads --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --fail-with --host --key --max-concurrent --models --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
         'wanvid generate') opts='--audio --downloads --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --downloads --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
         'wanvid models') opts='--help --json --path --quiet -h -q' ;;
@@ -47,6 +47,7 @@ _wanvid_values() {
         'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
+        'wanvid emulator --models') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;
         'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_files "$3" ;;
         'wanvid generate --model'|'wanvid generate -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;

@@ -58,6 +58,10 @@ def emulator(
         "--fail-rate picks a share.", autocompletion=lambda: [
             "InvalidParameter", "DataInspectionFailed", "IPInfringementSuspect",
             "InternalError.Algo"])] = None,
+    models_file: Annotated[Path | None, typer.Option(
+        "--models", metavar="FILE", help="Also accept the models of this catalogue (a user "
+        "models.toml, e.g. \"$(wanvid models --path)\"); default: the shipped ones only.")
+    ] = None,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
@@ -79,6 +83,14 @@ def emulator(
         cfg.check()
     except ValueError as e:
         raise BadInputError(f"emulator: {e}") from None
+    from wanvid import models
+
+    # The service knows no user file: the shipped catalogue, plus --models FILE if given
+    # (read now, so a bad file is exit 2 before serving).
+    if models_file is not None and not models_file.is_file():
+        raise BadInputError(f"--models {models_file}: no such file")
+    models.use_user_catalogue(models_file)
+    models.MODELS  # noqa: B018
     env = _state(ctx).env
     serve_forever(cfg, out=env.stdout, err=env.stderr)
 
