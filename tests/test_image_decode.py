@@ -250,7 +250,7 @@ def _imports_pil(args: list[str], env: dict[str, str]) -> bool:
                for line in proc.stderr.splitlines() if line.startswith("import time:"))
 
 
-def test_pillow_is_imported_only_for_local_images(tmp_path: Path) -> None:
+def test_pillow_is_imported_only_for_local_images_it_must_decode(tmp_path: Path) -> None:
     import os
 
     from tests import standin
@@ -264,4 +264,7 @@ def test_pillow_is_imported_only_for_local_images(tmp_path: Path) -> None:
             assert not _imports_pil(args, env), args
     image = tmp_path / "a.png"
     image.write_bytes(PNG)
-    assert _imports_pil(["submit", "--dry-run", str(image)], env)  # the check sees it
+    assert not _imports_pil(["submit", "--dry-run", str(image)], env)  # wanvid.png checks it
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(_encoded("JPEG"))
+    assert _imports_pil(["submit", "--dry-run", str(photo)], env)  # the check sees it

@@ -789,15 +789,28 @@ def _decode_image(src: _Src, info: ImageInfo, label: str) -> None:
 
     Only called once the header's size is within the model's limits (at most 8000 px a
     side on the newest models): the pixel count is known and bounded before any decoding
-    (no decompression bomb gets this far). A PNG's chunk checksums are verified first (``verify``); a JPEG is
+    (no decompression bomb gets this far). A PNG is checked in one pass by
+    ``wanvid.png.check_png`` (every chunk's CRC, the image data inflated to its exact size,
+    every row's filter type: all a decode could find wrong, without Pillow); a JPEG is
     decoded at 1/8 scale (``draft``: libjpeg still reads every coefficient, so a cut or a
     broken scan is still caught, in a fraction of the time and memory). Formats whose
     pixel data has no redundancy (BMP, lossy WebP) can only be checked for being complete.
-    Pillow is imported here, on first use: commands that send no local image never load it.
+    Pillow is imported here, on first use: commands that send no local JPEG, BMP or WebP
+    never load it.
     """
     import warnings
 
     fmt = info.format
+    if fmt == "PNG":
+        from wanvid.png import PNGError, check_png
+
+        try:
+            with src.stream() as f:
+                check_png(f)
+        except PNGError as e:
+            raise BadInputError(f"{label}: PNG image is damaged or cut short: its pixels "
+                                f"cannot be decoded ({e}). Re-export the image.") from None
+        return
     try:
         opener = _pillow_opener(fmt)
     except ImportError as e:  # a broken install: Pillow is a dependency

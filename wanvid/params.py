@@ -86,8 +86,9 @@ class PreparedSubmit:
         return body_bytes(self.payload)
 
     def body_size(self) -> int:
-        """The request body's size, found by reading and encoding every local file chunk by
-        chunk, as sending would, without holding the body in memory (for --dry-run)."""
+        """The request body's size (for --dry-run), computed: a local file's value is its
+        data URI header and its base64 (``MediaInput.encoded_length``; nothing in either
+        needs JSON escaping), so nothing is encoded or held in memory."""
         import json
 
         from wanvid.media import MediaInput
@@ -106,7 +107,7 @@ class PreparedSubmit:
             if m.kind == "url":
                 total += len(json.dumps(m.arg).encode("utf-8")) - 2
             else:
-                total += sum(len(chunk) for chunk in m.iter_value())
+                total += m.encoded_length()
         return total
 
     def journal_params(self) -> dict[str, Any]:

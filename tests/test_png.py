@@ -1,0 +1,126 @@
+"""wanvid.png.check_png: a PNG's integrity in one pass, without an image library."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from tests.fixtures_media import png_bytes, png_chunk
+from wanvid.png import PNGError, check_png, data_size
+
+SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def _pillow_png(mode: str, size: tuple[int, int], **save: object) -> bytes:
+    w, h = size
+    per_row = {"RGB": 3 * w, "RGBA": 4 * w, "L": w, "LA": 2 * w, "P": w, "1": (w + 7) // 8,
+               "I;16": 2 * w}[mode]
+    im = Image.frombytes(mode, size, random.Random(f"{mode}{size}").randbytes(per_row * h))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", **save)
+    return buf.getvalue()
+
+
+def _raw_png(width: int, height: int, rows: bytes, *, colour: int = 2, depth: int = 8,
+             interlace: int = 0) -> bytes:
+    return (SIG + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour,
+                                                  0, 0, interlace))
+            + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+
+
+def _check(data: bytes) -> None:
+    check_png(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("mode", "save"), [
+    ("RGB", {}), ("RGBA", {}), ("L", {}), ("LA", {}), ("P", {}), ("1", {}),
+    ("I;16", {}), ("RGB", {"optimize": True}), ("RGB", {"compress_level": 0}),
+])
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (33, 17), (240, 241)])
+def test_pillows_pngs_pass(mode: str, save: dict[str, object], size: tuple[int, int]) -> None:
+    _check(_pillow_png(mode, size, **save))
+
+
+@pytest.mark.parametrize(("w", "h", "depth", "colour"), [
+    (1, 1, 8, 2), (5, 9, 8, 6), (13, 3, 1, 0), (9, 9, 4, 3), (3, 12, 16, 2), (240, 360, 8, 2)])
+def test_interlaced_sizes_are_adam7s(w: int, h: int, depth: int, colour: int) -> None:
+    expected, stride = data_size(w, h, depth, colour, interlaced=True)
+    assert stride is None
+    chans = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    # Adam7 by brute force: the pixels of each pass, row by row.
+    total = 0
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        cols = len(range(x0, w, dx))
+        rows = len(range(y0, h, dy))
+        if cols and rows:
+            total += rows * (1 + (cols * depth * chans + 7) // 8)
+    assert expected == total
+    _check(_raw_png(w, h, bytes(total), colour=colour, depth=depth, interlace=1))
+
+
+def test_an_ancillary_chunk_after_the_image_data_is_fine() -> None:
+    _check(png_bytes(400, 300, pad_to=200_000))
+
+
+def test_every_cut_is_refused() -> None:
+    data = png_bytes(400, 300, pad_to=5_000)
+    for cut in range(0, len(data), 97):
+        with pytest.raises(PNGError):
+            _check(data[:cut])
+
+
+def test_a_wrong_crc_is_refused() -> None:
+    data = bytearray(png_bytes(64, 64, pad_to=2_000))
+    data[data.index(b"wnPd") + 100] ^= 0x40  # inside a chunk no decoder reads
+    with pytest.raises(PNGError, match="wnPd chunk's CRC does not match"):
+        _check(bytes(data))
+
+
+def test_garbage_image_data_with_a_good_crc_is_refused() -> None:
+    rows = bytes(1 + 3 * 64) * 64
+    good = zlib.compress(rows)
+    bad = good[:2] + random.Random(3).randbytes(len(good) - 2)
+    data = (SIG + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", bad) + png_chunk(b"IEND", b""))
+    with pytest.raises(PNGError):
+        _check(data)
+
+
+def test_a_bad_filter_type_is_refused() -> None:
+    stride = 1 + 3 * 50
+    rows = bytearray(stride * 40)
+    rows[stride * 39] = 5  # the last row's filter type
+    with pytest.raises(PNGError, match="invalid filter type"):
+        _check(_raw_png(50, 40, bytes(rows)))
+
+
+@pytest.mark.parametrize(("rows", "why"), [
+    (bytes((1 + 3 * 50) * 40 - 1), "the header's size needs"),
+    (bytes((1 + 3 * 50) * 40 + 1), "more image data than"),
+])
+def test_image_data_of_the_wrong_size_is_refused(rows: bytes, why: str) -> None:
+    with pytest.raises(PNGError, match=why):
+        _check(_raw_png(50, 40, rows))
+
+
+def test_a_stream_cut_before_its_end_is_refused_even_with_good_crcs() -> None:
+    rows = bytes((1 + 3 * 50) * 40)
+    z = zlib.compressobj()
+    partial = z.compress(rows) + z.flush(zlib.Z_SYNC_FLUSH)  # all rows, no stream end
+    data = (SIG + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 50, 40, 8, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", partial) + png_chunk(b"IEND", b""))
+    with pytest.raises(PNGError, match="cut short"):
+        _check(data)
+
+
+def test_the_header_must_come_first() -> None:
+    with pytest.raises(PNGError, match="first chunk is not IHDR"):
+        _check(SIG + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
+    with pytest.raises(PNGError, match="signature"):
+        _check(b"GIF89a" + bytes(100))
