@@ -21,7 +21,7 @@ _wanvid_spec() {
         'wanvid config set') opts='--help -h' nargs=2 ;;
         'wanvid config unset') opts='--help -h' nargs=1 ;;
         'wanvid demo') opts='--help --output --quiet -h -o -q' vopts='--output -o' ;;
-        'wanvid download') opts='--force --help --json --no-sidecar --output --quiet -h -o -q' vopts='--output -o' nargs=1 ;;
+        'wanvid download') opts='--force --help --json --no-sidecar --output --quiet --timeout -h -o -q' vopts='--output --timeout -o' nargs=1 ;;
         'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --fail-with --help --host --key --max-concurrent --model-limits --models --no-uploads --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --fail-with --host --key --max-concurrent --models --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
         'wanvid generate') opts='--audio --downloads --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --downloads --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;

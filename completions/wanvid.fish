@@ -91,6 +91,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from demo' -l help -s h -d 'Show t
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l force -d 'Overwrite an existing file.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l no-sidecar -d 'Don\'t write clip.json (+ clip.thumb.jpg) beside the video (config: sidecar).'
+complete -c wanvid -n '__fish_seen_subcommand_from download' -l timeout -x -d 'Give up after this many seconds, status query included (exit 6; what was fetched is kept and resumed next time).'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l help -s h -d 'Show this message and exit.'

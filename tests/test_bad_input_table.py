@@ -21,6 +21,7 @@ URL = "https://example.com/cat.png"
 # (rule, command line, expected message start)
 PARAM_ROWS: list[tuple[str, list[str], str]] = [
     ("unknown model", ["submit", URL, "-m", "wan9"], "--model: unknown model 'wan9'"),
+    ("empty model", ["submit", URL, "-m", ""], "--model is empty: give a model name"),
     ("kf2v model, one frame", ["submit", URL, "-m", "wan2.2-kf2v-flash"],
      "wan2.2-kf2v-flash needs two frames: pass the last frame with --last-frame IMAGE"),
     ("last frame, i2v model", ["submit", URL, "-l", URL, "-m", "wan2.2-i2v-flash"],

@@ -214,3 +214,17 @@ def test_huge_retry_after_without_timeout_is_capped(run: Run, clock: FakeClock) 
     assert r.code == 7, r.err
     assert clock.sleeps == [60.0] * 4  # minutes, not 11 days nor 20 silent minutes
     assert r.err.count("retrying in 60 s") == 4
+
+
+@responses.activate
+def test_download_timeout_covers_the_status_query(run: Run, clock: FakeClock,
+                                                  tmp_path: Path) -> None:
+    tid = "0385dc79-5ff8-4d82-bcb6-0123456789ab"
+    responses.add(responses.GET, f"{INTL}/tasks/{tid}", status=429, json=THROTTLE,
+                  headers={"Retry-After": "60"})
+    r = run(["download", tid, "-o", str(tmp_path / "v.mp4"), "--timeout", "100"])
+    assert r.code == 6, r.err
+    assert clock.sleeps == [60.0]  # the second retry would end after --timeout
+    assert "--timeout 100 s reached" in r.err and r.err.count("\n") <= 3, r.err
+    assert len(responses.calls) == 2
+    assert not (tmp_path / "v.mp4").exists() and r.out == ""

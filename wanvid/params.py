@@ -172,6 +172,9 @@ def _names(pred: Callable[[Model], bool]) -> str:
 
 def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Model:
     kf2v = opts.last_frame is not None
+    if opts.model is not None and not opts.model.strip():
+        raise BadInputError("--model is empty: give a model name (see `wanvid models`), or "
+                            "leave --model out for the default")
     if opts.model:
         name = opts.model
     elif opts.first_clip is not None:  # the first catalogue model that continues a clip

@@ -106,6 +106,9 @@ def download(
     output: OutputOpt = None,
     force: ForceOpt = False,
     no_sidecar: NoSidecarOpt = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, help="Give up after this many seconds, status query included "
+        "(exit 6; what was fetched is kept and resumed next time).")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
@@ -120,6 +123,7 @@ def download(
     svc = service(ctx, quiet)
     if no_sidecar:
         svc.sidecars = False
+    svc.start_deadline(timeout)
     res = svc.download(target, output=output, force=force, reporter=reporter(svc, quiet))
     if jo is not None:
         jo.result(download_data(res))
