@@ -34,7 +34,9 @@ def test_wait_reads_ids_from_stdin_saves_and_prints_paths(run, tmp_path: Path) -
         r = run(["wait", "-o", "out/"], stdin="a1\nb2\n")
         storage = [c.request for c in rsps.calls if "oss.example.com" in c.request.url]
     assert r.code == 0, r.err
-    assert r.out == "out/a1.mp4\nout/b2.mp4\n"
+    # One line per saved video, as each is saved: downloads run side by side (a pool), so
+    # the order is the order they finish in.
+    assert sorted(r.out.splitlines(keepends=True)) == ["out/a1.mp4\n", "out/b2.mp4\n"]
     assert Path("out/a1.mp4").read_bytes() == VIDEO
     assert all("Authorization" not in req.headers for req in storage)
     assert KEY not in r.all
