@@ -20,7 +20,7 @@ _wanvid_spec() {
         'wanvid config path') opts='--help -h' ;;
         'wanvid config set') opts='--help -h' nargs=2 ;;
         'wanvid config unset') opts='--help -h' nargs=1 ;;
-        'wanvid demo') opts='--help --output --quiet -h -o -q' vopts='--output -o' ;;
+        'wanvid demo') opts='--force --help --output --quiet -h -o -q' vopts='--output -o' ;;
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet --timeout -h -o -q' vopts='--output --timeout -o' nargs=1 ;;
         'wanvid emulator') opts='--drop-download-at --error-every --fail-rate --fail-with --help --host --key --max-concurrent --model-limits --models --no-uploads --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --fail-with --host --key --max-concurrent --models --pending --port --running --storage-rate-mb --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
         'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;

@@ -9,7 +9,7 @@ complete -c wanvid -n '__fish_use_subcommand' -a batch -d 'Run many jobs: valida
 complete -c wanvid -n '__fish_use_subcommand' -a cancel -d 'Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.'
 complete -c wanvid -n '__fish_use_subcommand' -a completions -d 'Print a shell completion script (static: pressing TAB runs no Python).'
 complete -c wanvid -n '__fish_use_subcommand' -a config -d 'Show and change settings (API key, region, defaults).'
-complete -c wanvid -n '__fish_use_subcommand' -a demo -d 'See it work in seconds, no key: runs a full generate against a built-in emulator and leaves a...'
+complete -c wanvid -n '__fish_use_subcommand' -a demo -d 'See it work in seconds, no key: runs a full generate against a built-in emulator and prints the...'
 complete -c wanvid -n '__fish_use_subcommand' -a download -d 'Save a finished task\'s video (resumes a partial download; never overwrites without --force).'
 complete -c wanvid -n '__fish_use_subcommand' -a emulator -d 'Run a local emulator of the Wan video API (no key, no cost).'
 complete -c wanvid -n '__fish_use_subcommand' -a gallery -d 'Write DIR/index.html: one card per video (prompt, actual prompt, model, seed, thumbnail...),...'
@@ -55,7 +55,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from completions' -l help -s h -d 
 complete -c wanvid -n '__fish_seen_subcommand_from completions; and not __fish_seen_subcommand_from bash zsh fish' -a 'bash zsh fish' -d 'bash, zsh or fish.'
 
 # wanvid config
-complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get list path set unset' -a get -d 'Print one stored setting (api_key is shown redacted).'
+complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get list path set unset' -a get -d 'Print one setting in effect, as `config list` shows it (api_key redacted).'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get list path set unset' -a list -d 'Show the effective settings and where the key comes from (the key is redacted).'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get list path set unset' -a path -d 'Print the config file\'s path.'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get list path set unset' -a set -d 'Store a setting in the config file (mode 0600).'
@@ -83,7 +83,8 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from unset; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -d 'Config key.'
 
 # wanvid demo
-complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Directory, file name, or template with {task_id} {model} {stem} {seed} {date}. Default: {task_id}.mp4 in output_dir (or the current directory).'
+complete -c wanvid -n '__fish_seen_subcommand_from demo' -l output -s o -r -F -d 'Where to save the video (file, directory or template). Default: wanvid-demo.mp4 in wanvid\'s cache directory (Linux: ~/.cache/wanvid/demo, macOS: ~/Library/Caches/wanvid/demo), replaced on each run.'
+complete -c wanvid -n '__fish_seen_subcommand_from demo' -l force -d 'Overwrite an existing -o file (without it, nothing is sent).'
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from demo' -l help -s h -d 'Show this message and exit.'
 

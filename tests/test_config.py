@@ -486,9 +486,10 @@ def test_config_get(run: Run) -> None:
 
 
 def test_config_get_unset(run: Run) -> None:
-    r = run(["config", "get", "region"])
+    assert run(["config", "get", "region"]).out == "intl\n"  # the default, as list shows it
+    r = run(["config", "get", "max_seconds"])
     assert r.code == 2
-    assert one_error_line(r) == f"wanvid: error: region is not set in {cfg_path()}\n"
+    assert one_error_line(r) == "wanvid: error: max_seconds is not set (and has no default)\n"
 
 
 def test_config_unset(run: Run) -> None:
@@ -511,6 +512,7 @@ def test_config_list_redacts_key(run: Run) -> None:
         "api_key = sk-…CRET",
         "api_key_source = environment (DASHSCOPE_API_KEY)",
         "region = intl",
+        "workspace = (not set)",
         f"base_url = {INTL}",
         "model = wan2.2-i2v-flash",
         "kf2v_model = wan2.2-kf2v-flash",
@@ -519,9 +521,12 @@ def test_config_list_redacts_key(run: Run) -> None:
         "max_qps = 5.0",
         "jobs = 2",
         "downloads = 4",
-        "fit = False",
-        "sidecar = True",
-        "prices = {}",
+        "fit = false",
+        "upload = auto",
+        "sidecar = true",
+        "max_seconds = (not set)",
+        "max_download_mb = 2048",
+        "prices = (none)",
     ]
 
 
@@ -542,3 +547,12 @@ def test_config_list_without_key(run: Run) -> None:
     d = envelope_schema.data(r.out)
     assert d["api_key"] == "(not set)"
     assert d["api_key_source"] is None
+
+
+def test_config_get_agrees_with_config_list(run, capsys) -> None:  # type: ignore[no-untyped-def]
+    listed = run(["config", "list"], key="sk-0123456789abcdefWXYZ")
+    rows = dict(line.split(" = ", 1) for line in listed.out.splitlines() if " = " in line)
+    for key in ("model", "region", "fit", "jobs", "api_key", "sidecar"):
+        got = run(["config", "get", key], key="sk-0123456789abcdefWXYZ")
+        assert got.code == 0, got.err
+        assert got.out.strip() == rows[key], key

@@ -45,3 +45,21 @@ def test_demo_quiet_prints_only_the_path(wv: Callable[..., Run], tmp_path: Path)
     assert r.code == 0, r.err
     assert r.err == ""
     assert r.out.strip().endswith("d.mp4")
+
+
+def test_demo_saves_in_the_cache_and_never_pays_for_an_unwritable_output(
+        wv: Callable[..., Run], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    r = wv("demo", "-q", env={"XDG_CACHE_HOME": str(cache)})
+    assert r.code == 0, r.err
+    assert Path(r.out.strip()) == cache / "wanvid" / "demo" / "wanvid-demo.mp4"
+    assert Path(r.out.strip()).stat().st_size > 0
+    assert not [p for p in (tmp_path / "work").iterdir()]  # nothing in the current directory
+    again = wv("demo", "-q", "-o", "d.mp4")
+    assert again.code == 0, again.err
+    before = (tmp_path / "work" / "d.mp4").read_bytes()
+    refused = wv("demo", "-q", "-o", "d.mp4")
+    assert refused.code == 2
+    assert "nothing was sent" in refused.err and "--force" in refused.err
+    assert (tmp_path / "work" / "d.mp4").read_bytes() == before
+    assert wv("demo", "-q", "-o", "d.mp4", "--force").code == 0

@@ -25,5 +25,7 @@ def test_demo_generates_a_video_with_no_key(wv, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     assert "internal error" not in r.err and "Traceback" not in r.err
     [line] = r.out.splitlines()
-    saved = tmp_path / "work" / line
+    saved = Path(line)
+    assert saved.is_absolute() and saved.name == "wanvid-demo.mp4"
     assert saved.is_file() and saved.read_bytes()[4:8] == b"ftyp"
+    assert not list((tmp_path / "work").iterdir())  # nothing left in the current directory

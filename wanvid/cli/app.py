@@ -14,6 +14,7 @@ import typer
 from wanvid import __version__
 from wanvid.cli import coerce
 from wanvid.cli.common import State, _state
+from wanvid.cli.helptext import Group
 from wanvid.context import Environment, StdoutClosed
 from wanvid.errors import ExitStatus, Terminated, WanvidError, exit_status_of
 
@@ -23,13 +24,15 @@ if TYPE_CHECKING:
 HELP = """Turn a still image (or a first and a last frame) into a video with Alibaba Cloud
 Model Studio's Wan models.
 
-Set DASHSCOPE_API_KEY, then: wanvid generate photo.png -p "the cat turns its head"
+Example (no key, a local emulator): wanvid demo
+
+Example (set DASHSCOPE_API_KEY first): wanvid generate photo.png -p "the cat turns its head"
 """
 
 coerce.install()  # plain values without importing pydantic (see wanvid/cli/coerce.py)
 
-app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
-                  pretty_exceptions_enable=False, rich_markup_mode="rich",
+app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True, cls=Group,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -105,23 +108,6 @@ def _is_click_exception(e: BaseException) -> bool:
     return hasattr(e, "exit_code") and hasattr(e, "format_message")
 
 
-def _quiet_rich_broken_pipe() -> None:
-    """Help is drawn by rich, which turns a closed stdout into exit 1; make it the
-    documented 141 (``wanvid --help | head -1``) like every other closed stdout."""
-    import os
-
-    from rich.console import Console
-
-    def on_broken_pipe(self: Console) -> None:
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        raise StdoutClosed
-
-    Console.on_broken_pipe = on_broken_pipe  # type: ignore[method-assign]
-
-
 class _OnlyInvoked:
     """Build only the invoked command: Typer turns every registered command into a click
     command (reading each function's signature and type hints) on every run, which costs
@@ -175,8 +161,6 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
         command = typer.main.get_command(app)
     spec = spec_of(command)
     args = normalize(args, spec)
-    if {"-h", "--help"} & set(args):
-        _quiet_rich_broken_pipe()
     state = State(env=env, argv=args)
     jc = json_command(args, spec)
     if jc is not None:
@@ -233,6 +217,14 @@ def _run(command: Command, args: list[str], state: State) -> tuple[int, Errors]:
         return int(ExitStatus.INTERRUPTED), [_error(KeyboardInterrupt(), ExitStatus.INTERRUPTED)]
     except (BrokenPipeError, StdoutClosed):
         state.json = None  # nobody is reading
+        return int(ExitStatus.STDOUT_CLOSED), []
+    except SystemExit as e:
+        # click's answer to a closed stdout it met itself (help into `| head -1`) is
+        # sys.exit(1) after wrapping sys.stdout; it is the documented 141, like every other
+        # closed stdout. Any other SystemExit goes on as it was.
+        if e.code != 1 or type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        state.json = None
         return int(ExitStatus.STDOUT_CLOSED), []
     except Exception as e:
         if _is_click_exception(e):

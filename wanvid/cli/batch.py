@@ -51,7 +51,7 @@ def batch(
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per job "
                                            "(invalid lines too), then a summary.")] = False,
 ) -> int:
-    """Run many jobs: validate all first, keep N in flight, skip jobs already done.
+    r"""Run many jobs: validate all first, keep N in flight, skip jobs already done.
 
     Example: printf '%s\n' '{"image": "a.png", "prompt": "waves"}' | wanvid batch - -j 2
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,7 +11,11 @@ from wanvid.cli.common import _state
 from wanvid.cli.options import QuietOpt
 from wanvid.errors import BadInputError
 
-config_app = typer.Typer(help="Show and change settings (API key, region, defaults).",
+if TYPE_CHECKING:
+    from wanvid.config import Settings
+
+config_app = typer.Typer(help="Show and change settings (API key, region, defaults).\n\n"
+                         "Example: wanvid config set region cn && wanvid config list",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -39,42 +43,64 @@ def config_list(
     Example: wanvid config list --json | jq -r .data.region
     """
     from wanvid.cli.common import json_out as _json
-    from wanvid.config import redact
 
     jo = _json(ctx, "config list", json_out)
     st = _state(ctx)
-    s = st.service.settings
-    data = {
-        "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
-        "region": s.region, "base_url": s.base_url, "model": s.model,
-        "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
-        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs,
-        "downloads": s.downloads, "fit": s.fit,
-        "sidecar": s.sidecar, "prices": s.prices if isinstance(s.prices, dict) else {},
-    }
+    data = effective(st.service.settings)
     if jo is not None:
         jo.result(data)
         return
     for k, v in data.items():
-        st.env.out(f"{k} = {v}")
+        st.env.out(f"{k} = {shown(v)}")
+
+
+def effective(s: Settings) -> dict[str, object]:
+    """The settings in effect (flags, environment, file, defaults merged), as ``config list``
+    and ``config get`` both show them; the key redacted one way wherever it came from."""
+    from wanvid.config import redact
+
+    return {
+        "api_key": redact(s.api_key), "api_key_source": s.api_key_source,
+        "region": s.region, "workspace": s.workspace, "base_url": s.base_url,
+        "model": s.model, "kf2v_model": s.kf2v_model, "output_dir": str(s.output_dir or "."),
+        "poll_interval": s.poll_interval, "max_qps": s.max_qps, "jobs": s.jobs,
+        "downloads": s.downloads, "fit": s.fit,
+        "upload": s.upload, "sidecar": s.sidecar, "max_seconds": s.max_seconds,
+        "max_download_mb": s.max_download >> 20,
+        "prices": s.prices if isinstance(s.prices, dict) else {},
+    }
+
+
+def shown(value: object) -> str:
+    """A value as text: TOML's spelling for booleans, "(not set)" for nothing."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {shown(v)}" for k, v in value.items()) or "(none)"
+    return str(value)
 
 
 @config_app.command("get")
 def config_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Config key.")]) -> None:
-    """Print one stored setting (api_key is shown redacted).
+    """Print one setting in effect, as `config list` shows it (api_key redacted).
 
     Example: wanvid config get region
     """
-    from wanvid.config import CONFIG_KEYS, config_path, load_file, lookup, price_key, redact
+    from wanvid.config import CONFIG_KEYS, price_key
 
     st = _state(ctx)
-    if key not in CONFIG_KEYS and price_key(key) is None:
+    model = price_key(key)
+    if key not in CONFIG_KEYS and model is None:
         raise BadInputError(f"unknown config key {key!r}; known keys: {', '.join(CONFIG_KEYS)}")
-    data = load_file(config_path(st.env))
-    value = lookup(data, key)
-    if value is None:
-        raise BadInputError(f"{key} is not set in {config_path(st.env)}")
-    st.env.out(redact(value) if key == "api_key" else str(value))
+    data = effective(st.service.settings)
+    prices = data["prices"]
+    value = data.get(key) if model is None else (
+        prices.get(model) if isinstance(prices, dict) else None)
+    if value is None or value == {} or (key == "api_key" and not st.service.settings.api_key):
+        raise BadInputError(f"{key} is not set (and has no default)")
+    st.env.out(shown(value))
 
 
 @config_app.command("set")

@@ -9,7 +9,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import _state, wait_and_render
-from wanvid.cli.options import OutputOpt, QuietOpt, _submit_options
+from wanvid.cli.options import QuietOpt, _submit_options
 from wanvid.errors import BadInputError
 
 
@@ -65,10 +65,10 @@ def emulator(
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
-    Example: wanvid emulator --port 8765 &  DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1
-    DASHSCOPE_API_KEY=test wanvid generate cat.png
+    Example: wanvid emulator --port 8765 &
+    DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1 DASHSCOPE_API_KEY=test wanvid generate cat.png
 
-    Example: wanvid emulator --fail-with DataInspectionFailed  (every task fails so)
+    Example: wanvid emulator --fail-with DataInspectionFailed  # every task fails so
     """
     from wanvid.emulator import EmulatorConfig, serve_forever
 
@@ -95,16 +95,29 @@ def emulator(
     serve_forever(cfg, out=env.stdout, err=env.stderr)
 
 
+def demo_dir() -> Path:
+    """Where ``wanvid demo`` saves its video by default: wanvid's cache directory, outside
+    any repository (``~/.cache/wanvid/demo`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("wanvid")) / "demo"
+
+
 @app.command()
 def demo(
     ctx: typer.Context,
-    output: OutputOpt = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Where to save the video (file, directory or template). "
+        "Default: wanvid-demo.mp4 in wanvid's cache directory (Linux: ~/.cache/wanvid/demo, "
+        "macOS: ~/Library/Caches/wanvid/demo), replaced on each run.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file "
+                                        "(without it, nothing is sent).")] = False,
     quiet: QuietOpt = False,
 ) -> int:
     """See it work in seconds, no key: runs a full generate against a built-in emulator
-    and leaves a real MP4 in the current directory.
+    and prints the path of the real MP4 it saved.
 
-    Example: wanvid demo
+    Example: wanvid demo && wanvid demo -o demo.mp4
     """
     import tempfile
     from importlib.resources import files
@@ -113,6 +126,8 @@ def demo(
 
     st = _state(ctx)
     st.env.quiet = quiet
+    if output is None:  # our own cache: replaced on each run
+        output, force = str(demo_dir() / "wanvid-demo.mp4"), True
     emu = Emulator(EmulatorConfig(pending=1.0, running=2.0))
     base = emu.start()
     try:
@@ -134,11 +149,12 @@ def demo(
                                    None, None, "480P", None, None, None, False, None, None,
                                    False, "white", svc.settings)
             prepared = svc.prepare(opts)
+            svc.check_before_paying(prepared, output, force=force)  # before the task exists
             sub = svc.submit(prepared, output=output)
             st.env.note(f"demo: submitted {sub.task_id}")
             code = wait_and_render(svc, [sub.task_id],
-                                   output=output or "wanvid-demo-{task_id}.mp4", timeout=120,
-                                   interval=0.5, download=True, force=False, quiet=quiet,
+                                   output=output, timeout=120,
+                                   interval=0.5, download=True, force=force, quiet=quiet,
                                    json_out=None)
     finally:
         emu.stop()

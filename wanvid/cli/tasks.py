@@ -25,7 +25,7 @@ from wanvid.cli.options import (
 def status(
     ctx: typer.Context,
     task_ids: Annotated[list[str] | None, typer.Argument(
-        metavar="TASK_ID...", help="Task ids (or read from stdin, one per line).")] = None,
+        metavar="TASK_ID", help="Task ids (or read from stdin, one per line).")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
@@ -62,7 +62,7 @@ def status(
 def wait(
     ctx: typer.Context,
     task_ids: Annotated[list[str] | None, typer.Argument(
-        metavar="[TASK_ID...]", help="Task ids; none and stdin not a terminal: read from stdin.")]
+        metavar="TASK_ID", help="Task ids; none and stdin not a terminal: read from stdin.")]
     = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
@@ -182,7 +182,7 @@ def tasks(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID...",
+    task_ids: Annotated[list[str], typer.Argument(metavar="TASK_ID",
                                                   help="Tasks to cancel (PENDING only).")],
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines: one envelope per "
