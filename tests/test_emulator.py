@@ -529,6 +529,83 @@ def test_list_tasks_filters_and_pages(api: Api) -> None:
     assert [r["task_id"] for r in api.list(end_time=early).json()["data"]] == [first]
 
 
+def test_list_takes_the_documented_window_format_and_rows_carry_the_documented_fields(
+        api: Api) -> None:
+    first = api.new_task()
+    api.emu.advance(10)
+    second = api.new_task(i2v("wan2.1-i2v-turbo"))
+    rows = api.list().json()["data"]
+    t0 = parse_time(rows[1]["submit_time"])
+    assert abs(rows[1]["gmt_create"] - t0 * 1000) < 1  # epoch ms, as §5 documents
+    assert rows[1]["status"] == rows[1]["task_status"] == "SUCCEEDED"
+
+    def bj(epoch: float) -> str:  # YYYYMMDDhhmmss, Beijing time
+        return datetime.fromtimestamp(epoch, BEIJING).strftime("%Y%m%d%H%M%S")
+
+    window = {"start_time": bj(t0 + 5), "end_time": bj(t0 + 20)}
+    assert [r["task_id"] for r in api.list(**window).json()["data"]] == [second]
+    assert [r["task_id"] for r in api.list(end_time=bj(t0 + 1)).json()["data"]] == [first]
+    both = {"start_time": bj(t0 - 1), "end_time": bj(t0 + 20)}
+    assert api.list(**both, model_name="wan2.1-i2v-turbo").json()["data"][0]["task_id"] == \
+        second
+    assert api.list(**both, status="PENDING").json()["total"] == 1
+    assert api.list(**both, status="PENDING", model_name="wan2.2-i2v-flash").json()[
+        "total"] == 0
+
+
+def test_orig_prompt_only_once_finished_failed_too(make: Callable[..., Api]) -> None:
+    api = make(fail_rate=1.0)
+    tid = api.new_task(prompt="a cat blinks")
+    assert "orig_prompt" not in api.output(tid)
+    api.emu.advance(api.emu.config.pending)
+    assert "orig_prompt" not in api.output(tid)  # RUNNING
+    api.emu.advance(api.emu.config.running)
+    out = api.output(tid)
+    assert out["task_status"] == "FAILED" and out["orig_prompt"] == "a cat blinks"
+
+
+def test_submit_latency_creates_the_task_before_answering(make: Callable[..., Api]) -> None:
+    seen: list[tuple[float, list[str]]] = []
+    api: Api | None = None
+
+    def sleep(seconds: float) -> None:  # runs between creating the task and answering
+        assert api is not None
+        seen.append((seconds, [t["task_id"] for t in
+                               requests.get(api.root + "/_emulator/tasks").json()["tasks"]]))
+
+    api = make(submit_latency=0.7, sleep=sleep)
+    tid = api.new_task()
+    assert seen == [(0.7, [tid])]  # listed while the client still waits for its answer
+    assert [r["task_id"] for r in api.list().json()["data"]] == [tid]
+
+
+def test_submit_latency_changes_at_run_time(make: Callable[..., Api]) -> None:
+    slept: list[float] = []
+    api = make(sleep=slept.append)
+    api.new_task()
+    assert slept == []  # 0: no latency
+    r = requests.post(api.root + "/_emulator/config", params={"submit_latency": "0.25"})
+    assert r.status_code == 200 and r.json() == {"submit_latency": 0.25}
+    assert requests.get(api.root + "/_emulator/config").json() == {"submit_latency": 0.25}
+    api.new_task()
+    assert slept == [0.25]
+    for bad in ("", "-1", "nan", "x"):
+        r = requests.post(api.root + "/_emulator/config", params={"submit_latency": bad})
+        assert r.status_code == 400
+    assert requests.put(api.root + "/_emulator/config").status_code == 405
+    rejected = api.submit(i2v(model="nope"))
+    assert rejected.status_code == 400 and slept == [0.25]  # only created tasks wait
+
+
+def test_admin_tasks_lists_every_task_with_its_prompt(api: Api) -> None:
+    a = api.new_task(prompt="one")
+    b = api.new_task(prompt=None)
+    rows = requests.get(api.root + "/_emulator/tasks").json()["tasks"]
+    assert [(r["task_id"], r["seq"], r["prompt"]) for r in rows] == [(a, 1, "one"),
+                                                                     (b, 2, None)]
+    assert rows[0]["status"] == "PENDING" and rows[0]["model_name"] == "wan2.2-i2v-flash"
+
+
 def test_list_rejects_bad_parameters(api: Api) -> None:
     assert error_of(api.list(start_time="yesterday")) == (400, "InvalidParameter")
     assert error_of(api.list(page_size=101)) == (400, "InvalidParameter")
@@ -775,7 +852,7 @@ def test_serve_forever_reports_a_busy_port() -> None:
 
 @pytest.mark.parametrize("bad", [{"fail_rate": 1.5}, {"pending": -1}, {"throttle_every": -2},
                                  {"drop_download_at": -0.1}, {"video_mb": float("nan")},
-                                 {"key": " "}])
+                                 {"key": " "}, {"submit_latency": -0.5}])
 def test_bad_config_is_refused(bad: dict[str, Any]) -> None:
     from wanvid.emulator import serve_forever
 

@@ -62,6 +62,9 @@ def emulator(
         "--models", metavar="FILE", help="Also accept the models of this catalogue (a user "
         "models.toml, e.g. \"$(wanvid models --path)\"); default: the shipped ones only.")
     ] = None,
+    submit_latency: Annotated[float, typer.Option(
+        "--submit-latency", help="Answer each submit this many seconds after creating its "
+        "task (POST /_emulator/config?submit_latency=S changes it).")] = 0.0,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
@@ -78,7 +81,7 @@ def emulator(
                          video_mb=video_mb, storage_rate_mb=storage_rate_mb, key=key,
                          uploads=not no_uploads, upload_max_mb=upload_max_mb,
                          max_concurrent=max_concurrent, model_limits=model_limits,
-                         fail_with=fail_with or "")
+                         fail_with=fail_with or "", submit_latency=submit_latency)
     try:
         cfg.check()
     except ValueError as e:

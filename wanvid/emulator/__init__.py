@@ -24,10 +24,13 @@ Routes (all under ``/api/v1``, as on the service):
   emulator's clock, answer 200 with ``task_status: UNKNOWN``, like the service.
 * ``POST /tasks/{task_id}/cancel``: only PENDING tasks cancel (then CANCELED); anything else
   is 400 ``UnsupportedOperation``.
-* ``GET /tasks``: task list (``start_time``, ``end_time`` as ``YYYY-MM-DD HH:mm:ss``,
-  ``model_name``, ``status``, ``page_no``, ``page_size`` <= 100). Without a time window it
-  lists the last 24 h. Answer: ``{request_id, data: [...], total, total_page, page_no,
-  page_size}``, newest first.
+* ``GET /tasks``: task list (``start_time``, ``end_time`` as ``YYYYMMDDhhmmss`` as
+  documented, or ``YYYY-MM-DD HH:mm:ss``, Beijing time; ``model_name``, ``status``,
+  ``page_no``, ``page_size`` <= 100). Without a time window it lists the last 24 h. Answer:
+  ``{request_id, data: [...], total, total_page, page_no, page_size}``, newest first; each
+  row has ``task_id``, ``status`` (also as ``task_status``), ``model_name``, ``request_id``,
+  ``gmt_create`` (epoch ms) and ``submit_time``. A finished task's ``GET /tasks/{id}``
+  carries ``orig_prompt``.
 * ``GET /uploads?action=getPolicy&model=M``: a temporary-upload policy for model M (see
   ``upload``); with ``uploads=False``, 404 ``NotFound`` (uploads not offered here).
 * The upload host, on its own port (``Emulator.uploads.url``): ``POST /`` of the policy's
@@ -53,7 +56,10 @@ emulator from end-to-end tests without sleeping:
 * ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
 * ``GET /_emulator/config``: the switches that can change at run time; ``POST
   /_emulator/config?max_concurrent=N&model_limits=true|false&fail_with=CODE&fail_rate=R``
-  changes them (all or nothing: a bad value is 400 and changes none) and answers the result.
+  (and ``submit_latency=S``) changes them (all or nothing: a bad value is 400 and changes none) and answers the result.
+* ``GET /_emulator/tasks``: every task created, oldest first (``task_id``, ``seq``,
+  ``model_name``, ``prompt``, ``status``, ``submit_time`` epoch), so a test can count the
+  tasks each job made.
 
 Behaviour and its limits:
 
@@ -105,6 +111,9 @@ Behaviour and its limits:
   data may contain inappropriate content.", ``IPInfringementSuspect`` "Input data is
   suspected of being involved in IP infringement." or ``InternalError.Algo`` (the default);
   with ``fail_rate`` 0 every task fails so, else the ``fail_rate`` share does.
+* ``submit_latency``: a submit creates its task at once and answers S seconds later, so a
+  client killed in that window leaves a task it never heard of (the crash window a
+  write-ahead submit intent closes).
 * Fault injection: ``throttle_every`` (429 ``Throttling.RateQuota`` on every Nth API
   request, no ``Retry-After``, as the service documents none), ``error_every`` (500
   ``InternalError`` on every Nth task query), ``drop_download_at`` (the first download of

@@ -35,12 +35,14 @@ class EmulatorConfig:
     # Failed tasks end with this code (wire.TASK_FAULTS, or a short name: size, inspection,
     # ip); set with fail_rate 0, every task fails with it.
     fail_with: str = ""
+    submit_latency: float = 0.0  # a submit creates its task, then answers this many s later
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep  # how the submit latency is spent
 
     def check(self) -> None:
         """Raise ValueError naming the first field out of range."""
         for name in ("pending", "running", "url_ttl", "video_mb", "upload_max_mb", "policy_ttl",
-                     "storage_rate_mb"):
+                     "storage_rate_mb", "submit_latency"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -242,7 +242,7 @@ def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
         faults = [f"{n}={v:g}" for n, v in (
             ("fail_rate", c.fail_rate), ("throttle_every", c.throttle_every),
             ("error_every", c.error_every), ("drop_download_at", c.drop_download_at),
-            ("max_concurrent", c.max_concurrent)) if v]
+            ("max_concurrent", c.max_concurrent), ("submit_latency", c.submit_latency)) if v]
         if c.model_limits and not c.max_concurrent:
             faults.append("model_limits (each model's concurrent_tasks)")
         if c.fail_with:

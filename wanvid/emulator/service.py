@@ -336,6 +336,9 @@ class Emulator:
             self._active.append(task)
             self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._active))
             self.stats.submits += 1
+            latency = self.config.submit_latency
+        if latency > 0:  # the task exists; a client killed now never hears of it
+            self.config.sleep(latency)
         return json_response(200, {"request_id": task.request_id,
                                    "output": {"task_id": task.task_id, "task_status": PENDING}})
 
@@ -360,6 +363,13 @@ class Emulator:
             elif method not in ("GET", "HEAD"):
                 return error(405, "MethodNotAllowed", "Use GET or POST.")
             return json_response(200, self.runtime_config())
+        if path == ADMIN_PREFIX + "/tasks":
+            with self._lock:
+                rows = [{"task_id": t.task_id, "seq": t.seq, "model_name": t.model_name,
+                         "prompt": t.prompt, "status": self.life.status(t, self.now()),
+                         "submit_time": self.wall(t.created)}
+                        for t in sorted(self._tasks.values(), key=lambda t: t.seq)]
+            return json_response(200, {"tasks": rows})
         if path == ADMIN_PREFIX + "/hosts":
             return json_response(200, {"api": self.base_url[: -len(API_PREFIX)],
                                        "storage": self.storage_url,
@@ -371,7 +381,7 @@ class Emulator:
                 return json_response(200, self.stats.to_dict())
         return error(404, "NotFound", f"No admin route {path}.")
 
-    _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate")
+    _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate", "submit_latency")
 
     def runtime_config(self) -> dict[str, object]:
         """The switches ``POST /_emulator/config`` may change, with their values."""
@@ -379,7 +389,8 @@ class Emulator:
 
     def configure(self, query: dict[str, list[str]]) -> None:
         """Change switches at run time (``max_concurrent=N``, ``model_limits=true``,
-        ``fail_with=CODE``, ``fail_rate=R``); all or nothing; ValueError names the bad one."""
+        ``fail_with=CODE``, ``fail_rate=R``, ``submit_latency=S``); all or nothing; ValueError
+        names the bad one."""
         import dataclasses
 
         changes: dict[str, object] = {}
@@ -401,6 +412,11 @@ class Emulator:
                     changes[name] = float(raw)
                 except ValueError:
                     raise ValueError("fail_rate must be a number between 0 and 1") from None
+            elif name == "submit_latency":
+                try:
+                    changes[name] = float(raw)
+                except ValueError:
+                    raise ValueError("submit_latency must be a finite number >= 0") from None
             else:
                 changes[name] = raw
         new = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]

@@ -132,12 +132,12 @@ def task_payload(task: Task, now: float, life: Lifecycle, wall: Callable[[float]
     if status == RUNNING:
         return payload
     out["end_time"] = fmt_time(wall(life.ended_at(task)))
+    if task.prompt is not None:  # once the task has finished, as on the service
+        out["orig_prompt"] = task.prompt
     if status == FAILED:
         out["code"] = task.fail_code
         out["message"] = TASK_FAULTS.get(task.fail_code, FAIL_MESSAGE)
         return payload
-    if task.prompt is not None:
-        out["orig_prompt"] = task.prompt
     out["video_url"] = video_url()
     # wan2.6 never returns actual_prompt (S1); with a template the prompt is not used.
     if task.prompt_extend and task.template is None and not task.model.name.startswith(
@@ -150,7 +150,9 @@ def task_payload(task: Task, now: float, life: Lifecycle, wall: Callable[[float]
 
 @dataclass(frozen=True)
 class ListQuery:
-    """The task list's query: a submit-time window (epoch, either end open), filters, page."""
+    """The task list's query: a submit-time window (epoch, either end open; sent as
+    ``YYYYMMDDhhmmss`` as documented, or ``YYYY-MM-DD HH:mm:ss``, Beijing time), filters,
+    page."""
 
     start: float | None
     end: float | None
@@ -183,7 +185,7 @@ class ListQuery:
                     bounds.append(parse_time(raw))
                 except ValueError:
                     raise invalid(f"Parameter '{name}' must look like "
-                                  "'YYYY-MM-DD HH:mm:ss'.") from None
+                                  "'YYYYMMDDhhmmss'.") from None
             else:
                 bounds.append(None)
         return cls(start=bounds[0], end=bounds[1],
@@ -214,8 +216,11 @@ def list_rows(tasks: Iterable[Task], q: ListQuery, now: float, life: Lifecycle,
         if q.status and st != q.status:
             continue
         out = task_payload(task, now, life, wall, lambda: "")["output"]
-        row = {"task_id": task.task_id, "task_status": st, "model_name": task.model_name,
-               "request_id": task.request_id, "submit_time": out["submit_time"]}
+        # The documented row (``status``, ``gmt_create`` in epoch ms) plus the fetch
+        # answer's names (``task_status``, ``submit_time``), which older SDKs read.
+        row = {"task_id": task.task_id, "status": st, "task_status": st,
+               "model_name": task.model_name, "request_id": task.request_id,
+               "gmt_create": int(submitted * 1000), "submit_time": out["submit_time"]}
         for k in ("scheduled_time", "end_time"):
             if k in out:
                 row[k] = out[k]

@@ -114,8 +114,11 @@ def fmt_time(epoch: float, *, millis: bool = True) -> str:
 
 
 def parse_time(value: str) -> float:
-    dt = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=SERVICE_TZ)
-    return dt.timestamp()
+    """A list window bound: ``YYYYMMDDhhmmss`` (the documented form) or
+    ``YYYY-MM-DD HH:mm:ss``, in the service's zone."""
+    text = value.strip()
+    fmt = "%Y%m%d%H%M%S" if text.isdigit() and len(text) == 14 else "%Y-%m-%d %H:%M:%S"
+    return datetime.strptime(text, fmt).replace(tzinfo=SERVICE_TZ).timestamp()
 
 
 def first(query: dict[str, list[str]], name: str) -> str | None:
