@@ -73,6 +73,9 @@ class Service:
             rsps.add_callback(responses.POST, url, callback=self._submit)
         rsps.add_callback(responses.GET, TASK_RE, callback=self._query)
         rsps.add(responses.GET, VIDEO_RE, body=mp4(), content_type="video/mp4")
+        # The task list (resolving a submit whose answer proved nothing): no other task.
+        rsps.add(responses.GET, INTL + "/tasks", json={"request_id": "r", "data": [],
+                                                       "total": 0, "total_page": 0})
 
     def _submit(self, request: Any) -> tuple[int, dict[str, str], str]:
         self.submit_calls += 1
@@ -678,7 +681,8 @@ def test_rerun_does_not_skip_a_job_because_an_identical_job_is_done(run: Run) ->
     takes = [{"image": "a.png", "prompt": "same", "output": f"take{i}.mp4"} for i in (1, 2, 3)]
     Path("jobs.jsonl").write_text(jsonl(*takes))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        # the second submit meets a 500: nothing created, that job ends in ERROR
+        # the second submit meets a 500, that job ends in ERROR; it created nothing, as
+        # the re-run finds in the task list before it submits that job again
         svc = Service(rsps, submit_plan=[200, 500, 200])
         first = run(["batch", "jobs.jsonl", "-j", "1", "--json"])
     assert first.code != 0

@@ -435,8 +435,8 @@ def test_cli_500_on_submit_not_retried_exits_7(run: Run, clock: FakeClock) -> No
     assert r.code == 7
     assert r.out == ""
     assert r.err == ("wanvid: error: service error 500 (InternalError: Internal error)"
-                     "; the service may or may not have created the task: check "
-                     "`wanvid tasks --remote` before submitting again\n")
+                     "; the service may or may not have created the task: `wanvid wait "
+                     "--pending` finds it if it was (the journal keeps the submit)\n")
     assert len(responses.calls) == 1
     assert clock.sleeps == []
 
@@ -461,8 +461,8 @@ def test_cli_read_timeout_on_submit(run: Run, clock: FakeClock) -> None:
     assert r.code == 7
     assert r.out == ""
     assert r.err == ("wanvid: error: POST to dashscope-intl.aliyuncs.com timed out; the service "
-                     "may or may not have created the task: check `wanvid tasks --remote` before "
-                     "submitting again\n")
+                     "may or may not have created the task: `wanvid wait --pending` finds it if "
+                     "it was (the journal keeps the submit)\n")
     assert len(responses.calls) == 1
     assert clock.sleeps == []
 

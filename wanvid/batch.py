@@ -17,7 +17,10 @@ submissions of one model are at least ``1 / submits_per_second`` apart (``pace_d
 Re-running a batch file skips jobs already done: a job's fingerprint (model, parameters
 and the content of its input files) is journaled with its task; a job whose task is
 downloaded (and the file still there) is skipped, one whose task is still pending is
-waited for instead of submitted again, and one that failed is submitted again.
+waited for instead of submitted again, and one that failed is submitted again. Before
+anything is submitted, every open submit intent (a submit whose answer never arrived) is
+resolved against the service's task list (``wanvid.intents``); a job whose intent stays
+open is never submitted again.
 """
 
 from __future__ import annotations
@@ -238,6 +241,8 @@ class Plan:
     done: list[tuple[Job, TaskRecord]]  # video saved by an earlier run: skipped
     resumed: list[tuple[Job, TaskRecord]]  # submitted by an earlier run, still alive: waited for
     queue: list[Job]  # to be submitted, in order
+    # an earlier submit of the job may have created a task (its intent is open): not sent
+    unresolved: list[Job] = field(default_factory=list)
 
     @property
     def billed_seconds(self) -> int:
@@ -313,10 +318,15 @@ def fingerprint_with_output(fingerprint: str | None, output: str | None) -> str 
 
 
 def plan(source: str, service: Service, *, output: str | None = None,
-         download: bool = True, force: bool = False) -> Plan:
+         download: bool = True, force: bool = False, resolve: bool = False,
+         skip_invalid: bool = False) -> Plan:
     """Read and validate every job, settle each output before paying (collisions, existing
     files, unwritable places), and match jobs against the journal: each journaled task
-    (newest first) stands for at most one job. Sends nothing."""
+    (newest first) stands for at most one job, each open submit intent blocks one job of
+    its fingerprint. ``resolve``: first settle open intents against the service's task
+    list (queries only; not when invalid jobs stop the batch). Submits nothing."""
+    from collections import Counter
+
     from wanvid.statuses import FAILED_STATES
 
     job_list, bad = read_jobs(source, service.env.stdin)
@@ -344,6 +354,10 @@ def plan(source: str, service: Service, *, output: str | None = None,
                 bad.append(j)
                 continue
         j.fingerprint = fingerprint_with_output(j.fingerprint, j.output or output)
+    if resolve and (skip_invalid or not bad):
+        service.resolve_intents()
+    blocked = Counter(i.fingerprint for i in service.journal.open_intents() if i.fingerprint)
+    unresolved: list[Job] = []
     now = service.env.now()
     records: dict[str, list[TaskRecord]] = {}
     for rec in sorted(service.journal.list(), key=lambda r: r.submitted_at or 0, reverse=True):
@@ -368,6 +382,11 @@ def plan(source: str, service: Service, *, output: str | None = None,
             j.state, j.task_id = "submitted", rec.task_id
             resumed.append((j, rec))
             continue
+        if blocked[j.fingerprint or ""] > 0:  # it may exist: never a silent second one
+            blocked[j.fingerprint or ""] -= 1
+            j.state = "unresolved"
+            unresolved.append(j)
+            continue
         if j.dest is not None and j.dest.exists() and not force:
             j.state = "invalid"
             j.error = (f"line {j.line}: {j.dest} exists; pass --force to overwrite it, or "
@@ -375,7 +394,7 @@ def plan(source: str, service: Service, *, output: str | None = None,
             bad.append(j)
     bad.sort(key=lambda j: j.line)
     return Plan(source, job_list, bad, done, resumed,
-                [j for j in job_list if j.state == "queued"])
+                [j for j in job_list if j.state == "queued"], unresolved)
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -407,6 +426,7 @@ class Run:
     unsubmitted: list[Job]
     journal_error: str | None = None
     unrecorded: list[str] = field(default_factory=list)
+    unresolved: list[Job] = field(default_factory=list)  # blocked by an open submit intent
 
 
 class Runner:
@@ -536,6 +556,13 @@ class Runner:
             self.summary.skipped += 1
             self._row(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
                           "exit_code": 0})
+        for j in self.plan.unresolved:
+            self.summary.unsubmitted += 1
+            self._row(j, {"task_id": None, "status": "UNRESOLVED",
+                          "exit_code": int(ExitStatus.TIMEOUT),
+                          "message": "an earlier submit of this job may have created a task "
+                                     "(its intent is open); not submitted again",
+                          "resume": "wanvid wait --pending"})
         self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
         for j, _ in self.plan.resumed:  # still in flight: they count against the limits
             if j.task_id:
@@ -562,7 +589,7 @@ class Runner:
         code = overall_exit(outcomes) or waited.exit_status or ExitStatus.OK
         if not code and self.summary.failed:
             code = ExitStatus.TASK_FAILED
-        if not code and self.queue:
+        if not code and (self.queue or self.plan.unresolved):
             code = ExitStatus.TIMEOUT
         return Run(self.rows, self.summary, code, list(self.queue), waited.journal_error,
-                   waited.unrecorded)
+                   waited.unrecorded, list(self.plan.unresolved))

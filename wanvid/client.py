@@ -295,11 +295,15 @@ class RoutingClient:
         self._clients: dict[str, Client] = {default.base_url: default}
 
     def _for(self, task_id: str) -> Client:
-        base = (self.base_for(task_id) or self.default.base_url).rstrip("/")
+        return self.for_root(self.base_for(task_id) or self.default.base_url, f"task {task_id}")
+
+    def for_root(self, base: str, what: str = "a journaled submit") -> Client:
+        """The client for one API root (the journal's, for a task or a submit intent)."""
+        base = base.rstrip("/")
         if base not in self._clients:
             parts = urlsplit(base)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise BadInputError(f"task {task_id}: the journal's API root {base!r} is not "
+                raise BadInputError(f"{what}: the journal's API root {base!r} is not "
                                     "an http(s) URL; query it with --base-url")
             d = self.default
             self._clients[base] = Client(base, d._key, session=d.session, timeout=d.timeout,

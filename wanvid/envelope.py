@@ -232,7 +232,8 @@ def outcome_errors(o: Outcome) -> list[dict[str, Any]]:
 
 def job_data(row: dict[str, Any], outcome: Outcome | None) -> dict[str, Any]:
     """One batch job: its line and what became of it (the task shape of ``outcome_data``;
-    ``status`` SKIPPED, ERROR, NOT_SUBMITTED or INVALID when there is no outcome)."""
+    ``status`` SKIPPED, ERROR, NOT_SUBMITTED, UNRESOLVED or INVALID when there is no
+    outcome)."""
     if outcome is not None:
         return {"line": row.get("line"), **outcome_data(outcome)}
     keys = ("task_id", "status", "path", "size", "sha256", "video_url", "expires_at", "code",

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from calendar import timegm
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
 from .statuses import FAILED_STATES as FAILED_STATUSES
 from .statuses import TERMINAL as TERMINAL_STATUSES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 URL_VALIDITY_S = 24 * 3600  # the API reference: video_url is valid for 24 hours
 
@@ -99,7 +99,34 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (sha256, model, base_url)
         )""",
     ),
+    3: (  # write-ahead submits (wanvid.intents): one row per submit, written before its POST
+        """CREATE TABLE IF NOT EXISTS intents (
+            intent_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at  REAL NOT NULL,
+            base_url    TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            model_name  TEXT NOT NULL DEFAULT '',
+            prompt      TEXT,
+            fingerprint TEXT,
+            params      TEXT NOT NULL DEFAULT '{}',
+            inputs      TEXT NOT NULL DEFAULT '[]',
+            output      TEXT,
+            state       TEXT NOT NULL DEFAULT 'open',
+            task_id     TEXT,
+            closed_at   REAL,
+            note        TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS intents_state ON intents (state)",
+    ),
 }
+
+# An intent's states: written before the POST (open); closed by the answer (created), by an
+# answer that proves no task exists (not_created), or by resolution (adopted, not_created).
+INTENT_OPEN, INTENT_CREATED, INTENT_NOT_CREATED, INTENT_ADOPTED = (
+    "open", "created", "not_created", "adopted")
+_INTENT_COLUMNS = ("intent_id", "created_at", "base_url", "model", "model_name", "prompt",
+                   "fingerprint", "params", "inputs", "output", "state", "task_id",
+                   "closed_at", "note")
 
 
 
@@ -182,6 +209,30 @@ class TaskRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in _COLUMNS}
+
+
+@dataclass
+class IntentRecord:
+    """A submit written down before its POST (see ``wanvid.intents``)."""
+
+    intent_id: int
+    created_at: float
+    base_url: str
+    model: str  # the catalogue's name (the task row's)
+    model_name: str  # as sent (what the service's list shows)
+    prompt: str | None
+    fingerprint: str | None
+    params: dict[str, Any]
+    inputs: list[str]
+    output: str | None
+    state: str
+    task_id: str | None
+    closed_at: float | None
+    note: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.state == INTENT_OPEN
 
 
 def default_journal_path(environ: Mapping[str, str]) -> Path:
@@ -404,30 +455,123 @@ class Journal:
 
     def record_submit(self, task_id: str, *, model: str, base_url: str,
                       params: Mapping[str, Any], inputs: list[str], status: str = "PENDING",
-                      fingerprint: str | None = None, output: str | None = None) -> None:
-        """Write a task down the moment the service returns its id."""
+                      fingerprint: str | None = None, output: str | None = None,
+                      intent: int | None = None, submitted_at: float | None = None) -> None:
+        """Write a task down the moment the service returns its id; ``intent`` (the
+        submit's write-ahead record) is closed with it, in the same transaction."""
         now = self._now()
         params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
         inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
         status = status.upper()
         with self._write() as db:
-            row = db.execute("SELECT status FROM tasks WHERE task_id = ?",
-                             (task_id,)).fetchone()
+            self._insert_task(db, task_id, model=model, base_url=base_url,
+                              params_json=params_json, inputs_json=inputs_json, status=status,
+                              fingerprint=fingerprint, output=output,
+                              submitted_at=now if submitted_at is None else submitted_at)
+            if intent is not None:
+                db.execute(
+                    "UPDATE intents SET state = ?, task_id = ?, closed_at = ? "
+                    "WHERE intent_id = ? AND state IN (?, ?)",
+                    (INTENT_CREATED, task_id, now, intent, INTENT_OPEN, INTENT_NOT_CREATED))
+
+    @staticmethod
+    def _insert_task(db: sqlite3.Connection, task_id: str, *, model: str, base_url: str,
+                     params_json: str, inputs_json: str, status: str,
+                     fingerprint: str | None, output: str | None, submitted_at: float) -> None:
+        now = submitted_at
+        row = db.execute("SELECT status FROM tasks WHERE task_id = ?",
+                         (task_id,)).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO tasks (task_id, model, base_url, params, inputs, "
+                "submitted_at, status, updated_at, fingerprint, output) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, model, base_url, params_json, inputs_json, now, status, now,
+                 fingerprint, output))
+        else:  # a poll got there first (another process): fill in what it lacked
+            db.execute(
+                "UPDATE tasks SET model = ?, base_url = ?, params = ?, inputs = ?, "
+                "submitted_at = MIN(submitted_at, ?), status = ?, "
+                "fingerprint = COALESCE(?, fingerprint), output = COALESCE(?, output) "
+                "WHERE task_id = ?",
+                (model, base_url, params_json, inputs_json, now,
+                 _merge_status(row["status"], status), fingerprint, output, task_id))
+
+    def open_intent(self, *, model: str, model_name: str, base_url: str,
+                    prompt: str | None, params: Mapping[str, Any], inputs: list[str],
+                    fingerprint: str | None = None, output: str | None = None) -> int:
+        """Write a submit down before its POST leaves; returns the intent's id."""
+        params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
+        inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO intents (created_at, base_url, model, model_name, prompt, "
+                "fingerprint, params, inputs, output, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._now(), base_url.rstrip("/"), model, model_name, prompt, fingerprint,
+                 params_json, inputs_json, output, INTENT_OPEN))
+            return int(cur.lastrowid or 0)
+
+    def close_intent(self, intent_id: int, *, note: str | None = None) -> bool:
+        """Close an open intent as not created (its answer, or the service's list, proves
+        no task exists). False when it was no longer open."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE intents SET state = ?, closed_at = ?, note = ? "
+                "WHERE intent_id = ? AND state = ?",
+                (INTENT_NOT_CREATED, self._now(), note, intent_id, INTENT_OPEN))
+            return cur.rowcount > 0
+
+    def adopt_intent(self, intent_id: int, task_id: str, *, status: str = "PENDING") -> bool:
+        """Journal ``task_id`` as the task an open intent's submit created (with the
+        intent's model, root, parameters, inputs, fingerprint and output) and close the
+        intent, in one transaction. False when the intent was no longer open."""
+        now = self._now()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM intents WHERE intent_id = ? AND state = ?",
+                             (intent_id, INTENT_OPEN)).fetchone()
             if row is None:
-                db.execute(
-                    "INSERT INTO tasks (task_id, model, base_url, params, inputs, "
-                    "submitted_at, status, updated_at, fingerprint, output) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (task_id, model, base_url, params_json, inputs_json, now, status, now,
-                     fingerprint, output))
-            else:  # a poll got there first (another process): fill in what it lacked
-                db.execute(
-                    "UPDATE tasks SET model = ?, base_url = ?, params = ?, inputs = ?, "
-                    "submitted_at = MIN(submitted_at, ?), status = ?, "
-                    "fingerprint = COALESCE(?, fingerprint), output = COALESCE(?, output) "
-                    "WHERE task_id = ?",
-                    (model, base_url, params_json, inputs_json, now,
-                     _merge_status(row["status"], status), fingerprint, output, task_id))
+                return False
+            self._insert_task(db, task_id, model=row["model"], base_url=row["base_url"],
+                              params_json=row["params"], inputs_json=row["inputs"],
+                              status=status.upper(), fingerprint=row["fingerprint"],
+                              output=row["output"], submitted_at=float(row["created_at"]))
+            db.execute("UPDATE intents SET state = ?, task_id = ?, closed_at = ? "
+                       "WHERE intent_id = ?", (INTENT_ADOPTED, task_id, now, intent_id))
+            return True
+
+    def intents(self, *, state: str | None = None) -> builtins.list[IntentRecord]:
+        """Submit intents, oldest first; optionally those in one state."""
+        sql = f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents"
+        args: tuple[Any, ...] = ()
+        if state is not None:
+            sql += " WHERE state = ?"
+            args = (state,)
+        with self._lock:
+            try:
+                rows = self._db.execute(sql + " ORDER BY created_at, intent_id",
+                                        args).fetchall()
+            except sqlite3.Error as e:
+                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
+        return [_intent(r) for r in rows]
+
+    def open_intents(self) -> builtins.list[IntentRecord]:
+        return self.intents(state=INTENT_OPEN)
+
+    def known(self, task_ids: Iterable[str]) -> set[str]:
+        """Which of these task ids the journal holds."""
+        ids = builtins.list(dict.fromkeys(task_ids))
+        found: set[str] = set()
+        with self._lock:
+            try:
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i:i + 500]
+                    marks = ", ".join("?" * len(chunk))
+                    found.update(str(r[0]) for r in self._db.execute(
+                        f"SELECT task_id FROM tasks WHERE task_id IN ({marks})", chunk))
+            except sqlite3.Error as e:
+                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
+        return found
 
     def update_status(self, task_id: str, status: str, *, video_url: str | None = None,
                       code: str | None = None, message: str | None = None) -> None:
@@ -593,6 +737,21 @@ _TIMES_TABLE = """CREATE TABLE IF NOT EXISTS task_times (
     ended       REAL NOT NULL,
     recorded_at REAL NOT NULL
 )"""
+
+
+def _intent(row: sqlite3.Row) -> IntentRecord:
+    d = dict(row)
+    return IntentRecord(
+        intent_id=int(d["intent_id"]), created_at=_number(d["created_at"], float) or 0.0,
+        base_url=str(d["base_url"] or ""), model=str(d["model"] or ""),
+        model_name=str(d["model_name"] or ""),
+        prompt=None if d["prompt"] is None else str(d["prompt"]),
+        fingerprint=None if d["fingerprint"] is None else str(d["fingerprint"]),
+        params=_loads(d["params"], dict), inputs=[str(v) for v in _loads(d["inputs"], list)],
+        output=None if d["output"] is None else str(d["output"]), state=str(d["state"]),
+        task_id=None if d["task_id"] is None else str(d["task_id"]),
+        closed_at=_number(d["closed_at"], float),
+        note=None if d["note"] is None else str(d["note"]))
 
 
 def _is_damage(e: sqlite3.Error) -> bool:

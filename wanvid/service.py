@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
     from wanvid.config import Settings
     from wanvid.download import Limits
-    from wanvid.journal import Journal, TaskRecord
+    from wanvid.intents import Decision
+    from wanvid.journal import IntentRecord, Journal, TaskRecord
     from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
     from wanvid.poll import Outcome, Reporter, Waiter
@@ -347,23 +349,43 @@ class Service:
                fingerprint: str | None = None, client: Client | RoutingClient | None = None,
                ) -> Submitted:
         """Send one prepared request and journal the task id the moment it comes back."""
+        from wanvid import intents
         from wanvid.client import submitted_task_id
 
         client = client or self.client()
         journal = self.journal  # opened (and checked for damage) before anything is paid for
         body = self._upload(prepared, client) if prepared.uploads else prepared.body()
-        resp = client.submit(prepared.model.path, body)
+        # Write-ahead: the submit is journaled before its POST leaves, so a task created by
+        # a POST whose answer never arrives (a kill, Ctrl-C, a timeout) is found again.
+        inp = prepared.payload.get("input")
+        prompt = inp.get("prompt") if isinstance(inp, dict) else None
+        intent = journal.open_intent(
+            model=prepared.model.name, model_name=str(prepared.payload.get("model") or
+                                                      prepared.model.name),
+            base_url=self.settings.base_url, prompt=prompt if isinstance(prompt, str) else None,
+            params=prepared.journal_params(), inputs=prepared.input_names(),
+            fingerprint=fingerprint, output=output)
+        with intents.posting():
+            try:
+                resp = client.submit(prepared.model.path, body)
+            except WanvidError as e:
+                if intents.proves_not_created(e):
+                    with suppress(WanvidError):
+                        journal.close_intent(intent, note=e.message[:300])
+                else:  # the task may exist: the open intent is how it is found again
+                    e.message = _intent_hint(e.message)
+                raise
         # Checked against the safe pattern before it is printed, journaled or used in a
         # path: a number, a list or an id with a line break is a protocol error (exit 7).
         task_id = submitted_task_id(resp)
         out = resp["output"]
         try:
             journal.record_submit(task_id, model=prepared.model.name,
-                                       base_url=self.settings.base_url,
-                                       params=prepared.journal_params(),
-                                       inputs=prepared.input_names(),
-                                       status=str(out.get("task_status") or "PENDING"),
-                                       fingerprint=fingerprint, output=output)
+                                  base_url=self.settings.base_url,
+                                  params=prepared.journal_params(),
+                                  inputs=prepared.input_names(),
+                                  status=str(out.get("task_status") or "PENDING"),
+                                  fingerprint=fingerprint, output=output, intent=intent)
         except WanvidError as e:
             # The task exists and is paid for: its id must reach the user whatever happens.
             raise WanvidError(f"task {task_id} was created but the journal could not record "
@@ -459,8 +481,75 @@ class Service:
         return got
 
     def pending_ids(self) -> list[str]:
-        """Every unfinished or not-yet-downloaded task in the journal."""
+        """Every unfinished or not-yet-downloaded task in the journal, after resolving the
+        submits whose answer never arrived (``wanvid.intents``)."""
+        self.resolve_intents()
         return [r.task_id for r in self.journal.pending()]
+
+    def resolve_intents(self, *, wait: bool = True) -> list[IntentDecision]:
+        """Settle every open submit intent against the service's task list: adopt the task
+        its submit created, close it when the list proves none was, else leave it open
+        (said on stderr). ``wait``: an intent too recent for the list to be complete is
+        tried again once it settles (within --timeout)."""
+        from wanvid import intents
+
+        journal = self.journal
+        pending = journal.open_intents()
+        if not pending:
+            return []
+        settle = intents.settle_seconds(self.env.get(intents.SETTLE_ENV))
+        router = self.routing_client()
+        done: list[IntentDecision] = []
+        while True:
+            now = self.env.now()
+            listings: dict[int, intents.Listing] = {}
+            apis: dict[int, intents.TaskApi] = {}
+            for it in pending:
+                try:
+                    apis[it.intent_id] = api = router.for_root(it.base_url or
+                                                               self.settings.base_url)
+                except WanvidError as e:
+                    listings[it.intent_id] = intents.Listing(error=e.message)
+                    continue
+                listings[it.intent_id] = intents.list_candidates(api, it, settle=settle)
+            seen = {c.task_id for li in listings.values() for c in li.candidates}
+            known = journal.known(seen)
+            for iid, li in listings.items():  # each candidate's status and orig_prompt
+                li.candidates = [intents.with_prompt(apis[iid], c)
+                                 if c.task_id not in known else c for c in li.candidates]
+            decisions = intents.decide(pending, listings, known, now=now, settle=settle)
+            retry = [d for d in decisions if d.retry_at is not None]
+            by_id = {it.intent_id: it for it in pending}
+            for d in decisions:
+                it = by_id[d.intent_id]
+                if d.action == intents.ADOPT and d.task_id:
+                    if journal.adopt_intent(d.intent_id, d.task_id,
+                                            status=d.status or "PENDING"):
+                        self.notice(f"{_intent_label(it)}: {d.reason}, which wanvid never "
+                                    "heard of: adopted (it is waited for like the others)")
+                elif d.action == intents.CLOSE:
+                    if journal.close_intent(d.intent_id, note=d.reason):
+                        self.notice(f"{_intent_label(it)}: {d.reason}")
+                elif d.retry_at is None or not wait:
+                    self.notice(f"{_intent_label(it)}: left open: {d.reason}; its job is not "
+                                "submitted again (`wanvid wait --pending` tries again)")
+                if d.action != intents.OPEN or not wait or d.retry_at is None:
+                    done.append(IntentDecision(it, d))
+            if not wait or not retry:
+                return done
+            delay = max(0.0, min(d.retry_at or now for d in retry) - now) + 0.05
+            left = self.deadline.remaining()
+            if left is not None and delay > left:
+                for d in retry:
+                    it = by_id[d.intent_id]
+                    self.notice(f"{_intent_label(it)}: left open: {d.reason}")
+                    done.append(IntentDecision(it, d))
+                return done
+            self.notice(f"{len(retry)} submit(s) interrupted in the last {settle:.0f} s; "
+                        f"waiting {delay:.1f} s for the service's task list to show whether "
+                        "they created a task")
+            self.env.sleep(delay)
+            pending = [by_id[d.intent_id] for d in retry]
 
     def remember_output(self, ids: list[str], output: str | None) -> None:
         """Journal -o for each task, so `wait --pending` after an interrupt keeps the name."""
@@ -657,6 +746,32 @@ class Service:
 
     def _date(self) -> str:
         return datetime.datetime.fromtimestamp(self.env.now()).strftime("%Y%m%d")
+
+
+_REMOTE_HINT = "check `wanvid tasks --remote` before submitting again"
+_INTENT_HINT = "`wanvid wait --pending` finds it if it was (the journal keeps the submit)"
+
+
+def _intent_hint(message: str) -> str:
+    if _REMOTE_HINT in message:
+        return message.replace(_REMOTE_HINT, _INTENT_HINT)
+    return f"{message}; the service may have created the task: {_INTENT_HINT}"
+
+
+@dataclass
+class IntentDecision:
+    """What resolving one open submit intent did."""
+
+    intent: IntentRecord
+    decision: Decision
+
+
+def _intent_label(it: IntentRecord) -> str:
+    from wanvid.sanitize import one_line
+
+    when = datetime.datetime.fromtimestamp(it.created_at).strftime("%H:%M:%S")
+    what = f"{one_line(it.prompt, 40)!r}" if it.prompt else "no prompt"
+    return f"the submit of {when} ({it.model_name or it.model}, {what})"
 
 
 def _stem(rec: TaskRecord) -> str:

@@ -76,9 +76,10 @@ def _root(
 
 
 def _interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -> int:
+    from wanvid.intents import after_interrupt
+
     what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
-    env.err(f"wanvid: {what}; submitted tasks are in the journal: "
-            "`wanvid wait --pending` picks them up")
+    env.err(f"wanvid: {what}; {after_interrupt()}")
     return int(status)
 
 

@@ -76,7 +76,8 @@ def batch(
     n = jobs if jobs is not None else svc.settings.jobs if svc.settings.jobs_set else None
     if n is not None and n < 1:
         raise BadInputError("--jobs must be at least 1")
-    p = plan(source, svc, output=output, download=not no_download, force=force)
+    p = plan(source, svc, output=output, download=not no_download, force=force,
+             resolve=not dry_run, skip_invalid=skip_invalid)
     summary.invalid = len(p.invalid)
     for j in p.invalid:
         svc.env.err(f"wanvid: error: {source}: {j.error}")
@@ -91,7 +92,7 @@ def batch(
     if p.invalid and not skip_invalid:
         raise BadInputError(f"{source}: {len(p.invalid)} invalid job(s); nothing was sent. Fix "
                             "them, or pass --skip-invalid to run the others")
-    if not (p.queue or p.resumed or p.done):
+    if not (p.queue or p.resumed or p.done or p.unresolved):
         raise BadInputError(f"{source}: no jobs to run")
     est = p.estimate(price_table(svc.settings.prices))
     limit = max_seconds if max_seconds is not None else svc.settings.max_seconds
@@ -137,6 +138,10 @@ def batch(
     run = runner.run()
     if jo is not None:
         jo.write = None
+    if run.unresolved:
+        svc.env.err(f"wanvid: error: {len(run.unresolved)} job(s) not submitted: an earlier "
+                    "submit may have created their task; `wanvid wait --pending` settles "
+                    f"that, then `wanvid batch {source}` does the rest")
     if run.unsubmitted:
         svc.env.err(f"wanvid: error: {len(run.unsubmitted)} job(s) not submitted before the "
                     f"timeout; run `wanvid batch {source}` again to do them (finished jobs "
