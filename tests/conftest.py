@@ -20,6 +20,25 @@ from wanvid.context import Environment
 KEY = "sk-test-0123456789abcdef-SECRET"
 
 
+def interruptible_children() -> None:
+    """Let the processes the suite starts be interrupted however the suite was started.
+
+    A runner started in the background by a non-interactive shell (``land &``, some CI
+    steps) has SIGINT ignored, and every process it starts inherits that; Python then
+    installs no KeyboardInterrupt handler, so a test's Ctrl-C (``os.kill(pid, SIGINT)``)
+    does nothing and the test waits for ever. A caught SIGINT is reset to the default by
+    exec, so catching it here gives every child Python's own Ctrl-C handling.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    interruptible_children()
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path_factory.mktemp("home")

@@ -452,3 +452,30 @@ def test_adopting_journals_the_task_with_the_intents_job(tmp_path: Path) -> None
         assert (rec.model, rec.base_url, rec.params, rec.inputs, rec.output, rec.fingerprint,
                 rec.status) == (MODEL, API, {"seed": 3}, ["a.png"], "o.mp4", "fp", "RUNNING")
         assert j.get("t-10") is None
+
+
+def test_the_interrupt_message_never_waits_for_the_in_flight_lock() -> None:
+    # The lock may be held for good on the way out after Ctrl-C (by this thread when the
+    # interrupt landed inside posting's bookkeeping, or by an abandoned worker thread):
+    # telling the user what happened must not wait for it.
+    import threading
+
+    def held_by(acquire: Callable[[], object]) -> str:
+        said: list[str] = []
+        t = threading.Thread(target=lambda: said.append(intents.after_interrupt()),
+                             daemon=True)
+        acquire()
+        try:
+            t.start()
+            t.join(timeout=5)
+            assert not t.is_alive(), "after_interrupt() waits for a held lock"
+        finally:
+            intents._lock.release()
+        return said[0]
+
+    with intents.posting():
+        assert "may have created the task" in held_by(intents._lock.acquire)
+    assert "in the journal" in intents.after_interrupt()
+    # and in the thread that holds it (an interrupt inside ``with _lock``)
+    with intents._lock:
+        assert "in the journal" in intents.after_interrupt()

@@ -99,7 +99,7 @@ class Decision:
 
 # --- the process's submit in flight (for the truth on Ctrl-C) -----------------------------
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered if an interrupt lands while it is held
 _in_flight = 0
 _interrupted = False
 
@@ -124,11 +124,20 @@ def posting() -> Iterator[None]:
 
 
 def interrupted_in_submit() -> bool:
-    """A submit's POST was in flight when this process was interrupted (read once)."""
+    """A submit's POST was in flight when this process was interrupted (read once).
+
+    Called on the way out after Ctrl-C or SIGTERM, when the lock may be held for good (by
+    a worker thread abandoned mid-update, or by this thread if the interrupt landed inside
+    ``posting``'s bookkeeping): it never waits for the lock; without it, the values are
+    read as they are (each read is atomic)."""
     global _interrupted
-    with _lock:
+    got = _lock.acquire(timeout=0.1)
+    try:
         was, _interrupted = _interrupted or _in_flight > 0, False
         return was
+    finally:
+        if got:
+            _lock.release()
 
 
 def after_interrupt() -> str:
