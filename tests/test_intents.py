@@ -63,6 +63,7 @@ class Made:
     prompt: str | None
     created: float
     finished: bool = False
+    pending_for: int = 0  # status queries answered PENDING before it finishes
 
 
 class Wan:
@@ -86,10 +87,10 @@ class Wan:
                  content_type="video/mp4")
 
     def make(self, prompt: str | None, *, model: str = MODEL, at: float | None = None,
-             finished: bool = False) -> str:
+             finished: bool = False, pending_for: int = 0) -> str:
         tid = f"t-{len(self.tasks) + 1}"
         self.tasks[tid] = Made(tid, model, prompt, self.clock.t if at is None else at,
-                               finished)
+                               finished, pending_for)
         return tid
 
     def _submit(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -137,6 +138,10 @@ class Wan:
         if t is None:
             return 200, {}, json.dumps({"request_id": "r", "output": {"task_id": tid,
                                                                       "task_status": "UNKNOWN"}})
+        if t.pending_for > 0:
+            t.pending_for -= 1
+            return 200, {}, json.dumps({"request_id": "r", "output": {
+                "task_id": tid, "task_status": "PENDING"}})
         t.finished = True  # one query later, every task is done
         out = {"task_id": tid, "task_status": "SUCCEEDED",
                "video_url": f"{OSS}/{tid}.mp4?Expires={int(self.clock.t) + 86400}&Signature=s"}
@@ -265,8 +270,9 @@ def test_two_candidates_the_prompts_cannot_tell_apart_stay_open_and_are_reported
         a, b = wan.make("same", finished=True), wan.make("same", finished=True)
         clock.sleep(SETTLE + 1)
         r = run(["wait", "--pending"])
-    assert r.code == 0  # nothing to wait for yet
+    assert r.code == ExitStatus.TIMEOUT  # not "nothing pending": a task may exist unwaited
     assert r.err.count("left open") == 2 and f"({a}, {b})" in r.err
+    assert "2 interrupted submit(s) still unresolved" in r.err.splitlines()[-1]
     with journal() as j:
         assert len(j.open_intents()) == 2 and j.get(a) is None and j.get(b) is None
 
@@ -287,6 +293,50 @@ def test_finished_candidates_are_told_apart_by_orig_prompt(run: Run, clock: Fake
         got = {i.intent_id: i.task_id for i in j.intents()}
         assert got[first] == dog and set(got.values()) == {cat, dog}
         assert all(i.state == INTENT_ADOPTED for i in j.intents())
+
+
+def test_unfinished_candidates_are_looked_at_again_until_their_prompts_tell_them_apart(
+        run: Run, clock: FakeClock) -> None:
+    # Two submits of one model killed in their POSTs: both tasks are still running when
+    # `wait --pending` looks, so nothing tells them apart yet. It looks again (it used to
+    # leave both open and exit 0 "nothing pending", the tasks never waited for).
+    with journal(clock) as j:
+        dog_intent = j.open_intent(model=MODEL, model_name=MODEL, base_url=API,
+                                   prompt="a dog", params={}, inputs=["a.png"],
+                                   output="dog.mp4")
+        j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="a cat",
+                      params={}, inputs=["b.png"], output="cat.mp4")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        cat = wan.make("a cat", pending_for=3)
+        dog = wan.make("a dog", pending_for=3)
+        clock.sleep(SETTLE + 1)
+        r = run(["wait", "--pending"])
+    assert r.code == 0, r.err
+    assert "their prompts tell them apart once they finish" in r.err
+    assert Path("dog.mp4").read_bytes() == video() and Path("cat.mp4").is_file()
+    with journal() as j:
+        got = {i.intent_id: i.task_id for i in j.intents()}
+        assert got[dog_intent] == dog and set(got.values()) == {cat, dog}
+
+
+def test_unfinished_candidates_are_looked_at_again_only_within_the_timeout(
+        run: Run, clock: FakeClock) -> None:
+    with journal(clock) as j:
+        for p in ("a dog", "a cat"):
+            j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt=p,
+                          params={}, inputs=["a.png"])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        wan.make("a cat", pending_for=10_000)
+        wan.make("a dog", pending_for=10_000)
+        clock.sleep(SETTLE + 1)
+        start = clock.t
+        r = run(["wait", "--pending", "--timeout", "60"])
+    assert r.code == ExitStatus.TIMEOUT, r.err
+    assert clock.t - start <= 61
+    with journal() as j:
+        assert len(j.open_intents()) == 2
 
 
 def test_the_list_query_is_the_intents_window_and_model(run: Run, clock: FakeClock) -> None:

@@ -288,9 +288,12 @@ def fits(intent: IntentRecord, c: Candidate, settle: float) -> bool:
 
 
 def decide(intents: list[IntentRecord], listings: Mapping[int, Listing],
-           journaled: set[str], *, now: float, settle: float) -> list[Decision]:
+           journaled: set[str], *, now: float, settle: float,
+           recheck: float | None = None) -> list[Decision]:
     """What to do with each open intent, given what the list showed (``listings`` by
-    intent id) and the task ids the journal already holds."""
+    intent id) and the task ids the journal already holds. ``recheck``: when candidates
+    that have not finished yet could be told apart by their prompts once they have, look
+    again that many seconds later (``retry_at``)."""
     decisions: dict[int, Decision] = {}
     cands: dict[int, dict[str, Candidate]] = {}
     for it in intents:
@@ -338,7 +341,9 @@ def decide(intents: list[IntentRecord], listings: Mapping[int, Listing],
         unfinished = [t for t, c in mine.items() if not c.prompt_known]
         why = f"{len(ids)} tasks could be its own ({', '.join(ids)})" if len(ids) > 1 else (
             f"task {ids[0]} could be its own or another interrupted submit's")
+        retry_at = None
         if unfinished:
             why += "; their prompts tell them apart once they finish"
-        decisions[iid] = Decision(iid, OPEN, why, candidates=ids)
+            retry_at = now + recheck if recheck is not None else None
+        decisions[iid] = Decision(iid, OPEN, why, candidates=ids, retry_at=retry_at)
     return [decisions[it.intent_id] for it in intents]

@@ -514,12 +514,17 @@ class Service:
                 listings[it.intent_id] = intents.list_candidates(api, it, settle=settle)
             seen = {c.task_id for li in listings.values() for c in li.candidates}
             known = journal.known(seen)
+            looked: dict[tuple[int, str], intents.Candidate] = {}  # one query per task and root
             for iid, li in listings.items():  # each candidate's status and orig_prompt
-                li.candidates = [intents.with_prompt(apis[iid], c)
-                                 if c.task_id not in known else c for c in li.candidates]
-            decisions = intents.decide(pending, listings, known, now=now, settle=settle)
+                key = id(apis[iid])
+                li.candidates = [c if c.task_id in known else looked.setdefault(
+                    (key, c.task_id), intents.with_prompt(apis[iid], c))
+                    for c in li.candidates]
+            decisions = intents.decide(pending, listings, known, now=now, settle=settle,
+                                       recheck=max(0.5, self.settings.poll_interval))
             retry = [d for d in decisions if d.retry_at is not None]
             by_id = {it.intent_id: it for it in pending}
+            still: list[intents.Decision] = []
             for d in decisions:
                 it = by_id[d.intent_id]
                 if d.action == intents.ADOPT and d.task_id:
@@ -527,29 +532,33 @@ class Service:
                                             status=d.status or "PENDING"):
                         self.notice(f"{_intent_label(it)}: {d.reason}, which wanvid never "
                                     "heard of: adopted (it is waited for like the others)")
+                    done.append(IntentDecision(it, d))
                 elif d.action == intents.CLOSE:
                     if journal.close_intent(d.intent_id, note=d.reason):
                         self.notice(f"{_intent_label(it)}: {d.reason}")
-                elif d.retry_at is None or not wait:
+                    done.append(IntentDecision(it, d))
+                else:
+                    still.append(d)
+            delay = (max(0.0, min(d.retry_at or now for d in retry) - now) + 0.05
+                     if retry else 0.0)
+            left = self.deadline.remaining()
+            if not wait or not retry or (left is not None and delay > left):
+                for d in still:  # every open intent is looked at again while any can settle
+                    it = by_id[d.intent_id]
                     self.notice(f"{_intent_label(it)}: left open: {d.reason}; its job is not "
                                 "submitted again (`wanvid wait --pending` tries again)")
-                if d.action != intents.OPEN or not wait or d.retry_at is None:
-                    done.append(IntentDecision(it, d))
-            if not wait or not retry:
-                return done
-            delay = max(0.0, min(d.retry_at or now for d in retry) - now) + 0.05
-            left = self.deadline.remaining()
-            if left is not None and delay > left:
-                for d in retry:
-                    it = by_id[d.intent_id]
-                    self.notice(f"{_intent_label(it)}: left open: {d.reason}")
                     done.append(IntentDecision(it, d))
                 return done
-            self.notice(f"{len(retry)} submit(s) interrupted in the last {settle:.0f} s; "
-                        f"waiting {delay:.1f} s for the service's task list to show whether "
-                        "they created a task")
+            if any(d.candidates for d in retry):
+                self.notice(f"{len(retry)} interrupted submit(s) with candidates that have "
+                            f"not finished; looking again in {delay:.1f} s (their prompts "
+                            "tell them apart once they finish)")
+            else:
+                self.notice(f"{len(retry)} submit(s) interrupted in the last {settle:.0f} s; "
+                            f"waiting {delay:.1f} s for the service's task list to show "
+                            "whether they created a task")
             self.env.sleep(delay)
-            pending = [by_id[d.intent_id] for d in retry]
+            pending = [by_id[d.intent_id] for d in still]
 
     def remember_output(self, ids: list[str], output: str | None) -> None:
         """Journal -o for each task, so `wait --pending` after an interrupt keeps the name."""

@@ -160,6 +160,22 @@ def wait_and_render(svc: Service, ids: list[str], *, output: str | None,
     return int(res.exit_status)
 
 
+def unresolved_exit(svc: Service, json_out: JsonOut | None, code: int) -> int:
+    """``wait --pending``: submits left unresolved (each named on stderr as it was left
+    open) make an otherwise clean run exit 6, since a task may still exist unwaited."""
+    left = svc.journal.open_intents()
+    if not left or code:
+        return code
+    msg = (f"{len(left)} interrupted submit(s) still unresolved (named above); "
+           "`wanvid wait --pending` tries again")
+    svc.env.err(f"wanvid: {msg}")
+    if json_out is not None:
+        from wanvid.envelope import error
+
+        json_out.pending_errors.append(error(ExitStatus.TIMEOUT, msg))
+    return int(ExitStatus.TIMEOUT)
+
+
 def worst_of(statuses: Iterable[ExitStatus]) -> int:
     from wanvid.service import worst
 

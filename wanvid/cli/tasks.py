@@ -8,7 +8,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import json_out as _json
-from wanvid.cli.common import reporter, service, wait_and_render, worst_of
+from wanvid.cli.common import reporter, service, unresolved_exit, wait_and_render, worst_of
 from wanvid.cli.options import (
     DownloadsOpt,
     ForceOpt,
@@ -89,13 +89,15 @@ def wait(
     svc.downloads = downloads
     ids = svc.read_ids(task_ids) if (task_ids or not pending) else []
     if pending:
+        svc.start_deadline(timeout)  # resolving interrupted submits counts too
         ids += [t for t in svc.pending_ids() if t not in ids]
-        if not ids:
+        if not ids and not svc.journal.open_intents():
             svc.env.note("nothing pending in the journal")
             return 0
-    return wait_and_render(svc, ids, output=output, timeout=timeout, interval=interval,
+    code = wait_and_render(svc, ids, output=output, timeout=timeout, interval=interval,
                            download=not no_download, force=force, quiet=quiet,
-                           json_out=jo)
+                           json_out=jo) if ids or not pending else 0
+    return unresolved_exit(svc, jo, code) if pending else code
 
 
 @app.command()
