@@ -56,7 +56,8 @@ emulator from end-to-end tests without sleeping:
 * ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
 * ``GET /_emulator/config``: the switches that can change at run time; ``POST
   /_emulator/config?max_concurrent=N&model_limits=true|false&fail_with=CODE&fail_rate=R``
-  (and ``submit_latency=S``) changes them (all or nothing: a bad value is 400 and changes none) and answers the result.
+  (and ``submit_latency=S``) changes them (all or nothing: a bad value is 400 and changes
+  none) and answers the result.
 * ``GET /_emulator/tasks``: every task created, oldest first (``task_id``, ``seq``,
   ``model_name``, ``prompt``, ``status``, ``submit_time`` epoch), so a test can count the
   tasks each job made.
