@@ -227,7 +227,9 @@ class Waiter:
                  clock: Callable[[], float], wall: Callable[[], float],
                  sleep: Callable[[float], None], downloader: Downloader | None = None,
                  on_outcome: Callable[[Outcome], None] | None = None,
-                 realtime: bool | None = None) -> None:
+                 realtime: bool | None = None,
+                 on_end: Callable[[str], None] | None = None,
+                 shared_rate: Callable[[], float] | None = None) -> None:
         import time
 
         self.client = client
@@ -247,6 +249,10 @@ class Waiter:
             from wanvid.download import download as downloader
         self.downloader = downloader
         self.on_outcome = on_outcome
+        self.on_end = on_end  # a task reached a terminal status (its account slot is free)
+        # Seconds to wait so that every process sharing the journal keeps, together, to
+        # the account's query rate (wanvid.leases); None: this loop's own limit only.
+        self.shared_rate = shared_rate
         self.limiter = RateLimiter(options.max_qps, clock, sleep)
         self.queries = 0
         self.unrecorded: list[Unrecorded] = []  # journal writes that failed
@@ -409,6 +415,7 @@ class Waiter:
                 continue  # a download finished meanwhile: handle it, then look again
             heapq.heappop(heap)
             self.limiter.acquire()
+            self._share_rate()
             self.queries += 1
             try:
                 resp = self.client.get_task(tid, max_retries=0)
@@ -471,6 +478,8 @@ class Waiter:
                     self.reporter.status(tid, status, self.clock() - first_seen[tid])
                     if status == "SUCCEEDED":
                         self._record_times(tid, output)
+                    if status in TERMINAL and self.on_end is not None:
+                        self.on_end(tid)
                 if status not in TERMINAL:
                     age = max(self._age(tid), self.clock() - first_seen[tid])
                     due = self.clock() + self._delay(tid, status, output, age)
@@ -492,6 +501,18 @@ class Waiter:
                 pool.submit(tid, outcome)
             more()
         return [results[t] for t in order if t in results]
+
+    def _share_rate(self) -> None:
+        if self.shared_rate is None:
+            return
+        try:
+            wait = self.shared_rate()
+        except WanvidError as e:  # the journal is busy or broken: this loop's limit only
+            log.debug("shared query rate unavailable: %s", e.message)
+            self.shared_rate = None
+            return
+        if wait > 0:
+            self.sleep(wait)
 
     # -- predictive polling (wanvid.pacing): the journal's history of similar tasks --
 

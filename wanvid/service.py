@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from wanvid.download import Limits
     from wanvid.intents import Decision
     from wanvid.journal import IntentRecord, Journal, TaskRecord
+    from wanvid.leases import Leases
     from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
     from wanvid.poll import Outcome, Reporter, Waiter
@@ -136,6 +137,7 @@ class Service:
     _uploader: Any = field(default=None, repr=False)
     _upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _deadline: Deadline | None = field(default=None, repr=False)
+    _leases: Leases | None = field(default=None, repr=False)
 
     # --- construction -----------------------------------------------------------------
 
@@ -347,37 +349,54 @@ class Service:
 
     def submit(self, prepared: PreparedSubmit, *, output: str | None = None,
                fingerprint: str | None = None, client: Client | RoutingClient | None = None,
-               ) -> Submitted:
-        """Send one prepared request and journal the task id the moment it comes back."""
+               hold: bool | None = None) -> Submitted:
+        """Send one prepared request and journal the task id the moment it comes back.
+
+        ``hold`` shares the account's limits with other wanvid processes (``wanvid.leases``):
+        False waits for a free slot of the model and paces the submit; True also keeps
+        the slot until a wait of this process sees the task end (``generate``); None
+        (batch, the Python API) does neither."""
         from wanvid import intents
         from wanvid.client import submitted_task_id
 
         client = client or self.client()
         journal = self.journal  # opened (and checked for damage) before anything is paid for
         body = self._upload(prepared, client) if prepared.uploads else prepared.body()
-        # Write-ahead: the submit is journaled before its POST leaves, so a task created by
-        # a POST whose answer never arrives (a kill, Ctrl-C, a timeout) is found again.
-        inp = prepared.payload.get("input")
-        prompt = inp.get("prompt") if isinstance(inp, dict) else None
-        intent = journal.open_intent(
-            model=prepared.model.name, model_name=str(prepared.payload.get("model") or
-                                                      prepared.model.name),
-            base_url=self.settings.base_url, prompt=prompt if isinstance(prompt, str) else None,
-            params=prepared.journal_params(), inputs=prepared.input_names(),
-            fingerprint=fingerprint, output=output)
-        with intents.posting():
-            try:
-                resp = client.submit(prepared.model.path, body)
-            except WanvidError as e:
-                if intents.proves_not_created(e):
-                    with suppress(WanvidError):
-                        journal.close_intent(intent, note=e.message[:300])
-                else:  # the task may exist: the open intent is how it is found again
-                    e.message = _intent_hint(e.message)
-                raise
-        # Checked against the safe pattern before it is printed, journaled or used in a
-        # path: a number, a list or an id with a line break is a protocol error (exit 7).
-        task_id = submitted_task_id(resp)
+        lease = self._take_lease(prepared) if hold is not None else None
+        try:
+            # Write-ahead: the submit is journaled before its POST leaves, so a task created
+            # by a POST whose answer never arrives (a kill, Ctrl-C, a timeout) is found again.
+            inp = prepared.payload.get("input")
+            prompt = inp.get("prompt") if isinstance(inp, dict) else None
+            intent = journal.open_intent(
+                model=prepared.model.name, model_name=str(prepared.payload.get("model") or
+                                                          prepared.model.name),
+                base_url=self.settings.base_url,
+                prompt=prompt if isinstance(prompt, str) else None,
+                params=prepared.journal_params(), inputs=prepared.input_names(),
+                fingerprint=fingerprint, output=output)
+            with intents.posting():
+                try:
+                    resp = client.submit(prepared.model.path, body)
+                except WanvidError as e:
+                    if intents.proves_not_created(e):
+                        with suppress(WanvidError):
+                            journal.close_intent(intent, note=e.message[:300])
+                    else:  # the task may exist: the open intent is how it is found again
+                        e.message = _intent_hint(e.message)
+                    raise
+            # Checked against the safe pattern before it is printed, journaled or used in
+            # a path: a number, a list or an id with a line break is a protocol error.
+            task_id = submitted_task_id(resp)
+        except BaseException:
+            if lease is not None:
+                self._give_back(lease)
+            raise
+        if lease is not None:
+            if hold:
+                self._bind_lease(lease, task_id)
+            else:
+                self._give_back(lease)
         out = resp["output"]
         try:
             journal.record_submit(task_id, model=prepared.model.name,
@@ -392,6 +411,60 @@ class Service:
                               f"it ({e.message}); keep the id: `wanvid wait {task_id}` fetches "
                               "the video") from None
         return Submitted(task_id, resp, prepared)
+
+    # --- account limits shared with other wanvid processes (wanvid.leases) -------------
+
+    @property
+    def leases(self) -> Leases:
+        if self._leases is None:
+            from wanvid.leases import Leases
+
+            self._leases = Leases(self.journal.path, now=self.env.now)
+        return self._leases
+
+    def _take_lease(self, prepared: PreparedSubmit) -> int:
+        from wanvid.leases import Limit, key_for
+
+        m = prepared.model
+        limit = Limit(int(m.concurrent_tasks or 0), float(m.submits_per_second or 0))
+        key = key_for(m.name, self.settings.base_url)
+
+        def waiting(held: int) -> None:
+            self.env.note(f"{held} {m.name} task(s) of other wanvid processes hold the "
+                          f"account's {limit.concurrent} slot(s); waiting for one to end "
+                          "(nothing sent yet)")
+
+        return self.leases.take(key, limit, sleep=self.env.sleep,
+                                deadline_left=self.deadline.remaining, on_wait=waiting)
+
+    def _give_back(self, lease: int) -> None:
+        try:
+            self.leases.release(lease)
+        except WanvidError:
+            pass  # the process's exit frees it too
+
+    def _bind_lease(self, lease: int, task_id: str) -> None:
+        try:
+            self.leases.bind(lease, task_id)
+        except WanvidError:
+            pass
+
+    def task_ended(self, task_id: str) -> None:
+        """A wait saw ``task_id`` end: its slot (if this process holds one) is free."""
+        if self._leases is not None and self._leases.mine:
+            try:
+                self._leases.release(task_id=task_id)
+            except WanvidError:
+                pass
+
+    def _query_delay(self) -> float:
+        from wanvid.leases import ACCOUNT_QPS
+
+        return self.leases.query_delay(ACCOUNT_QPS)
+
+    def release_leases(self) -> None:
+        if self._leases is not None:
+            self._leases.release_mine()
 
     def _upload(self, prepared: PreparedSubmit, client: Client | RoutingClient) -> bytes:
         """Upload the inputs ``prepared.uploads`` names (or reuse earlier uploads of the
@@ -612,7 +685,8 @@ class Service:
         return Waiter(client=client or self.routing_client(), journal=self.journal,
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
-                      on_outcome=on_outcome,
+                      on_outcome=on_outcome, on_end=self.task_ended,
+                      shared_rate=self._query_delay,
                       downloader=partial(fetch, **self._fetch_bounds()))
 
     def wait(self, ids: list[str], *, reporter: Reporter | None = None,

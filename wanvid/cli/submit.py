@@ -89,7 +89,7 @@ def submit(
             for line in dry_run_text(svc.dry_run(prepared)):
                 svc.env.out(line)
         return 0
-    sub = svc.submit(prepared)
+    sub = svc.submit(prepared, hold=False)  # waits for a free slot, paced (wanvid.leases)
     if jo is not None:
         jo.result(submitted_data(sub))
     else:
@@ -146,12 +146,17 @@ def generate(
     prepared = svc.prepare(opts)
     svc.check_before_paying(prepared, output, force=force)
     svc.start_deadline(timeout)  # --timeout covers the submit too (a long Retry-After)
-    sub = svc.submit(prepared, output=output)
-    if jo is not None:
-        jo.expect([sub.task_id])
-    if not quiet:
-        svc.env.err(f"wanvid: submitted {sub.task_id} ({prepared.model.name}, "
-                    f"{prepared.resolution}, {prepared.duration} s)")
-    return wait_and_render(svc, [sub.task_id], output=output, timeout=timeout,
-                           interval=interval, download=True, force=force, quiet=quiet,
-                           json_out=jo)
+    # Holds one of the account's slots for the model until the wait sees the task end
+    # (other wanvid processes sharing the journal queue for it: wanvid.leases).
+    sub = svc.submit(prepared, output=output, hold=True)
+    try:
+        if jo is not None:
+            jo.expect([sub.task_id])
+        if not quiet:
+            svc.env.err(f"wanvid: submitted {sub.task_id} ({prepared.model.name}, "
+                        f"{prepared.resolution}, {prepared.duration} s)")
+        return wait_and_render(svc, [sub.task_id], output=output, timeout=timeout,
+                               interval=interval, download=True, force=force, quiet=quiet,
+                               json_out=jo)
+    finally:
+        svc.release_leases()
