@@ -339,6 +339,46 @@ def test_unfinished_candidates_are_looked_at_again_only_within_the_timeout(
         assert len(j.open_intents()) == 2
 
 
+def test_wait_pending_json_with_an_intent_left_open_says_so_in_the_summary(
+        run: Run, clock: FakeClock) -> None:
+    with journal(clock) as j:
+        for _ in range(2):
+            j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="same",
+                          params={}, inputs=["a.png"])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        wan.make("same", finished=True)
+        wan.make("same", finished=True)
+        clock.sleep(SETTLE + 1)
+        r = run(["wait", "--pending", "--json"])
+    assert r.code == ExitStatus.TIMEOUT
+    from tests import envelope_schema
+
+    last = envelope_schema.last(r.out, "wait", exit_code=ExitStatus.TIMEOUT)
+    assert last["kind"] == "summary" and last["ok"] is False
+    assert "still unresolved" in last["errors"][0]["message"]
+
+
+def test_batch_looks_again_at_unfinished_candidates_only_within_its_timeout(
+        run: Run, clock: FakeClock) -> None:
+    src = jobs_file("one")
+    with journal(clock) as j:  # a batch of this file killed in two submits of one model
+        for p in ("a dog", "a cat"):
+            j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt=p,
+                          params={}, inputs=["a.png"], fingerprint=f"fp-{p}")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        wan.make("a cat", pending_for=10_000)
+        wan.make("a dog", pending_for=10_000)
+        clock.sleep(SETTLE + 1)
+        start = clock.t
+        r = run(["batch", src, "--timeout", "60"])
+    assert clock.t - start <= 61, r.err
+    assert "their prompts tell them apart once they finish" in r.err
+    with journal() as j:
+        assert len(j.open_intents()) == 2
+
+
 def test_the_list_query_is_the_intents_window_and_model(run: Run, clock: FakeClock) -> None:
     with journal(clock) as j:
         j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="x", params={},

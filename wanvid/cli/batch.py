@@ -76,6 +76,8 @@ def batch(
     n = jobs if jobs is not None else svc.settings.jobs if svc.settings.jobs_set else None
     if n is not None and n < 1:
         raise BadInputError("--jobs must be at least 1")
+    if not dry_run:
+        svc.start_deadline(timeout)  # resolving interrupted submits counts too
     p = plan(source, svc, output=output, download=not no_download, force=force,
              resolve=not dry_run, skip_invalid=skip_invalid)
     summary.invalid = len(p.invalid)
