@@ -28,7 +28,7 @@ _wanvid_spec() {
         'wanvid models') opts='--help --json --path --quiet -h -q' ;;
         'wanvid status') opts='--help --json --quiet -h -q' nargs=1 varargs=1 ;;
         'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --upload --watermark -d -h -l -m -n -p -q -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --param --prompt --resolution --seed --shot --template --upload -d -l -m -n -p -r' nargs=1 ;;
-        'wanvid tasks') opts='--help --json --model --page --page-size --quiet --remote --since --status -h -m -q' vopts='--model --page --page-size --since --status -m' ;;
+        'wanvid tasks') opts='--forget --help --json --limit --model --page --page-size --quiet --remote --since --status -h -m -n -q' vopts='--forget --limit --model --page --page-size --since --status -m -n' ;;
         'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
         'wanvid wait') opts='--downloads --force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--downloads --interval --output --timeout -o' nargs=1 varargs=1 ;;
     esac

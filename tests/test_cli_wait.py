@@ -118,7 +118,7 @@ def test_pending_and_expiry_guard_after_interrupted_wait(run, clock) -> None:
     assert r.code == 0 and r.out == "a1.mp4\n"
     r = run(["tasks", "--json"])
     [row] = envelope_schema.data(r.out, "tasks")
-    assert row["path"] == "a1.mp4" and row["status"] == "SUCCEEDED"
+    assert row["path"] == str(Path.cwd() / "a1.mp4") and row["status"] == "SUCCEEDED"  # absolute
     assert "pending" not in r.err
     assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
 
@@ -184,4 +184,4 @@ def test_download_by_url_of_a_journaled_task_records_it_and_repeats_as_done(run)
         assert r.code == 0 and envelope_schema.data(r.out, "download")["skipped"] is True
         assert len(rsps.calls) == fetched
     r = run(["tasks", "--json"])
-    assert envelope_schema.data(r.out, "tasks")[0]["path"] == "a1.mp4"
+    assert envelope_schema.data(r.out, "tasks")[0]["path"] == str(Path.cwd() / "a1.mp4")

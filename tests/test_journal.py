@@ -203,6 +203,33 @@ def test_list_filters_by_status_and_since(journal: Journal, clock: Clock) -> Non
     assert [r.task_id for r in journal.list(status="PENDING", since=T0 + 100)] == ["c"]
 
 
+def test_list_newest_first_with_a_limit(journal: Journal, clock: Clock) -> None:
+    for i, tid in enumerate(["a", "b", "c", "d"]):
+        clock.t = T0 + i * 100
+        submit(journal, tid)
+    assert [r.task_id for r in journal.list(newest_first=True)] == ["d", "c", "b", "a"]
+    assert [r.task_id for r in journal.list(newest_first=True, limit=2)] == ["d", "c"]
+    assert [r.task_id for r in journal.list(limit=2)] == ["a", "b"]
+    assert [r.task_id for r in journal.list(since=T0 + 100, newest_first=True, limit=1)] == ["d"]
+
+
+def test_forget_removes_only_the_rows_it_has(journal: Journal) -> None:
+    for tid in ("a", "b", "c"):
+        submit(journal, tid)
+    assert journal.forget(["c", "zz", "a", "c"]) == ["c", "a"]
+    assert [r.task_id for r in journal.list()] == ["b"]
+    assert journal.get("a") is None
+
+
+def test_downloads_are_recorded_under_absolute_paths(journal: Journal, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    submit(journal, "a")
+    journal.record_download("a", path="out/../v.mp4", size=1, sha256="0" * 64)
+    rec = journal.get("a")
+    assert rec is not None and rec.path == str(tmp_path / "v.mp4")
+
+
 @pytest.mark.parametrize(("url", "expected"), [
     (f"{OSS}?Expires=1760086400&OSSAccessKeyId=x&Signature=y", 1760086400.0),
     (f"{OSS}?OSSAccessKeyId=x&expires=1760086400", 1760086400.0),

@@ -364,7 +364,7 @@ def test_item3_a_saved_video_the_journal_never_heard_of_is_recognised_and_record
     assert r.out == "a1.mp4\n" and "already saved" in r.err
     with Journal(journal_path()) as j:
         rec = j.get("a1")
-        assert rec.path == "a1.mp4" and rec.sha256 == hashlib.sha256(VIDEO).hexdigest()
+        assert rec.path == str(Path.cwd() / "a1.mp4") and rec.sha256 == hashlib.sha256(VIDEO).hexdigest()
         assert j.pending() == []
     assert run(["wait", "--pending"]).err == "wanvid: nothing pending in the journal\n"
 
@@ -400,7 +400,7 @@ def test_item3_after_a_journal_outage_the_next_wait_records_every_saved_video(
     assert r.code == 0, r.err
     assert r.out == "out/a1.mp4\nout/b2.mp4\n" and r.err.count("already saved") == 2
     with Journal(journal_path()) as j:
-        assert j.pending() == [] and j.get("a1").path == "out/a1.mp4"
+        assert j.pending() == [] and j.get("a1").path == str(Path.cwd() / "out" / "a1.mp4")
 
 
 # --- item 7: parallel recoveries -----------------------------------------------------------

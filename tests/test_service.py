@@ -54,7 +54,7 @@ def test_wait_returns_one_outcome_per_task_and_saves_the_videos(clock: FakeClock
     [o] = res.outcomes
     assert o.status == "SUCCEEDED" and o.path == Path("out/t-1.mp4")
     assert o.path.read_bytes()[4:8] == b"ftyp"
-    assert svc.journal.get(tid).path == str(o.path)  # type: ignore[union-attr]
+    assert svc.journal.get(tid).path == str(o.path.resolve())  # type: ignore[union-attr]
 
 
 def test_a_failed_task_is_a_result_not_an_exception(clock: FakeClock) -> None:

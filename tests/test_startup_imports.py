@@ -104,3 +104,23 @@ def test_bad_number_still_gets_typers_message(run, args: list[str]) -> None:  # 
     assert r.code == 2
     assert f"Invalid value for '{args[-2]}'" in r.err
     assert "valid number" in r.err or "valid integer" in r.err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["tasks", "--limit", "0"], "greater than or equal to 1"),
+    (["wait", "0385dc79-5ff8-4d82-bcb6-0123456789ab", "--timeout", "-1"], "greater than or equal to 0"),
+])
+def test_a_number_outside_its_range_still_gets_typers_message(
+        run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    r = run(args)
+    assert r.code == 2 and message in r.err, r.err
+
+
+def test_a_number_within_its_range_needs_no_pydantic() -> None:
+    from wanvid.cli.coerce import _within
+
+    class Info:
+        min, max = 1, 10
+
+    assert _within(Info(), 1) and _within(Info(), 10) and _within(Info(), None)
+    assert not _within(Info(), 0) and not _within(Info(), 11) and not _within(Info(), "3")

@@ -298,6 +298,16 @@ def estimate_lines(est: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _as_given(recorded: str | None, dest: Path | None) -> str | None:
+    """A skipped job's video as the job names it (the journal holds absolute paths): its
+    planned destination when that is the recorded file, else the recorded path."""
+    import os
+
+    if recorded and dest is not None and os.path.abspath(dest) == recorded:
+        return str(dest)
+    return recorded
+
+
 def batch_label(source: str, now: float) -> str:
     """What a sidecar calls the batch its video came from: the jobs file's name and when
     this run started (``jobs.jsonl 2026-12-03 07:30``), so the gallery can group a round."""
@@ -554,8 +564,8 @@ class Runner:
         svc = self.service
         for j, rec in self.plan.done:
             self.summary.skipped += 1
-            self._row(j, {"task_id": rec.task_id, "status": "SKIPPED", "path": rec.path,
-                          "exit_code": 0})
+            self._row(j, {"task_id": rec.task_id, "status": "SKIPPED",
+                          "path": _as_given(rec.path, j.dest), "exit_code": 0})
         for j in self.plan.unresolved:
             self.summary.unsubmitted += 1
             self._row(j, {"task_id": None, "status": "UNRESOLVED",

@@ -613,6 +613,9 @@ class Journal:
 
     def record_download(self, task_id: str, *, path: str | os.PathLike[str], size: int,
                         sha256: str) -> None:
+        """Record a saved video under its absolute path (a relative one is taken from the
+        current directory), so the record means the same file from anywhere."""
+        path = os.path.abspath(os.fspath(path))
         now = self._now()
         with self._write() as db:
             cur = db.execute(
@@ -679,9 +682,12 @@ class Journal:
             "AND expires_at > ? AND expires_at <= ?", (now, now + within),
             order="expires_at, rowid")
 
-    def list(self, *, status: str | None = None, since: float | None = None
+    def list(self, *, status: str | None = None, since: float | None = None,
+             newest_first: bool = False, limit: int | None = None,
              ) -> builtins.list[TaskRecord]:
-        """All tasks, oldest first; optionally one status, or submitted at/after ``since``."""
+        """All tasks, oldest first (or ``newest_first``); optionally one status, or
+        submitted at/after ``since``; at most ``limit`` of them (the newest ``limit`` when
+        ``newest_first``, else the oldest)."""
         clauses: builtins.list[str] = []
         args: builtins.list[Any] = []
         if status is not None:
@@ -690,7 +696,22 @@ class Journal:
         if since is not None:
             clauses.append("submitted_at >= ?")
             args.append(since)
-        return self._select(" AND ".join(clauses), tuple(args))
+        order = "submitted_at DESC, rowid DESC" if newest_first else "submitted_at, rowid"
+        if limit is not None:
+            order += " LIMIT ?"
+            args.append(max(0, int(limit)))
+        return self._select(" AND ".join(clauses), tuple(args), order=order)
+
+    def forget(self, task_ids: Iterable[str]) -> builtins.list[str]:
+        """Remove these tasks' rows (their videos and sidecars stay on disk, and so do the
+        timings predictive polling learns from); returns the ids that had a row, in the
+        order given. One transaction: all or none."""
+        ids = builtins.list(dict.fromkeys(task_ids))
+        with self._write() as db:
+            found = [t for t in ids
+                     if db.execute("SELECT 1 FROM tasks WHERE task_id = ?", (t,)).fetchone()]
+            db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in found])
+        return found
 
     # -- task times: the history predictive polling learns from (wanvid.pacing) --------
     # A table of its own, created by the first write: no schema version of its own, so a

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -620,7 +621,8 @@ class Waiter:
             dest = self.dest_for(tid, output)
         except WanvidError as e:  # the video stays on the service: `wanvid download` saves it
             return Outcome(tid, status, e.status, video_url=url, message=e.message)
-        expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
+        expected = (rec.sha256 if rec is not None and rec.path
+                    and os.path.abspath(rec.path) == os.path.abspath(dest) else None)
         return partial(self._save, out, url, dest, expected, resp)
 
     def _save(self, out: Outcome, url: str, dest: Path, expected: str | None,

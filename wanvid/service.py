@@ -12,6 +12,7 @@ their exit status; methods that handle many tasks return results with one exit s
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -763,7 +764,8 @@ class Service:
         reporter = reporter or _quiet(self.env)
         reporter.add_task(dest_id)
         rec = journal.get(task_id) if task_id else None
-        expected = rec.sha256 if rec is not None and rec.path and Path(rec.path) == dest else None
+        expected = (rec.sha256 if rec is not None and rec.path
+                    and os.path.abspath(rec.path) == os.path.abspath(dest) else None)
         try:
             res = fetch(url, dest, force=force, expected_sha256=expected,
                         on_progress=lambda d, t: reporter.download_progress(dest_id, d, t),
@@ -797,17 +799,41 @@ class Service:
     # --- task lists -------------------------------------------------------------------
 
     def local_tasks(self, *, status: str | None = None, since: float | None = None,
-                    ) -> list[dict[str, Any]]:
-        """The journal's tasks (``since``: seconds back from now)."""
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        """The journal's tasks, newest first (``since``: seconds back from now; ``limit``:
+        at most that many, the newest)."""
         now = self.env.now()
-        return [task_row(r, now) for r in self.local_records(status=status, since=since)]
+        return [task_row(r, now) for r in self.local_records(status=status, since=since,
+                                                             limit=limit)]
 
     def local_records(self, *, status: str | None = None, since: float | None = None,
-                      ) -> list[TaskRecord]:
-        """The journal's records (``since``: seconds back from now)."""
+                      limit: int | None = None) -> list[TaskRecord]:
+        """The journal's records, newest first (``since``: seconds back from now;
+        ``limit``: at most that many, the newest)."""
         now = self.env.now()
         return self.journal.list(status=status.upper() if status else None,
-                                 since=(now - since) if since else None)
+                                 since=(now - since) if since else None,
+                                 newest_first=True, limit=limit)
+
+    def forget(self, ids: list[str]) -> list[str]:
+        """Remove these tasks from the journal (their videos stay on disk). All or none:
+        an id the journal does not hold is refused (``BadInputError``) and nothing is
+        removed. A task still running or not yet saved is forgotten too, when asked: it
+        is then no longer waited for by ``wait --pending``."""
+        from wanvid.sanitize import one_line
+
+        ids = self.read_ids(ids)
+        if not ids:
+            raise BadInputError("--forget: no task ids given (as arguments, or on stdin, one "
+                                "per line)")
+        journal = self.journal
+        unknown = [t for t in ids if journal.get(t) is None]
+        if unknown:
+            raise BadInputError(f"--forget: {one_line(unknown[0], 60)} is not in the journal"
+                                + (f" (nor {len(unknown) - 1} other id(s))"
+                                   if len(unknown) > 1 else "")
+                                + "; nothing was removed (`wanvid tasks` lists it)")
+        return journal.forget(ids)
 
     def remote_tasks(self, *, status: str | None = None, since: float | None = None,
                      model: str | None = None, page: int = 1, page_size: int = 10,

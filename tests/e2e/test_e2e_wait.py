@@ -147,7 +147,7 @@ def test_generate_prints_only_the_path_and_submits_once_on_the_right_route(
     assert r.out == f"{tid}.mp4\n"  # the path only, relative to the working directory
     assert file_sha(work / f"{tid}.mp4") == FIXTURE_SHA
     assert rec["model"] == ("wan2.2-kf2v-flash" if kind == "kf2v" else "wan2.2-i2v-flash")
-    assert rec["status"] == "SUCCEEDED" and rec["path"] == f"{tid}.mp4"
+    assert rec["status"] == "SUCCEEDED" and rec["path"] == str(work / f"{tid}.mp4")  # absolute
     assert f"wanvid: submitted {tid} ({rec['model']}, 720P, 5 s)" in r.err.splitlines()
     stats = emu.stats()
     assert stats["submits"] == 1
@@ -220,7 +220,7 @@ def test_throttled_submits_create_every_job_exactly_once(emulator, wv, images,
     for i in ids:
         assert file_sha(work / f"{i}.mp4") == FIXTURE_SHA
     rows = journal(wv)
-    assert len(rows) == 6 and all(t["path"] == f"{t['task_id']}.mp4" for t in rows)
+    assert len(rows) == 6 and all(t["path"] == str(work / f"{t['task_id']}.mp4") for t in rows)
     stats = emu.stats()
     assert stats["submits"] == 6 and stats["downloads"] == 6
 
@@ -344,7 +344,7 @@ def test_timeout_exits_6_naming_the_resume_command_then_pending_finishes(
     assert r.out == f"{tid}.mp4\n"
     assert file_sha(work / f"{tid}.mp4") == FIXTURE_SHA
     [rec] = journal(wv)
-    assert rec["status"] == "SUCCEEDED" and rec["path"] == f"{tid}.mp4"
+    assert rec["status"] == "SUCCEEDED" and rec["path"] == str(work / f"{tid}.mp4")  # absolute
 
 
 # --- 4. SIGINT during a download --------------------------------------------------------
@@ -462,7 +462,7 @@ def test_sigint_during_download_exits_130_then_pending_finishes_the_part(
     # only the missing bytes were fetched again
     assert emu.stats()["bytes_served"] - served <= BIG - kept
     [rec] = journal(wv)
-    assert rec["path"] == "out.mp4"
+    assert rec["path"] == str(work / "out.mp4")
     r = wv("wait", "--pending", base_url=emu.base_url)
     assert (r.code, r.out) == (0, "")
     assert r.err == "wanvid: nothing pending in the journal\n"

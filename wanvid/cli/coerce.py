@@ -4,11 +4,12 @@ Typer (0.2x with its vendored click) coerces every parameter through a pydantic
 ``TypeAdapter``; importing pydantic and building the adapters costs about 0.2 s, half of a
 command's fixed cost, although wanvid's parameters are plain ``str``/``int``/``float``/``bool``
 values that need no schema. ``install()`` wraps Typer's per-parameter runtime coercion so
-that the common, unambiguous cases (a ``str``, a decimal integer, a plain decimal number, a
-flag, a list of strings, a missing value) are answered directly, and anything else (a
-constraint, a custom parser or click type, choices, paths, a value the fast path cannot
-read) goes to Typer's own adapter, built on first use, so messages for bad values stay
-Typer's. If this Typer has no such internals, ``install()`` does nothing.
+that the common, unambiguous cases (a ``str``, a decimal integer or plain decimal number
+within the option's min/max, a flag, a list of strings, a missing value) are answered
+directly, and anything else (a clamp, a custom parser or click type, choices, paths, a
+value the fast path cannot read, a number outside the option's min/max) goes to Typer's
+own adapter, built on first use, so messages for bad values stay Typer's. If this Typer
+has no such internals, ``install()`` does nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ def fast_value(annotation: object, value: object) -> object:
     return _MISS
 
 
+def _within(info: object, value: object) -> bool:
+    """``value`` is inside the option's ``min``/``max`` (when it has them); outside, Typer's
+    own adapter answers, with its message."""
+    lo, hi = getattr(info, "min", None), getattr(info, "max", None)
+    if value is None or (lo is None and hi is None):
+        return True
+    if not isinstance(value, (int, float)):
+        return False
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
 def install() -> bool:
     """Wrap Typer's runtime coercion; True when installed."""
     try:
@@ -87,7 +99,7 @@ def install() -> bool:
 
         def _coerce_value(self, value: object, param: object, ctx: object) -> object:
             got = fast_value(self.annotation, value)
-            if got is not _MISS:
+            if got is not _MISS and _within(self.parameter_info, got):
                 return got
             real = self.__dict__.get("_real")
             if real is None:
@@ -101,7 +113,9 @@ def install() -> bool:
             info = desc.parameter_info
             simple = (desc.file_annotation is None and info.parser is None
                       and getattr(info, "click_type", None) is None
-                      and info.min is None and info.max is None
+                      and ((info.min is None and info.max is None)
+                           or _plain(desc.annotation) in (int, float))
+                      and not getattr(info, "clamp", False)
                       and not desc.is_choice
                       and (_plain(desc.annotation) is not None
                            or _is_str_list(desc.annotation)))

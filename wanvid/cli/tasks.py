@@ -147,10 +147,17 @@ def tasks(
                                               "model.")] = None,
     page: Annotated[int, typer.Option("--page", help="--remote: page number.")] = 1,
     page_size: Annotated[int, typer.Option("--page-size", help="--remote: tasks per page.")] = 10,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many "
+                                              "tasks, the newest.")] = None,
+    forget: Annotated[list[str] | None, typer.Option(
+        "--forget", metavar="ID", help="Remove this task from the journal (repeatable; - reads "
+        "ids from stdin); its video stays on disk.")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
-    """List tasks from the journal (or, with --remote, from the service).
+    """List tasks from the journal, newest first (or, with --remote, from the service).
+
+    Example: wanvid tasks --status FAILED --json | jq -r '.data[].task_id' | wanvid tasks --forget -
 
     Example: wanvid tasks --status SUCCEEDED --since 1d --json | jq -r '.data[].path'
     """
@@ -160,6 +167,13 @@ def tasks(
 
     jo = _json(ctx, "tasks", json_out)
     svc = service(ctx, quiet)
+    if forget:
+        gone = svc.forget([] if forget == ["-"] else forget)
+        if jo is not None:
+            jo.result({"forgotten": gone})
+        else:
+            svc.env.note(f"forgot {len(gone)} task(s)")
+        return 0
     window = parse_since(since) if since else None
     if remote:
         resp = svc.remote_tasks(status=status_filter, since=window, model=model, page=page,
@@ -174,9 +188,10 @@ def tasks(
     now = svc.env.now()
     if jo is not None:
         jo.result([journal_task(r, now) for r in
-                   svc.local_records(status=status_filter, since=window)])
+                   svc.local_records(status=status_filter, since=window, limit=limit)])
         return 0
-    for line in journal_task_lines(svc.local_tasks(status=status_filter, since=window), now):
+    for line in journal_task_lines(svc.local_tasks(status=status_filter, since=window,
+                                                   limit=limit), now):
         svc.env.out(line)
     return 0
 
