@@ -749,3 +749,41 @@ def test_jobs_not_submitted_before_the_timeout_are_reported(run: Run) -> None:
     assert rows[2]["status"] == rows[3]["status"] == "NOT_SUBMITTED"
     assert rows[2]["resume"] == "wanvid batch -"
     assert "2 not submitted" in r.err
+
+
+# --- Plan.check and Plan.budget: refusals before anything is sent -----------------------------
+
+def _plan(queue_seconds: list[int], *, invalid: int = 0) -> Any:
+    from wanvid.batch import Job, Plan
+    from wanvid.models import find_model
+    from wanvid.params import PreparedSubmit
+
+    model = find_model("wan2.6-i2v-flash")
+    assert model is not None
+    queue = [Job(i + 1, {}, prepared=PreparedSubmit(model, "720P", d, {}))
+             for i, d in enumerate(queue_seconds)]
+    bad = [Job(100 + i, {}, error=f"line {100 + i}: bad", state="invalid")
+           for i in range(invalid)]
+    return Plan("jobs.jsonl", queue + bad, bad, [], [], queue)
+
+
+def test_plan_check_refuses_invalid_lines_unless_skipped() -> None:
+    p = _plan([5], invalid=2)
+    with pytest.raises(BadInputError, match=r"^jobs.jsonl: 2 invalid job\(s\); nothing was "
+                       "sent. Fix them, or pass --skip-invalid"):
+        p.check(skip_invalid=False)
+    p.check(skip_invalid=True)
+
+
+def test_plan_check_refuses_a_plan_with_nothing_to_do() -> None:
+    with pytest.raises(BadInputError, match="^jobs.jsonl: no jobs to run$"):
+        _plan([], invalid=1).check(skip_invalid=True)
+
+
+def test_plan_budget_refuses_more_seconds_than_the_limit() -> None:
+    p = _plan([5, 10, 15])
+    assert p.budget(30, flag="--max-seconds")["billed_seconds"] == 30
+    assert p.budget(None, flag="--max-seconds")["jobs"] == 3
+    with pytest.raises(BadInputError, match=r"would bill 30 s \(3 job\(s\)\), over config "
+                       "max_seconds 29; nothing was sent"):
+        p.budget(29, flag="config max_seconds")

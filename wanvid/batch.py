@@ -249,6 +249,26 @@ class Plan:
         """What the jobs still to be submitted would bill (the service bills the duration)."""
         return sum(j.prepared.duration for j in self.queue if j.prepared is not None)
 
+    def check(self, *, skip_invalid: bool) -> None:
+        """Refuse (``BadInputError``, nothing sent) a batch with invalid lines, unless told
+        to skip them, or with nothing to do."""
+        if self.invalid and not skip_invalid:
+            raise BadInputError(f"{self.source}: {len(self.invalid)} invalid job(s); nothing "
+                                "was sent. Fix them, or pass --skip-invalid to run the others")
+        if not (self.queue or self.resumed or self.done or self.unresolved):
+            raise BadInputError(f"{self.source}: no jobs to run")
+
+    def budget(self, limit: int | None, *, flag: str,
+               prices: dict[str, float] | None = None) -> dict[str, Any]:
+        """The estimate (``estimate``); refuse (``BadInputError``, nothing sent) a batch
+        that would bill more seconds than ``limit`` (named ``flag`` in the message)."""
+        est = self.estimate(prices)
+        if limit is not None and est["billed_seconds"] > limit:
+            raise BadInputError(f"{self.source}: the batch would bill {est['billed_seconds']} s "
+                                f"({est['jobs']} job(s)), over {flag} {limit}; nothing was "
+                                "sent. Split the batch, or raise the limit")
+        return est
+
     def estimate(self, prices: dict[str, float] | None = None) -> dict[str, Any]:
         """What submitting the queue would bill: seconds per model and in all, and money at
         the user's prices where they have one (``cost`` None when no model is priced)."""

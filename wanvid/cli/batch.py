@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +20,13 @@ from wanvid.cli.options import (
     UploadOpt,
 )
 from wanvid.errors import BadInputError, ExitStatus
+
+if TYPE_CHECKING:
+    from wanvid.batch import Job, Plan, Run
+    from wanvid.envelope import JsonOut
+    from wanvid.poll import Outcome
+    from wanvid.progress import QuietReporter
+    from wanvid.service import Service
 
 
 @app.command()
@@ -59,8 +67,7 @@ def batch(
     """
     from dataclasses import asdict
 
-    from wanvid.batch import Runner, Summary, estimate_lines, flight_text, plan
-    from wanvid.envelope import error, job_data, outcome_errors
+    from wanvid.batch import Runner, Summary, flight_text, plan
     from wanvid.usage import price_table
 
     jo = _json(ctx, "batch", json_out)
@@ -81,9 +88,39 @@ def batch(
     p = plan(source, svc, output=output, download=not no_download, force=force,
              resolve=not dry_run, skip_invalid=skip_invalid)
     summary.invalid = len(p.invalid)
+    _report_invalid(svc, jo, p, dry_run=dry_run)
+    p.check(skip_invalid=skip_invalid)
+    est = p.budget(max_seconds if max_seconds is not None else svc.settings.max_seconds,
+                   flag="--max-seconds" if max_seconds is not None else "config max_seconds",
+                   prices=price_table(svc.settings.prices))
+    if dry_run:
+        return _dry_run(svc, jo, p, est)
+    rep = reporter(svc, quiet)
+    if jo is not None:
+        jo.write = rep.result
+    if not quiet and (p.queue or p.resumed):
+        svc.env.err(f"wanvid: {len(p.queue)} job(s) to submit, {len(p.resumed)} already "
+                    f"submitted, {len(p.done)} already done; "
+                    + flight_text(n, [j.prepared.model for j in
+                                      [*p.queue, *(r for r, _ in p.resumed)] if j.prepared]))
+    runner = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
+                    interval=interval, download=not no_download, force=force,
+                    on_row=_row_printer(jo, rep))
+    summary = runner.summary
+    run = runner.run()
+    if jo is not None:
+        jo.write = None
+    return _finish(svc, jo, run, source, quiet=quiet)
+
+
+def _report_invalid(svc: Service, jo: JsonOut | None, p: Plan, *, dry_run: bool) -> None:
+    """One stderr line per invalid job; with --json, an envelope each (a dry run's single
+    result carries them as its errors)."""
+    from wanvid.envelope import error
+
     for j in p.invalid:
-        svc.env.err(f"wanvid: error: {source}: {j.error}")
-        if jo is not None and dry_run:  # one result: the lines go in it (or its errors)
+        svc.env.err(f"wanvid: error: {p.source}: {j.error}")
+        if jo is not None and dry_run:
             jo.pending_errors.append(error(ExitStatus.BAD_INPUT, j.error or "invalid",
                                            line=j.line))
         elif jo is not None:
@@ -91,32 +128,29 @@ def batch(
                     {"line": j.line, "task_id": None, "status": "INVALID",
                      "message": j.error},
                     [error(ExitStatus.BAD_INPUT, j.error or "invalid", line=j.line)])
-    if p.invalid and not skip_invalid:
-        raise BadInputError(f"{source}: {len(p.invalid)} invalid job(s); nothing was sent. Fix "
-                            "them, or pass --skip-invalid to run the others")
-    if not (p.queue or p.resumed or p.done or p.unresolved):
-        raise BadInputError(f"{source}: no jobs to run")
-    est = p.estimate(price_table(svc.settings.prices))
-    limit = max_seconds if max_seconds is not None else svc.settings.max_seconds
-    if limit is not None and est["billed_seconds"] > limit:
-        flag = "--max-seconds" if max_seconds is not None else "config max_seconds"
-        raise BadInputError(f"{source}: the batch would bill {est['billed_seconds']} s "
-                            f"({est['jobs']} job(s)), over {flag} {limit}; nothing was sent. "
-                            "Split the batch, or raise the limit")
-    if dry_run:
-        if jo is not None:
-            jo.streaming = False
-            jo.result({"dry_run": True, **est,
-                       "invalid": [{"line": j.line, "message": j.error} for j in p.invalid]})
-        else:
-            for line in estimate_lines({"dry_run": True, **est}):
-                svc.env.out(line)
-        return 0
-    rep = reporter(svc, quiet)
-    if jo is not None:
-        jo.write = rep.result
 
-    def on_row(row: dict[str, Any], job: Any, outcome: Any) -> None:
+
+def _dry_run(svc: Service, jo: JsonOut | None, p: Plan, est: dict[str, Any]) -> int:
+    """What the batch would bill: one result envelope, or lines per model and the total."""
+    from wanvid.batch import estimate_lines
+
+    if jo is not None:
+        jo.streaming = False
+        jo.result({"dry_run": True, **est,
+                   "invalid": [{"line": j.line, "message": j.error} for j in p.invalid]})
+    else:
+        for line in estimate_lines({"dry_run": True, **est}):
+            svc.env.out(line)
+    return 0
+
+
+def _row_printer(jo: JsonOut | None, rep: QuietReporter) -> Callable[[dict[str, Any], Job,
+                                                                    Outcome | None], None]:
+    """What a finished job prints on stdout: its envelope, or its path (the URL with
+    --no-download); a failure only on stderr (the reporter's)."""
+    from wanvid.envelope import error, job_data, outcome_errors
+
+    def on_row(row: dict[str, Any], job: Job, outcome: Outcome | None) -> None:
         if jo is not None:
             code = outcome.exit_status if outcome is not None else row.get("exit_code", 0)
             errs = (outcome_errors(outcome) if outcome is not None else
@@ -129,17 +163,13 @@ def batch(
             rep.result(str(outcome.path) if outcome.path else
                        f"{outcome.task_id} {outcome.video_url}")
 
-    if not quiet and (p.queue or p.resumed):
-        svc.env.err(f"wanvid: {len(p.queue)} job(s) to submit, {len(p.resumed)} already "
-                    f"submitted, {len(p.done)} already done; "
-                    + flight_text(n, [j.prepared.model for j in
-                                      [*p.queue, *(r for r, _ in p.resumed)] if j.prepared]))
-    runner = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
-                    interval=interval, download=not no_download, force=force, on_row=on_row)
-    summary = runner.summary
-    run = runner.run()
-    if jo is not None:
-        jo.write = None
+    return on_row
+
+
+def _finish(svc: Service, jo: JsonOut | None, run: Run, source: str, *, quiet: bool) -> int:
+    """The lines after a run (what is left to do, the summary) and its exit status."""
+    from wanvid.envelope import error
+
     if run.unresolved:
         svc.env.err(f"wanvid: error: {len(run.unresolved)} job(s) not submitted: an earlier "
                     "submit may have created their task; `wanvid wait --pending` settles "
