@@ -325,3 +325,22 @@ def test_cli_sidecar_off(run: Any, command: str, how: str) -> None:
         r = run(args)
     assert r.code == 0, r.err
     assert Path("out/a1.mp4").exists() and not Path("out/a1.json").exists()
+
+
+@pytest.mark.parametrize(("model", "names", "roles"), [
+    ("wan2.2-i2v-flash", ["cat.png"], ["first frame"]),
+    ("wan2.5-i2v-preview", ["cat.png", "https://x/a.mp3?sig=1"], ["first frame", "audio"]),
+    ("wan2.5-i2v-preview", ["cat.png", "https://x/track"], ["first frame", "audio"]),
+    ("wan2.2-kf2v-flash", ["https://x/a", "https://x/b"], ["first frame", "last frame"]),
+    # the media protocol: a clip first (MEDIA_ORDER), frames, driving audio
+    ("wan2.7-i2v", ["clip.MOV", "a.png"], ["first clip", "first frame"]),
+    ("wan2.7-i2v", ["https://x/c.mp4", "a.webp", "b.jpg", "v.wav"],
+     ["first clip", "first frame", "last frame", "audio"]),
+    ("wan2.7-i2v", ["--first-clip (data: URI)"], ["first clip"]),
+    ("wan2.7-i2v", ["a.png", "b.png"], ["first frame", "last frame"]),
+])
+def test_input_roles_follow_what_each_input_is(model: str, names: list[str],
+                                               roles: list[str]) -> None:
+    from wanvid.sidecar import _roles
+
+    assert _roles(model, names) == roles

@@ -34,7 +34,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 FORMAT = "wanvid-sidecar"
@@ -165,16 +165,50 @@ def local_input(name: str, cwd: Path | None = None) -> Path | None:
     return p if p.is_file() else None
 
 
-def _roles(model: str, count: int) -> list[str]:
-    """What each journaled input is: the frames come first, then an audio track."""
-    frames = 2 if "kf2v" in model else 1
-    return [("first frame" if i == 0 else "last frame") if i < frames else "audio"
-            for i in range(count)]
+_CLIP_EXT = frozenset({".mp4", ".mov"})
+_AUDIO_EXT = frozenset({".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".flac", ".opus"})
+_IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+
+
+def _suffix(name: str) -> str:
+    """The file extension of a journaled input: a path, a URL (its path part) or a data:
+    URI's preview (``--first-clip (data: URI)``, named by its flag)."""
+    if name.startswith("--first-clip"):
+        return ".mp4"
+    if name.startswith("--audio"):
+        return ".wav"
+    if "://" in name:
+        from urllib.parse import urlsplit
+
+        name = urlsplit(name).path
+    return PurePosixPath(name).suffix.lower()
+
+
+def _roles(model: str, names: list[str]) -> list[str]:
+    """What each journaled input is: a clip or an audio track by its extension, else a
+    frame (first, then last); an input with no telling extension is a frame while the
+    model can take one more (two for kf2v and media models, else one), then audio."""
+    from wanvid.models import find_model
+
+    m = find_model(model) if model else None
+    room = 2 if "kf2v" in model or (m is not None and m.protocol in ("kf2v", "media")) else 1
+    roles: list[str] = []
+    frames = 0
+    for name in names:
+        ext = _suffix(name)
+        if ext in _CLIP_EXT:
+            roles.append("first clip")
+        elif ext in _AUDIO_EXT or (ext not in _IMAGE_EXT and frames >= room):
+            roles.append("audio")
+        else:
+            roles.append("first frame" if frames == 0 else "last frame")
+            frames += 1
+    return roles
 
 
 def describe_inputs(names: list[str], model: str, cwd: Path | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for name, role in zip(names, _roles(model, len(names)), strict=True):
+    for name, role in zip(names, _roles(model, names), strict=True):
         item: dict[str, Any] = {"role": role, "name": name, "size": None, "sha256": None}
         p = local_input(name, cwd)
         if p is not None:
@@ -354,9 +388,8 @@ def save(video: Path, *, task_id: str, record: Any, response: Mapping[str, Any] 
     thumb_name: str | None = None
     if thumbnail and record is not None:
         names = list(record.inputs)
-        frames = [p for name, role in zip(names, _roles(record.model or "", len(names)),
-                                          strict=True)
-                  if role != "audio" and (p := local_input(name, cwd)) is not None]
+        frames = [p for name, role in zip(names, _roles(record.model or "", names), strict=True)
+                  if role.endswith("frame") and (p := local_input(name, cwd)) is not None]
         tdest = thumb_path(video)
         if frames and _thumb_free(tdest) and make_thumbnail(frames, tdest):
             thumb_name = tdest.name
