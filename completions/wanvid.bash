@@ -41,28 +41,32 @@ _wanvid_values() {
         'wanvid --region') COMPREPLY=($(compgen -W 'intl cn us eu' -- "$3")) ;;
         'wanvid batch --output'|'wanvid batch -o') _wanvid_files "$3" ;;
         'wanvid batch @0') _wanvid_files "$3" ;;
+        'wanvid cancel @0') _wanvid_task_ids "$3" ;;
         'wanvid completions @0') COMPREPLY=($(compgen -W 'bash zsh fish' -- "$3")) ;;
         'wanvid config get @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
         'wanvid config set @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
         'wanvid config unset @0') COMPREPLY=($(compgen -W 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -- "$3")) ;;
         'wanvid demo --output'|'wanvid demo -o') _wanvid_files "$3" ;;
         'wanvid download --output'|'wanvid download -o') _wanvid_files "$3" ;;
+        'wanvid download @0') _wanvid_task_ids "$3" ;;
         'wanvid emulator --models') _wanvid_files "$3" ;;
         'wanvid gallery @0') _wanvid_files "$3" ;;
-        'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_files "$3" ;;
+        'wanvid generate --last-frame'|'wanvid generate -l') _wanvid_images "$3" jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP ;;
         'wanvid generate --model'|'wanvid generate -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid generate --resolution'|'wanvid generate -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;
         'wanvid generate --audio') _wanvid_files "$3" ;;
         'wanvid generate --output'|'wanvid generate -o') _wanvid_files "$3" ;;
-        'wanvid generate @0') _wanvid_files "$3" ;;
-        'wanvid submit --last-frame'|'wanvid submit -l') _wanvid_files "$3" ;;
+        'wanvid generate @0') _wanvid_images "$3" jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP ;;
+        'wanvid status @0') _wanvid_task_ids "$3" ;;
+        'wanvid submit --last-frame'|'wanvid submit -l') _wanvid_images "$3" jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP ;;
         'wanvid submit --model'|'wanvid submit -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid submit --resolution'|'wanvid submit -r') COMPREPLY=($(compgen -W '480P 720P 1080P' -- "$3")) ;;
         'wanvid submit --audio') _wanvid_files "$3" ;;
-        'wanvid submit @0') _wanvid_files "$3" ;;
+        'wanvid submit @0') _wanvid_images "$3" jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP ;;
         'wanvid tasks --status') COMPREPLY=($(compgen -W 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -- "$3")) ;;
         'wanvid tasks --model'|'wanvid tasks -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
         'wanvid wait --output'|'wanvid wait -o') _wanvid_files "$3" ;;
+        'wanvid wait @0') _wanvid_task_ids "$3" ;;
     esac
 }
 
@@ -70,6 +74,31 @@ _wanvid_files() {
     local IFS=$'\n'
     compopt -o filenames 2>/dev/null
     COMPREPLY=($(compgen -f -- "$1"))
+}
+
+_wanvid_images() {
+    # $1: the word; the rest: extensions. Directories, and files with one of them.
+    local IFS=$'\n' f ext word=$1
+    shift
+    compopt -o filenames 2>/dev/null
+    COMPREPLY=()
+    for f in $(compgen -f -- "$word"); do
+        if [[ -d $f ]]; then
+            COMPREPLY+=("$f")
+            continue
+        fi
+        for ext in "$@"; do
+            if [[ $f == *."$ext" ]]; then
+                COMPREPLY+=("$f")
+                break
+            fi
+        done
+    done
+}
+
+_wanvid_task_ids() {
+    # The journal's task ids, newest first: the first word of each `wanvid tasks` line.
+    COMPREPLY=($(compgen -W "$(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)" -- "$1"))
 }
 
 _wanvid() {

@@ -49,6 +49,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -F
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l help -s h -d 'Show this message and exit.'
+complete -c wanvid -n '__fish_seen_subcommand_from cancel' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
 
 # wanvid completions
 complete -c wanvid -n '__fish_seen_subcommand_from completions' -l help -s h -d 'Show this message and exit.'
@@ -96,6 +97,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from download' -l timeout -x -d 'G
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l help -s h -d 'Show this message and exit.'
+complete -c wanvid -n '__fish_seen_subcommand_from download' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
 
 # wanvid emulator
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l host -x -d 'Address to listen on (loopback by default).'
@@ -127,7 +129,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l help -s h -d 'Sho
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -F
 
 # wanvid generate
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -r -F -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -r -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l first-clip -x -d 'Video to continue (MP4/MOV, 2-10 s; URL or local file, uploaded): wan2.7-i2v; --duration is then the total length.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l prompt -s p -x -d 'What should happen.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l negative-prompt -s n -x -d 'What should not appear.'
@@ -157,7 +159,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l downloads -x -d 
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'JSON Lines: the task, then a summary (README: JSON output).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -F
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)'
 
 # wanvid models
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l json -d 'Print the catalogue as JSON.'
@@ -169,9 +171,10 @@ complete -c wanvid -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l help -s h -d 'Show this message and exit.'
+complete -c wanvid -n '__fish_seen_subcommand_from status' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
 
 # wanvid submit
-complete -c wanvid -n '__fish_seen_subcommand_from submit' -l last-frame -s l -r -F -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -l last-frame -s l -r -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l first-clip -x -d 'Video to continue (MP4/MOV, 2-10 s; URL or local file, uploaded): wan2.7-i2v; --duration is then the total length.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l prompt -s p -x -d 'What should happen.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l negative-prompt -s n -x -d 'What should not appear.'
@@ -196,7 +199,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l dry-run -d 'Check 
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from submit' -F
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)'
 
 # wanvid tasks
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l status -x -a 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -d 'Only tasks with this status (e.g. SUCCEEDED).'
@@ -229,3 +232,4 @@ complete -c wanvid -n '__fish_seen_subcommand_from wait' -l downloads -x -d 'Vid
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l json -d 'JSON Lines: one envelope per task, then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from wait' -l help -s h -d 'Show this message and exit.'
+complete -c wanvid -n '__fish_seen_subcommand_from wait' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'

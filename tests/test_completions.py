@@ -6,6 +6,7 @@ bash is always checked by running the completion function; zsh and fish are chec
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -196,7 +197,8 @@ def test_bash_syntax(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def _bash_complete(script: Path, words: list[str], cwd: Path) -> list[str]:
+def _bash_complete(script: Path, words: list[str], cwd: Path,
+                   bindir: Path | None = None) -> list[str]:
     prog = "\n".join([
         f"source {shlex.quote(str(script))}",
         "COMP_WORDS=(" + " ".join(shlex.quote(w) for w in words) + ")",
@@ -204,8 +206,10 @@ def _bash_complete(script: Path, words: list[str], cwd: Path) -> list[str]:
         "_wanvid",
         'printf "%s\\n" "${COMPREPLY[@]}"',
     ])
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"} \
+        if bindir is not None else None
     r = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog], capture_output=True,
-                       text=True, cwd=cwd, timeout=30)
+                       text=True, cwd=cwd, timeout=30, env=env)
     assert r.returncode == 0, r.stderr
     return [line for line in r.stdout.splitlines() if line]
 
@@ -229,9 +233,14 @@ BASH_CASES = [
     (["wanvid", "tasks", "--status", "S"], ["SUCCEEDED"]),
     (["wanvid", "submit", "--no-p"], ["--no-prompt-extend"]),
     (["wanvid", "emulator", "--port", ""], []),
-    (["wanvid", "submit", "-p", "x", "c"], ["cat.png", "clip.mp4"]),
+    # IMAGE and --last-frame: directories and the image formats the service takes, any case
+    (["wanvid", "submit", "-p", "x", "c"], ["cat.png", "cats"]),
     (["wanvid", "submit", "cat.png", ""], []),
-    (["wanvid", "generate", "cat.png", "-l", "c"], ["cat.png", "clip.mp4"]),
+    (["wanvid", "generate", "cat.png", "-l", "c"], ["cat.png", "cats"]),
+    (["wanvid", "generate", "D"], ["DOG.JPG"]),
+    (["wanvid", "wait", "0385"], ["0385dc79-5ff8-4d82-bcb6-0123456789ab"]),
+    (["wanvid", "status", "t-1", ""], ["0385dc79-5ff8-4d82-bcb6-0123456789ab", "t-2"]),
+    (["wanvid", "download", "t"], ["t-2"]),
     (["wanvid", "wait", "-o", "cl"], ["clip.mp4"]),
     (["wanvid", "batch", "jo"], ["jobs.jsonl"]),
 ]
@@ -244,9 +253,25 @@ def test_bash_completes(tmp_path: Path, words: list[str], expected: Any) -> None
     script.write_text(generate("bash"), encoding="utf-8")
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("cat.png", "clip.mp4", "jobs.jsonl"):
+    for name in ("cat.png", "clip.mp4", "jobs.jsonl", "DOG.JPG", "notes.txt"):
         (work / name).write_bytes(b"")
-    assert sorted(_bash_complete(script, words, work)) == sorted(_expand(expected))
+    (work / "cats").mkdir()
+    assert sorted(_bash_complete(script, words, work, fake_wanvid(tmp_path))) == sorted(
+        _expand(expected))
+
+
+def fake_wanvid(tmp_path: Path) -> Path:
+    """A directory with a `wanvid` that answers `wanvid tasks -n N` as the real one does
+    (one line per task, newest first), for the task-id completions."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    exe = bindir / "wanvid"
+    exe.write_text("#!/bin/sh\n[ \"$1 $2\" = \"tasks -n\" ] || exit 2\n"
+                   "echo '0385dc79-5ff8-4d82-bcb6-0123456789ab SUCCEEDED wan2.6-i2v 1m ago /v/a.mp4'\n"
+                   "echo 't-2 FAILED    wan2.6-i2v 2m ago DataInspectionFailed: x'\n"
+                   "echo 'wanvid: warning: this goes to stderr in the real one' >&2\n")
+    exe.chmod(0o755)
+    return bindir
 
 
 # --- zsh and fish, where installed ------------------------------------------------------------

@@ -60,12 +60,25 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.+@%/,-]+$")
 class Values:
     """What a value (of an option or an argument) completes to."""
 
-    kind: str = "none"  # "none", "words" or "files"
+    kind: str = "none"  # "none", "words", "files", "images" (words: the extensions) or "tasks"
     words: tuple[str, ...] = ()
 
 
 NONE = Values()
 FILES = Values("files")
+TASKS = Values("tasks")  # the journal's task ids, newest first (`wanvid tasks`, at TAB time)
+
+
+def image_extensions() -> tuple[str, ...]:
+    """File extensions of the formats the service takes, both cases (``png``, ``PNG``)."""
+    from wanvid.models import IMAGE_FORMATS
+
+    exts = [e for f in IMAGE_FORMATS for e in ((f.lower(), "jpg") if f == "JPEG" else (f.lower(),))]
+    return tuple(dict.fromkeys([*exts, *(e.upper() for e in exts)]))
+
+
+def images() -> Values:
+    return Values("images", image_extensions())
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,10 @@ def _annotation_values(param: Any) -> Values | None:
 
 
 def _option_values(param: Any, names: tuple[str, ...]) -> Values:
+    if "--last-frame" in names:
+        return images()
+    if "--forget" in names:
+        return TASKS
     for name in names:
         if name in OPTION_VALUES:
             source = OPTION_VALUES[name]
@@ -195,7 +212,11 @@ def _argument_values(path: tuple[str, ...], param: Any) -> Values:
         return _words(config_key_words())
     if name == "shell":  # completions SHELL
         return _words(SHELLS)
-    if name == "image" or metavar.startswith("FILE"):  # submit/generate IMAGE, batch FILE|-
+    if name == "image":  # submit/generate IMAGE: directories and images the service takes
+        return images()
+    if name in ("task_ids", "target"):  # status/wait/cancel ID..., download TASK_ID|URL
+        return TASKS
+    if metavar.startswith("FILE"):  # batch FILE|-
         return FILES
     return _annotation_values(param) or NONE
 
@@ -281,6 +302,31 @@ _wanvid_files() {
     local IFS=$'\n'
     compopt -o filenames 2>/dev/null
     COMPREPLY=($(compgen -f -- "$1"))
+}
+
+_wanvid_images() {
+    # $1: the word; the rest: extensions. Directories, and files with one of them.
+    local IFS=$'\n' f ext word=$1
+    shift
+    compopt -o filenames 2>/dev/null
+    COMPREPLY=()
+    for f in $(compgen -f -- "$word"); do
+        if [[ -d $f ]]; then
+            COMPREPLY+=("$f")
+            continue
+        fi
+        for ext in "$@"; do
+            if [[ $f == *."$ext" ]]; then
+                COMPREPLY+=("$f")
+                break
+            fi
+        done
+    done
+}
+
+_wanvid_task_ids() {
+    # The journal's task ids, newest first: the first word of each `wanvid tasks` line.
+    COMPREPLY=($(compgen -W "$(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)" -- "$1"))
 }
 
 _wanvid() {
@@ -374,6 +420,10 @@ def _bash(tree: CommandSpec) -> str:
         pattern = "|".join(_sq(k) for k in keys)
         if v.kind == "files":
             action = "_wanvid_files \"$3\""
+        elif v.kind == "images":
+            action = "_wanvid_images \"$3\" " + " ".join(v.words)
+        elif v.kind == "tasks":
+            action = "_wanvid_task_ids \"$3\""
         else:
             action = f"COMPREPLY=($(compgen -W {_sq(' '.join(v.words))} -- \"$3\"))"
         out.append(f"        {pattern}) {action} ;;")
@@ -396,6 +446,10 @@ def _zsh_message(text: str) -> str:
 def _zsh_action(v: Values) -> str:
     if v.kind == "files":
         return "_files"
+    if v.kind == "images":
+        return '_files -g "*.(' + "|".join(v.words) + ')"'
+    if v.kind == "tasks":
+        return "_wanvid_task_ids"
     if v.kind == "words":
         return "(" + " ".join(v.words) + ")"
     return " "  # an argument is required, but nothing to offer
@@ -467,7 +521,13 @@ def _zsh_function(cmd: CommandSpec) -> list[str]:
 
 
 def _zsh(tree: CommandSpec) -> str:
-    out = ["#compdef wanvid", *_header("zsh"), ""]
+    out = ["#compdef wanvid", *_header("zsh"), "",
+           "_wanvid_task_ids() {",
+           "    # The journal's task ids, newest first: the first word of each `wanvid tasks` line.",
+           "    local -a ids",
+           "    ids=(${(f)\"$(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)\"})",
+           "    compadd -a ids",
+           "}", ""]
     for cmd in tree.walk():
         out += _zsh_function(cmd) + [""]
     out += ["if [[ $zsh_eval_context[-1] == loadautofunc ]]; then",
@@ -510,6 +570,13 @@ def _fish_names(names: Iterable[str]) -> str:
     return " ".join(flags)
 
 
+# Directories and files with one of the extensions ({} ), and the journal's task ids.
+_FISH_IMAGES = ("(for f in (__fish_complete_path (commandline -ct)); "
+                "for e in {}; string match -q -- \"*.$e\" $f; and echo $f; end; "
+                "string match -q -- \"*/\" $f; and echo $f; end)")
+_FISH_TASKS = "(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)"
+
+
 def _fish(tree: CommandSpec) -> str:
     out = [*_header("fish"), "", "complete -c wanvid -f  # no file names unless a value is one"]
     for cmd in tree.walk():
@@ -522,6 +589,10 @@ def _fish(tree: CommandSpec) -> str:
             if o.takes_value:
                 if o.values.kind == "files":
                     line += " -r -F"
+                elif o.values.kind == "images":
+                    line += " -r -a " + _fq(_FISH_IMAGES.format(" ".join(o.values.words)))
+                elif o.values.kind == "tasks":
+                    line += " -x -a " + _fq(_FISH_TASKS)
                 elif o.values.kind == "words":
                     line += " -x -a " + _fq(" ".join(o.values.words))
                 else:
@@ -535,6 +606,11 @@ def _fish(tree: CommandSpec) -> str:
         for a in cmd.arguments:
             if a.values.kind == "files":
                 out.append(f"complete -c wanvid -n {cond} -F")
+            elif a.values.kind == "images":
+                out.append(f"complete -c wanvid -n {cond} -a "
+                           + _fq(_FISH_IMAGES.format(" ".join(a.values.words))))
+            elif a.values.kind == "tasks":
+                out.append(f"complete -c wanvid -n {cond} -a " + _fq(_FISH_TASKS))
             elif a.values.kind == "words":
                 extra = [] if a.variadic else ["not __fish_seen_subcommand_from " + " ".join(a.values.words)]
                 acond = _fq(_fish_condition(cmd, extra))
