@@ -65,6 +65,7 @@ _wanvid_values() {
         'wanvid submit @0') _wanvid_images "$3" jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP ;;
         'wanvid tasks --status') COMPREPLY=($(compgen -W 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -- "$3")) ;;
         'wanvid tasks --model'|'wanvid tasks -m') COMPREPLY=($(compgen -W 'wan2.7-i2v wan2.6-i2v-flash wan2.6-i2v wan2.6-i2v-us happyhorse-1.0-i2v wan2.5-i2v-preview wan2.2-i2v-flash wan2.2-i2v-plus wan2.1-i2v-plus wan2.1-i2v-turbo wan2.2-kf2v-flash wan2.1-kf2v-plus wanx2.1-i2v-plus wanx2.1-i2v-turbo wanx2.1-kf2v-plus' -- "$3")) ;;
+        'wanvid tasks --forget') _wanvid_task_ids "$3" ;;
         'wanvid wait --output'|'wanvid wait -o') _wanvid_files "$3" ;;
         'wanvid wait @0') _wanvid_task_ids "$3" ;;
     esac

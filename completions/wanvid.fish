@@ -209,7 +209,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l model -s m -x -a 'w
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page -x -d '--remote: page number.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l page-size -x -d '--remote: tasks per page.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l limit -s n -x -d 'At most this many tasks, the newest.'
-complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l forget -x -d 'Remove this task from the journal (repeatable; - reads ids from stdin); its video stays on disk.'
+complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l forget -x -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)' -d 'Remove this task from the journal (repeatable; - reads ids from stdin); its video stays on disk.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l help -s h -d 'Show this message and exit.'
