@@ -121,7 +121,7 @@ def test_the_file_is_read_again_when_it_changes(run: Run) -> None:
      'image_min_px = 900\nimage_max_px = 100\n',
      "model 'x': field 'image_min_px' (900) is above 'image_max_px' (100)"),
     ('[[model]]\nname = "wan2.6-i2v"\nconcurrent_tasks = 0\n',
-     "model 'wan2.6-i2v': field 'concurrent_tasks' must be greater than 0"),
+     "model 'wan2.6-i2v': field 'concurrent_tasks' must be between 1 and 1000"),
     ('[[model]]\nname = "x"\nprotocol = "zzz"\nresolutions = ["720P"]\ndurations = [5]\n',
      "model 'x': field 'protocol' must be one of i2v, kf2v, media"),
     ('[[model]]\nname = "x"\nprotocol = "i2v"\ndurations = [5]\n',
@@ -136,6 +136,13 @@ def test_the_file_is_read_again_when_it_changes(run: Run) -> None:
      "model 'WAN2.6-I2V': defined twice in the file"),
     ('[models]\nx = 1\n', "unknown table or key 'models'"),
     ("[[model]\n", "not valid TOML"),
+    # hostile: a range of a billion seconds, nesting that recurses, a pace of 1e-300/s
+    ('[[model]]\nname = "x"\nprotocol = "i2v"\nresolutions = ["720P"]\n'
+     'durations = "1..999999999"\n', "at most 600 s"),
+    ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("x = " + "{a=" * 5000 + "1" + "}" * 5000 + "\n", "nested too deeply"),
+    ('[[model]]\nname = "wan2.2-i2v-flash"\nsubmits_per_second = 1e-300\n',
+     "field 'submits_per_second' must be between 0.01 and 1000"),
 ])
 def test_a_bad_file_is_one_line_naming_file_entry_and_field(run: Run, body: str,
                                                              msg: str) -> None:

@@ -127,6 +127,9 @@ def parse_entries(text: str, where: str) -> list[Raw]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{where}: not valid TOML: {e}; fix or delete the file") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise BadInputError(f"{where}: nested too deeply to be a model catalogue; fix or "
+                            "delete the file") from None
     extra = sorted(set(data) - {"model"})
     if extra:
         raise BadInputError(f"{where}: unknown table or key {_shown(extra[0])!r}; the file holds "
@@ -211,9 +214,10 @@ def check_ranges(entry: Raw, label: str) -> None:
         a, b = entry.get(lo), entry.get(hi)
         if _is_num(a) and _is_num(b) and a and b and a > b:  # type: ignore[operator]
             raise BadInputError(f"{label}: field {lo!r} ({a}) is above {hi!r} ({b})")
-    for name in ("submits_per_second", "concurrent_tasks"):
-        if name in entry and not (_is_num(entry[name]) and entry[name] > 0):  # type: ignore[operator]
-            raise BadInputError(f"{label}: field {name!r} must be greater than 0")
+    for name, least, most in (("submits_per_second", 0.01, 1000), ("concurrent_tasks", 1, 1000)):
+        if name in entry and not (_is_num(entry[name])
+                                  and least <= entry[name] <= most):  # type: ignore[operator]
+            raise BadInputError(f"{label}: field {name!r} must be between {least} and {most}")
     if entry.get("resolutions") == []:
         raise BadInputError(f"{label}: field 'resolutions' must list at least one resolution")
 

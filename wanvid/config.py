@@ -410,8 +410,8 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
         jobs_set=bool(_num(data.get("jobs"))),
-        downloads=int(_num(env.get("WANVID_DOWNLOADS")) or _num(data.get("downloads"))
-                      or DEFAULT_DOWNLOADS),
+        downloads=min(32, int(_num(env.get("WANVID_DOWNLOADS")) or _num(data.get("downloads"))
+                              or DEFAULT_DOWNLOADS)),  # --downloads' own cap
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
         prices=data.get("prices"),
@@ -436,4 +436,4 @@ def _num(v: Any) -> float | None:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return f if f > 0 else None
+    return f if 0 < f < 1e12 else None  # not inf, nan or absurd (ignored, as garbage is)

@@ -268,14 +268,18 @@ class CatalogueError(ValueError):
     """The catalogue file is malformed (names the file, the entry and the field)."""
 
 
+MAX_DURATION = 600  # seconds: a bound on a catalogue's "min..max" range (the longest model makes 15 s)
+
+
 def _durations(value: object, label: str) -> object:
     """A list, or a "min..max" range string (``"2..15"``) -> the list of whole seconds."""
     if isinstance(value, str):
         lo, sep, hi = value.partition("..")
         if not (sep and lo.strip().isdigit() and hi.strip().isdigit()
-                and int(lo) <= int(hi)):
+                and int(lo) <= int(hi) <= MAX_DURATION):
             raise CatalogueError(f"{label}: field 'durations' must be a list or a range "
-                                 f"like \"2..15\", not {value!r}")
+                                 f"like \"2..15\" (at most {MAX_DURATION} s), not "
+                                 f"{value[:40]!r}")
         return list(range(int(lo), int(hi) + 1))
     return value
 

@@ -356,6 +356,41 @@ def check_template(model: Model, opts: SubmitOptions, region: str | None, check_
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+PARAM_MAX_DEPTH = 32  # nesting of a --param JSON value (objects and lists)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+def _param_value(item: str, text: str) -> object:
+    """A --param VALUE: JSON when it parses as JSON, else the text. NaN, Infinity and
+    numbers too big for a float are not JSON the service can read, and a value nested
+    deeper than ``PARAM_MAX_DEPTH`` is refused (exit 2) before anything is sent."""
+    import math
+
+    depth = max_depth = 0
+    for ch in text:  # brackets outside strings overcount only: a bound, not a parser
+        if ch in "[{":
+            depth += 1
+            max_depth = max(max_depth, depth)
+        elif ch in "]}":
+            depth -= 1
+    if max_depth > PARAM_MAX_DEPTH:
+        raise BadInputError(f"--param {item[:60]}: nested more than {PARAM_MAX_DEPTH} deep; "
+                            "nothing was sent")
+    try:
+        value: object = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as e:
+        if str(e) in ("NaN", "Infinity", "-Infinity"):
+            raise BadInputError(f"--param {item[:60]}: {e} is not a JSON number the service "
+                                "can read; nothing was sent") from None
+        return text
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadInputError(f"--param {item[:60]}: the number is too large; nothing was sent")
+    return value
+
+
 def parse_params(raw: Sequence[str] | Mapping[str, object] | None
                  ) -> tuple[dict[str, object], dict[str, object]]:
     """--param NAME=VALUE (repeatable) -> ({parameters overrides}, {input overrides}).
@@ -376,10 +411,7 @@ def parse_params(raw: Sequence[str] | Mapping[str, object] | None
             if not sep or not key.strip():
                 raise BadInputError(f"--param {item}: expected NAME=VALUE (or "
                                     "input.NAME=VALUE), e.g. --param shot_type=multi")
-            try:
-                value: object = json.loads(text)
-            except ValueError:
-                value = text
+            value = _param_value(item, text)
             pairs.append((key.strip(), value))
     for key, value in pairs:
         section, dot, name = key.partition(".")
@@ -520,7 +552,9 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     payload = {"model": request_name(model, opts.model, region), "input": inp,
                "parameters": params}
     predicted = None
-    if first is not None and first.image is not None:
+    if first is not None and first.image is not None and \
+            media.normalize_resolution(resolution) in media.TIER_PIXELS:
+        # a tier wanvid knows (a --param or a user model may name one it does not)
         predicted = media.predict_output_size(first.image.width, first.image.height, resolution)
     media_list = [m for m in (clip, first, last, audio) if m is not None]
     return PreparedSubmit(model=model, resolution=resolution, duration=duration,
