@@ -30,6 +30,7 @@ def _raw_png(width: int, height: int, rows: bytes, *, colour: int = 2, depth: in
              interlace: int = 0) -> bytes:
     return (SIG + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour,
                                                   0, 0, interlace))
+            + (png_chunk(b"PLTE", bytes(3 * 2)) if colour == 3 else b"")
             + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
 
 
@@ -124,3 +125,45 @@ def test_the_header_must_come_first() -> None:
         _check(SIG + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
     with pytest.raises(PNGError, match="signature"):
         _check(b"GIF89a" + bytes(100))
+
+
+def _png(ihdr: bytes, *chunks: bytes) -> bytes:
+    return SIG + png_chunk(b"IHDR", ihdr) + b"".join(chunks) + png_chunk(b"IEND", b"")
+
+
+def _ihdr(w: int = 4, h: int = 4, depth: int = 8, colour: int = 2, comp: int = 0,
+          filt: int = 0, interlace: int = 0) -> bytes:
+    return struct.pack(">IIBBBBB", w, h, depth, colour, comp, filt, interlace)
+
+
+ROWS = zlib.compress(bytes((1 + 3 * 4) * 4))
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    (_png(_ihdr(comp=1), png_chunk(b"IDAT", ROWS)), "compression, filter or interlace"),
+    (_png(_ihdr(filt=1), png_chunk(b"IDAT", ROWS)), "compression, filter or interlace"),
+    (_png(_ihdr(interlace=2), png_chunk(b"IDAT", ROWS)), "compression, filter or interlace"),
+    (_png(_ihdr(depth=4), png_chunk(b"IDAT", ROWS)), "colour type 2 with bit depth 4"),
+    (_png(_ihdr(w=0), png_chunk(b"IDAT", ROWS)), "empty"),
+    (_png(_ihdr(depth=8, colour=3), png_chunk(b"IDAT", zlib.compress(bytes(5 * 4)))),
+     "without its palette"),
+    (_png(_ihdr(), png_chunk(b"IHDR", _ihdr()), png_chunk(b"IDAT", ROWS)), "second IHDR"),
+    (_png(_ihdr(), png_chunk(b"ABCD", b"x"), png_chunk(b"IDAT", ROWS)),
+     "unknown critical chunk 'ABCD'"),
+    (_png(_ihdr(), png_chunk(b"IDAT", ROWS[:10]), png_chunk(b"tEXt", b"a\0b"),
+          png_chunk(b"IDAT", ROWS[10:])), "split by another chunk"),
+    (_png(_ihdr(depth=8, colour=3), png_chunk(b"IDAT", zlib.compress(bytes(5 * 4))),
+          png_chunk(b"PLTE", bytes(3))), "without its palette"),
+])
+def test_headers_and_chunk_orders_a_decoder_refuses_are_refused(data: bytes, why: str) -> None:
+    with pytest.raises(PNGError, match=why):
+        _check(data)
+
+
+def test_a_palette_image_and_ancillary_chunks_anywhere_pass() -> None:
+    _check(_png(_ihdr(depth=8, colour=3), png_chunk(b"PLTE", bytes(3)),
+                png_chunk(b"tEXt", b"a\0b"), png_chunk(b"IDAT", zlib.compress(bytes(5 * 4))),
+                png_chunk(b"zzZz", b"private, safe to copy")))
+    assert Image.open(io.BytesIO(_png(_ihdr(depth=8, colour=3), png_chunk(b"PLTE", bytes(3)),
+                                      png_chunk(b"IDAT", zlib.compress(bytes(5 * 4)))))
+                      ).size == (4, 4)

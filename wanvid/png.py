@@ -3,7 +3,8 @@
 ``check_png`` proves what a full decode would about a PNG whose header wanvid has already
 accepted: every chunk is complete and its CRC matches (IDAT included), the image data
 inflates to exactly the size the header implies (zlib's Adler-32 checked at the end of
-the stream), and every row starts with a valid filter type. What is left to a decoder,
+the stream), every row starts with a valid filter type, the header's fields are a PNG
+format and the chunks come in the order a decoder requires. What is left to a decoder,
 turning filtered rows into pixels, cannot fail on such data. It reads the file once, a
 block at a time (memory flat), and imports nothing heavy: a local PNG is checked without
 loading Pillow.
@@ -91,12 +92,44 @@ class _Inflater:
                            f"{self.expected}")
 
 
+# Bit depths each colour type allows (PNG spec, 11.2.2).
+_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_CRITICAL = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
+
+
+def _check_header(width: int, height: int, depth: int, colour: int, compression: int,
+                  filtering: int, interlace: int) -> None:
+    if not (width and height):
+        raise PNGError("the header says the image is empty")
+    if colour not in _DEPTHS or depth not in _DEPTHS[colour]:
+        raise PNGError(f"colour type {colour} with bit depth {depth} is not a PNG format")
+    if compression or filtering or interlace not in (0, 1):
+        raise PNGError("the header names a compression, filter or interlace method PNG "
+                       "does not have")
+
+
+def _check_order(ctype: bytes, seen: set[bytes], last: bytes) -> None:
+    """The chunk rules a decoder enforces: one header; the palette before the image data;
+    the image data in consecutive chunks; no critical chunk a decoder cannot know."""
+    if ctype == b"IHDR":
+        raise PNGError("a second IHDR chunk")
+    if ctype[0] & 0x20 == 0 and ctype not in _CRITICAL:
+        raise PNGError(f"an unknown critical chunk {ctype.decode('latin-1')!r}")
+    if ctype == b"IDAT" and b"IDAT" in seen and last != b"IDAT":
+        raise PNGError("the image data is split by another chunk")
+    if ctype == b"PLTE" and b"IDAT" in seen:
+        raise PNGError("the palette comes after the image data")
+
+
 def check_png(f: BinaryIO) -> None:
     """Raise ``PNGError`` unless ``f`` (at its start) is a complete, intact PNG."""
     if f.read(8) != SIGNATURE:
         raise PNGError("not a PNG signature")
     inflater: _Inflater | None = None
     first = True
+    colour = 0
+    seen: set[bytes] = set()
+    last = b""
     while True:
         head = f.read(8)
         if len(head) < 8:
@@ -107,6 +140,10 @@ def check_png(f: BinaryIO) -> None:
         if first:
             if ctype != b"IHDR" or length != 13:
                 raise PNGError("the first chunk is not IHDR")
+        else:
+            _check_order(ctype, seen, last)
+            if ctype == b"IDAT" and colour == 3 and b"PLTE" not in seen:
+                raise PNGError("a palette image without its palette (PLTE)")
         crc = zlib.crc32(ctype)
         left = length
         body = b""
@@ -128,9 +165,13 @@ def check_png(f: BinaryIO) -> None:
         if struct.unpack(">I", stored)[0] != crc & 0xFFFFFFFF:
             raise PNGError(f"{ctype.decode('latin-1')} chunk's CRC does not match")
         if first:
-            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            width, height, depth, colour, compression, filtering, interlace = struct.unpack(
+                ">IIBBBBB", body)
+            _check_header(width, height, depth, colour, compression, filtering, interlace)
             inflater = _Inflater(*data_size(width, height, depth, colour, interlace == 1))
             first = False
+        seen.add(ctype)
+        last = ctype
         if ctype == b"IEND":
             break
     assert inflater is not None
