@@ -45,3 +45,10 @@ def test_remote_lines_are_one_line_each_whatever_the_server_sent() -> None:
 def test_fmt_duration_units() -> None:
     assert [fmt_duration(s) for s in (-3, 0, 59, 61, 3600, 7322)] == [
         "0s", "0s", "59s", "1m01s", "1h00m", "2h02m"]
+
+
+def test_remote_lines_read_the_documented_task_list_shape_too() -> None:
+    # wan-api-2026.md section 5: "status" and gmt_create in epoch milliseconds
+    lines = remote_task_lines([{"task_id": "t-9", "status": "RUNNING",
+                                "model_name": "wan2.6-i2v", "gmt_create": 1_800_000_000_000}])
+    assert lines == ["t-9 RUNNING wan2.6-i2v 2027-01-15T08:00:00Z"]

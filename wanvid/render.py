@@ -58,9 +58,22 @@ def remote_task_lines(rows: list[dict[str, Any]]) -> list[str]:
     """``tasks --remote`` as text: one sanitised line per task of the service's list."""
     from wanvid.sanitize import one_line
 
-    return [" ".join(one_line(t.get(k) or "", 100) for k in
-                     ("task_id", "task_status", "model_name", "submit_time")).rstrip()
-            for t in rows]
+    def when(t: dict[str, Any]) -> object:
+        """``submit_time`` (Beijing time, as the service writes it), else the list's
+        ``gmt_create`` (epoch milliseconds, shown in UTC)."""
+        if t.get("submit_time"):
+            return t["submit_time"]
+        ms = t.get("gmt_create")
+        if isinstance(ms, (int, float)) and not isinstance(ms, bool) and 0 < ms < 1e14:
+            import datetime
+
+            return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+        return ""
+
+    return [" ".join(one_line(v or "", 100) for v in (
+        t.get("task_id"), t.get("task_status") or t.get("status"), t.get("model_name"),
+        when(t))).rstrip() for t in rows]
 
 
 def journal_task_lines(rows: list[dict[str, Any]], now: float) -> list[str]:
