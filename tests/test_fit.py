@@ -274,7 +274,7 @@ def test_phone_photo_describe(phone_jpeg: Path) -> None:
     r = fit_image(phone_jpeg, resolution="720P")
     line = r.describe("IMG_0001.jpg")
     assert line.startswith("IMG_0001.jpg: fitted 4032×3024 JPEG ")
-    assert f"MB → 1018×1357 JPEG {round(len(r.data) / 1024)} KB" in line
+    assert f"MiB → 1018×1357 JPEG {len(r.data) / 1024:.1f} KiB" in line
     assert "EXIF orientation applied" in line and "metadata removed" in line
     assert "\n" not in line
 
@@ -664,8 +664,8 @@ def test_output_accepted_by_media_probe(phone_jpeg: Path, rgba_png: Path) -> Non
 
 def test_human_sizes() -> None:
     assert fit._human_size(512) == "512 B"
-    assert fit._human_size(412 * 1024) == "412 KB"
-    assert fit._human_size(math.floor(6.1 * 1024 * 1024)) == "6.1 MB"
+    assert fit._human_size(412 * 1024) == "412.0 KiB"
+    assert fit._human_size(math.floor(6.1 * 1024 * 1024)) == "6.1 MiB"
 
 
 def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path: Path) -> None:

@@ -312,9 +312,9 @@ BAD_INPUT_ROWS: list[tuple[str, str, str, Maker, str]] = [
      "notes.png: not a supported image (content not recognised)"),
     ("damaged header", "image", "IMAGE", _write("cut.png", OK_PNG[:12]),
      "cut.png: looks like PNG but its header is damaged or cut short."),
-    ("image > 10 MB", "image", "IMAGE",
+    ("image > 10 MiB", "image", "IMAGE",
      _write("big.png", png_bytes(640, 480, pad_to=IMAGE_MAX_BYTES + 1000)),
-     "big.png: image is 10.0 MB (10486760 bytes); the limit is 10 MB (10485760 bytes). "
+     "big.png: image is 10.0 MiB (10486760 bytes); the limit is 10 MiB (10485760 bytes). "
      "Compress or resize it, or pass --fit to let wanvid shrink it."),
     ("image too large (px)", "image", "IMAGE", _write("photo.png", png_bytes(2400, 1800)),
      "photo.png: image is 2400×1800 px; width and height must be 360..2000 px. Resize it, or "
@@ -334,8 +334,8 @@ BAD_INPUT_ROWS: list[tuple[str, str, str, Maker, str]] = [
      _write("a.bmp", bmp_bytes(400, 400, bpp=32, header=124, compression=3,
                                alpha_mask=0xFF000000)),
      "a.bmp: BMP image has an alpha channel"),
-    ("audio > 15 MB", "audio", "--audio", _big_wav,
-     "huge.wav: audio is 16.0 MB (16781260 bytes); the limit is 15 MB (15728640 bytes)."),
+    ("audio > 15 MiB", "audio", "--audio", _big_wav,
+     "huge.wav: audio is 16.0 MiB (16781260 bytes); the limit is 15 MiB (15728640 bytes)."),
     ("audio < 3 s", "audio", "--audio", _write("short.wav", wav_bytes(2)),
      "short.wav: audio is 2 s long; it must be 3..30 s. Use a clip of at least 3 s."),
     ("audio > 30 s", "audio", "--audio", _write("long.wav", wav_bytes(40)),

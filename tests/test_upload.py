@@ -162,7 +162,7 @@ def test_size_limit_checked_before_sending(clip: Path) -> None:
     responses.get(POLICY_URL, json=policy_answer(max_file_size_mb="0.001"))
     host = Host()
     responses.add_callback(responses.POST, HOST, callback=host)
-    with pytest.raises(BadInputError, match=r"more than the 0.001 MB .* public http\(s\) URL"):
+    with pytest.raises(BadInputError, match=r"more than the 0.001 MiB .* public http\(s\) URL"):
         uploader().upload(clip, "wan2.7-i2v")
     assert host.forms == []
 
@@ -349,14 +349,14 @@ def test_upload_progress_on_a_terminal_and_in_logs() -> None:
     rep.upload_done("song.wav", 1000, True, 0.0)
     rep.close()
     drawn = err.getvalue()
-    assert "clip.mp4" in drawn and "UPLOAD" in drawn and "3.1/3.1 MB" in drawn  # the bar
+    assert "clip.mp4" in drawn and "UPLOAD" in drawn and "3.0/3.0 MiB" in drawn  # the bar
     assert "song.wav already uploaded" in drawn
 
     err = io.StringIO()
     plain = PlainReporter(Environment(environ={"CI": "true"}, stderr=err))
     plain.upload_progress("clip.mp4", 1, 2)
     plain.upload_done("clip.mp4", 3 << 20, False, 0.5)
-    assert err.getvalue() == "wanvid: uploaded clip.mp4 (3.0 MB, 0.5 s)\n"
+    assert err.getvalue() == "wanvid: uploaded clip.mp4 (3.0 MiB, 0.5 s)\n"
 
 
 def test_which_local_files_are_uploaded_per_mode(tmp_path: Path,

@@ -95,11 +95,9 @@ class FitResult:
 
 
 def _human_size(n: int) -> str:
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.1f} MB"
-    if n >= 1024:
-        return f"{round(n / 1024)} KB"
-    return f"{n} B"
+    from wanvid.units import human_size
+
+    return human_size(n)
 
 
 @dataclass(frozen=True)

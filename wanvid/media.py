@@ -649,7 +649,9 @@ def _reason(e: OSError) -> str:
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB ({n} bytes)"
+    from wanvid.units import human_size
+
+    return f"{human_size(n)} ({n} bytes)"
 
 
 def _secs(x: float) -> str:
@@ -845,7 +847,7 @@ def _image_problem(info: ImageInfo, size: int, *, fit_hint: bool = True,
                 f"{', '.join(limits.formats)}. Convert it" + fit_tail)
     if limits.max_bytes is not None and size > limits.max_bytes:
         return (f"image is {_mb(size)}; the limit{for_model} is "
-                f"{_secs(limits.max_bytes / (1024 * 1024))} MB ({limits.max_bytes} bytes). "
+                f"{_secs(limits.max_bytes / (1024 * 1024))} MiB ({limits.max_bytes} bytes). "
                 "Compress or resize it" + (", or pass --fit to let wanvid shrink it."
                                            if fit_hint else "."))
     w, h = info.width, info.height
@@ -879,7 +881,7 @@ def _check_audio(src: _Src, label: str,
                             "audio.mp3.")
     if limits.max_bytes is not None and src.size > limits.max_bytes:
         raise BadInputError(f"{label}: audio is {_mb(src.size)}; the limit is "
-                            f"{_secs(limits.max_bytes / (1024 * 1024))} MB "
+                            f"{_secs(limits.max_bytes / (1024 * 1024))} MiB "
                             f"({limits.max_bytes} bytes). Trim it or re-encode it as a lower "
                             "bit rate MP3.")
     d, lo, hi = info.duration, limits.min_s, limits.max_s
@@ -1096,7 +1098,7 @@ def _check_clip(src: _Src, label: str, limits: ClipLimits) -> VideoInfo:
                             "clip.mp4.")
     if limits.max_bytes is not None and src.size > limits.max_bytes:
         raise BadInputError(f"{label}: clip is {_mb(src.size)}; the limit is "
-                            f"{_secs(limits.max_bytes / (1024 * 1024))} MB. Trim or "
+                            f"{_secs(limits.max_bytes / (1024 * 1024))} MiB. Trim or "
                             "re-encode it.")
     d, lo, hi = info.duration, limits.min_s, limits.max_s
     if lo is not None and d < lo:

@@ -412,7 +412,7 @@ class Uploader:
     def check_size(self, policy: Policy, size: int, label: str, model: str) -> None:
         if policy.max_file_size is not None and size > policy.max_file_size:
             raise BadInputError(
-                f"{label}: {_size(size)} is more than the {policy.max_file_size_mb:g} MB "
+                f"{label}: {_size(size)} is more than the {policy.max_file_size_mb:g} MiB "
                 f"the service accepts as a temporary upload for {model}; make it smaller or "
                 "pass it as a public http(s) URL")
 
@@ -550,7 +550,9 @@ class Uploader:
 
 
 def _size(n: int) -> str:
-    return f"{n / MB:.1f} MB" if n >= MB // 10 else f"{n} bytes"
+    from wanvid.units import human_size
+
+    return human_size(n)
 
 
 def _user_agent() -> str:

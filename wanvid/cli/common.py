@@ -83,7 +83,21 @@ def json_out(ctx: typer.Context, command: str, enabled: bool) -> JsonOut | None:
 def reporter(svc: Service, quiet: bool) -> QuietReporter:
     from wanvid.progress import make_reporter
 
-    return make_reporter(svc.env, quiet=quiet)
+    return make_reporter(svc.env, quiet=quiet, namer=lambda tid: input_stem(svc, tid))
+
+
+def input_stem(svc: Service, task_id: str) -> str:
+    """The stem of a task's first input as journaled (``cat`` for ``photos/cat.png``), for
+    the live rows; "" for a data: URI, an unknown task or an unreadable journal."""
+    from pathlib import PurePosixPath
+
+    try:
+        rec = svc.journal.get(task_id)
+    except Exception:  # a name is a nicety: a journal problem is reported elsewhere
+        return ""
+    if rec is None or not rec.inputs or rec.inputs[0].startswith("data:"):
+        return ""
+    return PurePosixPath(rec.inputs[0].split("?")[0].rstrip("/")).stem
 
 
 # --- renderers ----------------------------------------------------------------------------

@@ -57,7 +57,7 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 UploadOpt = Annotated[str | None, typer.Option(
     "--upload", help="Local files: auto (audio/video uploaded to temporary storage, images "
-    "inline unless over 7.5 MB), always, or never (config: upload).", show_default=False,
+    "inline unless over 7.5 MiB), always, or never (config: upload).", show_default=False,
     autocompletion=lambda: ["auto", "always", "never"])]
 
 
