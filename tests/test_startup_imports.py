@@ -17,25 +17,39 @@ from wanvid.cli.coerce import _MISS, fast_value
 from wanvid.emulator import Emulator, EmulatorConfig
 
 HEAVY = ("pydantic", "rich", "requests", "urllib3", "charset_normalizer", "idna")
+# Modules the commands that only look at tasks (status, tasks) load only when they need
+# them: the catalogue (its dataclasses and TOML) for a model, tomllib for a config file,
+# platformdirs when WANVID_CONFIG_DIR / WANVID_STATE_DIR do not say where the files are.
+LAZY = ("wanvid.models", "wanvid.params", "wanvid.media", "wanvid.upload", "wanvid.poll",
+        "wanvid.download", "wanvid.progress", "tomllib", "platformdirs", "PIL", "rich")
 
 PROBE = """
 import json, sys
 from wanvid.cli import main
 code = main(sys.argv[1:])
 heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY))
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-""".replace("HEAVY", repr(HEAVY))
+lazy = sorted(m for m in LAZY if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy, "lazy": lazy}), file=sys.stderr)
+""".replace("HEAVY", repr(HEAVY)).replace("LAZY", repr(LAZY))
 
 
-def imported(args: list[str], base_url: str | None = None) -> tuple[int, list[str]]:
+def probe(args: list[str], base_url: str | None = None) -> dict[str, object]:
+    """Run ``wanvid ARGS`` in a fresh interpreter (WANVID_CONFIG_DIR and WANVID_STATE_DIR
+    set, no config file): its exit code and which HEAVY and LAZY modules it loaded."""
     env = dict(os.environ, DASHSCOPE_API_KEY="sk-test-startup")
+    assert env.get("WANVID_CONFIG_DIR") and env.get("WANVID_STATE_DIR")  # conftest's
     if base_url:
         env["DASHSCOPE_HTTP_BASE_URL"] = base_url
     p = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True,
                        text=True, timeout=60)
     last = p.stderr.strip().splitlines()[-1]
-    got = json.loads(last)
-    return got["code"], got["heavy"]
+    got: dict[str, object] = json.loads(last)
+    return got
+
+
+def imported(args: list[str], base_url: str | None = None) -> tuple[int, list[str]]:
+    got = probe(args, base_url)
+    return got["code"], got["heavy"]  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -64,6 +78,27 @@ def test_status_imports_http_but_no_rich_no_pydantic(emulator: Emulator) -> None
     assert code in (0, 5)  # an unknown id on the emulator is UNKNOWN (exit 5)
     assert "pydantic" not in heavy and "rich" not in heavy
     assert "requests" in heavy  # the request really went out
+
+
+def test_status_and_tasks_load_no_catalogue_no_toml_no_platformdirs(
+        emulator: Emulator) -> None:
+    status = probe(["status", "0385dc79-5ff8-4d82-bcb6-0123456789ab"], emulator.base_url)
+    assert status["code"] in (0, 5) and status["lazy"] == []
+    tasks = probe(["tasks", "--json"])
+    assert tasks["code"] == 0 and tasks["lazy"] == []
+
+
+def test_a_config_file_is_still_read_and_a_model_still_looked_up(emulator: Emulator) -> None:
+    """The other side of the laziness: with a config file, status reads it (tomllib); a
+    submit needs the catalogue."""
+    cfg = os.environ["WANVID_CONFIG_DIR"]
+    os.makedirs(cfg, exist_ok=True)
+    with open(os.path.join(cfg, "config.toml"), "w") as f:
+        f.write('region = "intl"\n')
+    status = probe(["status", "0385dc79-5ff8-4d82-bcb6-0123456789ab"], emulator.base_url)
+    assert status["code"] in (0, 5) and "tomllib" in status["lazy"]  # type: ignore[operator]
+    submit = probe(["submit", "https://example.com/cat.png", "-p", "x", "--dry-run"])
+    assert submit["code"] == 0 and "wanvid.models" in submit["lazy"]  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(("annotation", "value", "want"), [

@@ -50,6 +50,36 @@ _RANGES = (("image_min_px", "image_max_px"), ("image_min_aspect", "image_max_asp
 
 Raw = dict[str, object]
 
+DEFAULT_I2V_MODEL = "wan2.2-i2v-flash"
+DEFAULT_KF2V_MODEL = "wan2.2-kf2v-flash"
+
+# Which user file the catalogue merges. Chosen here, not in wanvid.models, so that every
+# command can choose it without loading the models; wanvid.models reads the choice (and
+# rereads a changed file) on its next lookup.
+_user_path: Path | None = None  # None: the default place
+_user_set = False
+_choices = 0  # how many times a file was chosen
+
+
+def use_user_catalogue(path: Path | None, *, explicit: bool = True) -> None:
+    """Merge the user's catalogue at ``path`` from the next lookup on (the CLI passes
+    ``Environment.config_dir / "models.toml"`` once per run; the emulator its ``--models``
+    file). ``explicit=False`` goes back to the default place ($WANVID_CONFIG_DIR or the
+    platform's config dir). A changed file is read again."""
+    global _user_path, _user_set, _choices
+    _user_path, _user_set = (path, True) if explicit else (None, False)
+    _choices += 1
+
+
+def user_catalogue_path() -> Path | None:
+    """The user's models.toml that the catalogue merges (it may not exist)."""
+    return _user_path if _user_set else default_user_path()
+
+
+def user_choice() -> int:
+    """Changes whenever ``use_user_catalogue`` is called."""
+    return _choices
+
 
 def default_user_path(environ: Mapping[str, str] | None = None) -> Path:
     """``$WANVID_CONFIG_DIR/models.toml``, else in the platform's user config dir (the

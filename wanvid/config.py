@@ -15,23 +15,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wanvid.catalogue import DEFAULT_I2V_MODEL, DEFAULT_KF2V_MODEL
 from wanvid.context import Environment
 from wanvid.errors import AuthError, BadInputError
-from wanvid.models import (
-    DEFAULT_I2V_MODEL,
-    DEFAULT_KF2V_MODEL,
-    REGION_IDS,
-    REGIONS,
-    find_model,
-    region_id,
-    workspace_root,
-)
+from wanvid.regions import REGION_IDS, REGIONS, region_id, workspace_root
 
 CONFIG_FILE = "config.toml"
 DEFAULT_REGION = "intl"
@@ -144,15 +136,21 @@ def config_path(env: Environment) -> Path:
 
 def load_file(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        f = open(path, "rb")
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as e:
-        raise BadInputError(f"{path}: not valid TOML ({e}); fix or delete the file") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read config file ({e.strerror})") from None
-    return data
+    import tomllib  # only when there is a file: most runs have none
+
+    with f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise BadInputError(f"{path}: not valid TOML ({e}); fix or delete the file") \
+                from None
+        except OSError as e:
+            raise BadInputError(f"{path}: cannot read config file ({e.strerror})") from None
 
 
 def save_file(path: Path, data: Mapping[str, Any]) -> None:
@@ -184,6 +182,8 @@ def price_key(key: str) -> str | None:
     if not key.startswith(PRICES_PREFIX):
         return None
     name = key[len(PRICES_PREFIX):]
+    from wanvid.models import find_model
+
     m = find_model(name)
     if m is None:
         raise BadInputError(f"config {key}: unknown model {name!r} (see `wanvid models`)")
@@ -267,11 +267,11 @@ def parse_value(key: str, raw: str) -> Any:
     elif key == "base_url":
         value = check_base_url(value, f"config {key}")
     elif key in ("model", "kf2v_model"):
+        from wanvid.models import find_model, models_by_kind
+
         m = find_model(value)
         want = "i2v" if key == "model" else "kf2v"
         if m is None or m.kind != want:
-            from wanvid.models import models_by_kind
-
             names = ", ".join(x.name for x in models_by_kind(want))
             raise BadInputError(f"config {key}: {raw!r} is not a {want} model; one of: {names}")
         value = m.name

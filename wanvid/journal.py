@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import platformdirs
-
 from .errors import JournalError
 from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
 from .statuses import FAILED_STATES as FAILED_STATUSES
@@ -238,9 +236,11 @@ class IntentRecord:
 def default_journal_path(environ: Mapping[str, str]) -> Path:
     """``$WANVID_STATE_DIR/journal.db``, else the platform's per-user state directory."""
     state_dir = environ.get(STATE_DIR_ENV, "").strip()
-    base = Path(state_dir).expanduser() if state_dir else Path(
-        platformdirs.user_state_dir("wanvid"))
-    return base / JOURNAL_NAME
+    if state_dir:
+        return Path(state_dir).expanduser() / JOURNAL_NAME
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("wanvid")) / JOURNAL_NAME
 
 
 def _oss_v4_expiry(query: dict[str, str], date_key: str, expires_key: str) -> float | None:

@@ -10,43 +10,34 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+# Regions and API roots live in wanvid.regions (configuration needs them without the
+# catalogue); the default models and the user's file in wanvid.catalogue.
+from wanvid.catalogue import (  # noqa: F401 - re-exported
+    DEFAULT_I2V_MODEL,
+    DEFAULT_KF2V_MODEL,
+    file_key,
+    use_user_catalogue,
+    user_catalogue_path,
+    user_choice,
+)
+from wanvid.regions import (  # noqa: F401 - re-exported
+    CLOUD_REGIONS,
+    REGION_ALIASES,
+    REGION_IDS,
+    REGION_NAMES,
+    REGIONS,
+    WORKSPACE_HOST,
+    region_id,
+    workspace_root,
+)
 
 if TYPE_CHECKING:
     from wanvid.errors import BadInputError
 
 I2V_PATH = "/services/aigc/video-generation/video-synthesis"
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
-
-# Regions (wan-api-2026 §1): wanvid's id -> the shared host's API root. Frankfurt (``eu``) has
-# no shared host: only workspace hosts (``--workspace``).
-REGIONS: dict[str, str] = {
-    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",  # Singapore
-    "cn": "https://dashscope.aliyuncs.com/api/v1",  # Beijing
-    "us": "https://dashscope-us.aliyuncs.com/api/v1",  # Virginia
-}
-REGION_IDS = ("intl", "cn", "us", "eu")
-REGION_NAMES = {"intl": "Singapore", "cn": "Beijing", "us": "Virginia", "eu": "Frankfurt"}
-# The Alibaba Cloud region id of each, as workspace hosts spell it.
-CLOUD_REGIONS = {"intl": "ap-southeast-1", "cn": "cn-beijing", "us": "us-east-1",
-                 "eu": "eu-central-1"}
-# Other spellings --region accepts: the city and the Alibaba Cloud id.
-REGION_ALIASES = {**{v: k for k, v in CLOUD_REGIONS.items()},
-                  **{v.lower(): k for k, v in REGION_NAMES.items()}}
-WORKSPACE_HOST = "https://{workspace}.{cloud_region}.maas.aliyuncs.com/api/v1"
-
-
-def region_id(value: str) -> str | None:
-    """wanvid's id for a region name (``intl``, ``Singapore``, ``ap-southeast-1``), or None."""
-    v = value.strip().lower()
-    return v if v in REGION_IDS else REGION_ALIASES.get(v)
-
-
-def workspace_root(workspace: str, region: str) -> str:
-    """The recommended workspace host's API root for a (checked) workspace id and region."""
-    return WORKSPACE_HOST.format(workspace=workspace, cloud_region=CLOUD_REGIONS[region])
-
 
 RESOLUTIONS = ("480P", "720P", "1080P")
 # Total pixel count each tier aims for (the service keeps the first frame's aspect ratio).
@@ -251,9 +242,6 @@ class Model:
         return d
 
 
-DEFAULT_I2V_MODEL = "wan2.2-i2v-flash"
-DEFAULT_KF2V_MODEL = "wan2.2-kf2v-flash"
-
 _CATALOGUE: tuple[Model, ...] | None = None
 _BY_NAME: dict[str, Model] = {}
 # A dated snapshot of a model (``wan2.7-i2v-2026-04-25``) resolves to the model's entry.
@@ -346,43 +334,24 @@ def load_catalogue(text: str, where: str) -> tuple[Model, ...]:
     return tuple(_model_from_entry(e, where) for e in entries)
 
 
-_USER_PATH: Path | None = None  # the user's models.toml; None: the default place
-_USER_SET = False
 _LOADED_KEY: tuple[object, ...] | None = None  # catalogue.file_key of what _CATALOGUE holds
-
-
-def use_user_catalogue(path: Path | None, *, explicit: bool = True) -> None:
-    """Merge the user's catalogue at ``path`` from the next lookup on (the CLI passes
-    ``Environment.config_dir / "models.toml"`` once per run; the emulator its ``--models``
-    file). ``explicit=False`` goes back to the default place ($WANVID_CONFIG_DIR or the
-    platform's config dir). A changed file is read again."""
-    global _USER_PATH, _USER_SET, _CATALOGUE
-    from wanvid.catalogue import file_key
-
-    _USER_PATH, _USER_SET = (path, True) if explicit else (None, False)
-    if _LOADED_KEY != file_key(user_catalogue_path()):
-        _CATALOGUE = None
-
-
-def user_catalogue_path() -> Path | None:
-    """The user's models.toml that the catalogue merges (it may not exist)."""
-    if _USER_SET:
-        return _USER_PATH
-    from wanvid.catalogue import default_user_path
-
-    return default_user_path()
+_CHOICE_SEEN = -1  # catalogue.user_choice() when _LOADED_KEY was last compared to the file
 
 
 def _catalogue() -> tuple[Model, ...]:
-    global _CATALOGUE, _LOADED_KEY
+    global _CATALOGUE, _LOADED_KEY, _CHOICE_SEEN
     path = user_catalogue_path()
+    if user_choice() != _CHOICE_SEEN:  # use_user_catalogue was called: reread a changed file
+        _CHOICE_SEEN = user_choice()
+        if _CATALOGUE is not None and _LOADED_KEY != file_key(path):
+            _CATALOGUE = None
     if _CATALOGUE is not None and _LOADED_KEY is not None and _LOADED_KEY[0] != (
             str(path) if path is not None else None):
         _CATALOGUE = None  # the default place moved ($WANVID_CONFIG_DIR changed)
     if _CATALOGUE is None:
         from importlib.resources import files
 
-        from wanvid.catalogue import build, file_key
+        from wanvid.catalogue import build
 
         text = files("wanvid").joinpath("data/models.toml").read_text(encoding="utf-8")
         key = file_key(path)

@@ -150,7 +150,7 @@ class _OnlyInvoked:
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; map every outcome to an exit code in this one place (``_run``)."""
     env = env or Environment()
-    from wanvid.models import use_user_catalogue
+    from wanvid.catalogue import use_user_catalogue
 
     use_user_catalogue(env.config_dir / "models.toml")  # the user's catalogue (wanvid.catalogue)
     args = list(sys.argv[1:] if argv is None else argv)
