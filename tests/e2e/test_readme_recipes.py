@@ -1,32 +1,39 @@
-"""The README's recipes, run for real: every ``<!-- recipe: NAME -->`` block is extracted
-and executed with ``bash -euo pipefail`` against the emulator, in a fresh directory with
-a.png, b.png, c.png and assets/cover.png, the installed wanvid first on PATH. A GitHub
-Actions recipe (YAML) has its ``run:`` scripts executed the same way (``pip install wanvid``
-skipped: the project is installed already) and must take the key from a secret.
+"""The README's recipes, run for real and in sequence, as a person would: every
+``<!-- recipe: NAME -->`` block is extracted from README.md and executed with
+``bash -euo pipefail`` against one emulator, one after another in README's order, in ONE
+directory holding a.png, b.png, c.png and assets/cover.png (the installed wanvid first on
+PATH). A GitHub Actions recipe (YAML) has its ``run:`` scripts executed the same way
+(``pip install wanvid`` skipped: the project is installed already) and must take the key
+from a secret.
 
-A recipe that stops working, or a recipe without expectations here, fails the suite.
+Each recipe has a check here (``CHECKS``) of what its comment promises: which files are
+saved anew, how many tasks the emulator was asked to create (a recipe that says nothing is
+billed again must leave the emulator's submit count alone), what stdout lists. A fenced
+block in the Recipes section without a marker, a recipe without a check, or a recipe that
+stops doing what it says fails the suite.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import envelope_schema
-from tests.e2e.conftest import is_sidecar
+from tests.e2e.conftest import EmulatorProc, is_sidecar
 from tests.fixtures_media import png_bytes
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 RECIPE_RE = re.compile(r"<!-- recipe: ([\w-]+) -->\s*\n```(\w+)\n(.*?)\n```", re.DOTALL)
-EXPECTED = {"bash-loop", "xargs-parallel", "batch-file", "jq", "github-actions"}
 
 
 def recipes() -> dict[str, tuple[str, str]]:
@@ -44,7 +51,9 @@ def test_every_marker_has_a_fenced_block_and_every_recipe_an_expectation() -> No
     markers = re.findall(r"<!-- recipe: ([\w-]+) -->", text)
     found = recipes()
     assert sorted(markers) == sorted(found), "a recipe marker is not followed by a fenced block"
-    assert set(found) == EXPECTED
+    assert list(found) == list(CHECKS), (
+        "every README recipe needs a check in CHECKS, in README's order (and no check may "
+        f"outlive its recipe): README has {list(found)}, CHECKS {list(CHECKS)}")
     assert found["github-actions"][0] == "yaml"
     assert all(lang == "bash" for name, (lang, _) in found.items() if name != "github-actions")
     assert text.index("## Recipes") < text.index("<!-- recipe:") < text.index("## Emulator")
@@ -101,97 +110,204 @@ def test_github_actions_recipe_takes_the_key_from_a_secret() -> None:
         assert "DASHSCOPE_API_KEY" not in s
 
 
-@pytest.fixture
-def recipe_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "recipe"
-    (d / "assets").mkdir(parents=True)
-    for i, stem in enumerate("abc"):
-        (d / f"{stem}.png").write_bytes(png_bytes(640 + 8 * i, 480))
-    (d / "assets" / "cover.png").write_bytes(png_bytes(640, 480, colour=0))
-    return d
+def recipes_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Recipes\n")
+    return text[start:text.index("\n## ", start + 1)]
 
 
-@pytest.fixture
-def run_bash(emulator, wv_env: dict[str, str], recipe_dir: Path) -> Callable[..., Any]:
-    emu = emulator()
-    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+def test_every_code_block_of_the_recipes_section_is_a_marked_recipe() -> None:
+    """A block added to the Recipes section without a marker would never run: refused."""
+    lines = recipes_section().splitlines()
+    fenced = False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            if not fenced:
+                assert re.fullmatch(r"<!-- recipe: [\w-]+ -->", lines[i - 1]), (
+                    f"README Recipes: the block at {line!r} (after {lines[i - 1]!r}) has no "
+                    "<!-- recipe: NAME --> marker, so the recipe tests would not run it")
+            fenced = not fenced
+        elif not fenced and line.startswith("    ") and not lines[i - 1].strip():
+            pytest.fail(f"README Recipes: an indented code block ({line.strip()!r}) is never "
+                        "run; make it a fenced block with a <!-- recipe: NAME --> marker")
+    assert not fenced, "README Recipes: a fenced block is not closed"
 
-    def run(script: str) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(["bash", "-e", "-u", "-o", "pipefail", "-c", script], cwd=recipe_dir,
-                           env=env, text=True, capture_output=True, timeout=120,
+
+@dataclass
+class Snapshot:
+    files: set[str]
+    submits: int
+    requests: int
+
+
+class Person:
+    """Someone working through README's recipes at one prompt: one directory, one journal,
+    one emulator standing in for the service."""
+
+    def __init__(self, emu: EmulatorProc, env: dict[str, str], cwd: Path) -> None:
+        self.emu, self.env, self.cwd = emu, env, cwd
+
+    def sh(self, script: str, *, errexit: bool = True) -> subprocess.CompletedProcess[str]:
+        """``script`` as bash runs it; ``errexit=False`` is an interactive prompt, where a
+        failing command does not stop the lines after it."""
+        flags = ["-e", "-u", "-o", "pipefail"] if errexit else ["-u", "-o", "pipefail"]
+        p = subprocess.run(["bash", *flags, "-c", script], cwd=self.cwd, env=self.env,
+                           text=True, capture_output=True, timeout=180,
                            stdin=subprocess.DEVNULL)
         assert p.returncode == 0, f"recipe failed ({p.returncode}):\n{script}\n{p.stderr}"
         return p
 
-    run.emulator = emu  # type: ignore[attr-defined]
-    return run
+    def files(self) -> set[str]:
+        return {str(f.relative_to(self.cwd)) for f in self.cwd.rglob("*")
+                if f.is_file() and not is_sidecar(f)}
+
+    def snapshot(self) -> Snapshot:
+        stats = self.emu.stats()
+        sent = sum(n for route, n in stats["paths"].items() if "/_emulator/" not in route)
+        return Snapshot(self.files(), stats["submits"], sent)
+
+    def journal(self) -> list[dict[str, Any]]:
+        p = self.sh("wanvid tasks --json")
+        data = envelope_schema.envelopes(p.stdout, "tasks")[0]["data"]
+        assert isinstance(data, list)
+        return data
 
 
-def batch_file_jobs() -> str:
-    """The jobs.jsonl written by the batch-file recipe (the jq recipe reads it)."""
-    body = recipes()["batch-file"][1]
-    m = re.search(r"cat > jobs\.jsonl <<'EOF'\n(.*?\n)EOF\n", body, re.DOTALL)
-    assert m, "the batch-file recipe no longer writes jobs.jsonl with a heredoc"
-    return m.group(1)
+def saved_anew(me: Person, before: Snapshot, paths: list[str]) -> None:
+    """Each of ``paths`` is a video this recipe made, not a file that was there already
+    (the emulator serves the same bytes for every task, so only this tells a fresh video
+    from one adopted because it happens to be identical: the service's never are)."""
+    for path in paths:
+        assert (me.cwd / path).is_file(), f"{path} is not there"
+        assert path not in before.files, (
+            f"{path} was already there before this recipe: with the real service the "
+            "new video would not be saved (the file exists), or an old one taken for it")
 
 
-def test_recipe_bash_loop(run_bash, recipe_dir: Path) -> None:
-    p = run_bash(recipes()["bash-loop"][1])
+def check_bash_loop(me: Person, body: str) -> None:
+    # "One video per PNG, named after its image"
+    before = me.snapshot()
+    p = me.sh(body)
     assert sorted(p.stdout.splitlines()) == ["a.mp4", "b.mp4", "c.mp4"]
-    for stem in "abc":
-        assert (recipe_dir / f"{stem}.mp4").is_file()
-    assert run_bash.emulator.stats()["submits"] == 3
+    saved_anew(me, before, ["a.mp4", "b.mp4", "c.mp4"])
+    assert me.snapshot().submits - before.submits == 3
 
 
-def test_recipe_xargs_parallel(run_bash, recipe_dir: Path) -> None:
-    p = run_bash(recipes()["xargs-parallel"][1])
-    ids = (recipe_dir / "ids.txt").read_text().split()
+def check_xargs_parallel(me: Person, body: str) -> None:
+    # "Many images, four submits at a time ...; collect the videos later"
+    before = me.snapshot()
+    p = me.sh(body)
+    ids = (me.cwd / "ids.txt").read_text().split()
     assert len(set(ids)) == 3
-    assert sorted(p.stdout.splitlines()) == ["a.mp4", "b.mp4", "c.mp4"]
-    for stem in "abc":
-        assert (recipe_dir / f"{stem}.mp4").is_file()
-    assert run_bash.emulator.stats()["submits"] == 3
+    assert me.snapshot().submits - before.submits == 3
+    paths = p.stdout.splitlines()
+    assert len(paths) == 3
+    saved_anew(me, before, paths)
+    assert sorted(Path(x).stem for x in paths) == ["a", "b", "c"]
+    saved = {t["task_id"]: t for t in me.journal()}
+    for tid in ids:  # the very tasks these submits created were collected
+        assert saved[tid]["status"] == "SUCCEEDED"
+        assert Path(saved[tid]["path"]).relative_to(me.cwd).as_posix() in paths
 
 
-def test_recipe_batch_file(run_bash, recipe_dir: Path) -> None:
-    p = run_bash(recipes()["batch-file"][1])
-    videos = recipe_dir / "videos"
-    assert sorted(x.name for x in videos.iterdir() if not is_sidecar(x)) == ["b.mp4", "c.mp4", "waves.mp4"]
-    # second run: the same paths again, all skipped, nothing new sent
-    assert sorted(p.stdout.splitlines()) == sorted(2 * ["videos/waves.mp4", "videos/b.mp4",
-                                                        "videos/c.mp4"])
+def check_batch_file(me: Person, body: str) -> None:
+    # "Every line is checked before anything is sent; a second run skips the jobs already
+    # done" and the last line's comment: "again: 3 skipped, nothing sent"
+    *first, again = body.rstrip("\n").splitlines()
+    assert "# again" in again, "the batch recipe's last line is no longer the second run"
+    before = me.snapshot()
+    p = me.sh("\n".join(first))
+    want = ["videos/b.mp4", "videos/c.mp4", "videos/waves.mp4"]
+    assert sorted(p.stdout.splitlines()) == want
+    saved_anew(me, before, want)
     assert "3 succeeded, 0 failed, 0 skipped" in p.stderr
+    mid = me.snapshot()
+    assert mid.submits - before.submits == 3
+    p = me.sh(again)
+    assert sorted(p.stdout.splitlines()) == want
     assert "0 succeeded, 0 failed, 3 skipped" in p.stderr
-    stats = run_bash.emulator.stats()
-    assert stats["submits"] == 3
-    assert stats["paths"].get("POST /api/v1/services/aigc/image2video/video-synthesis") == 1
+    after = me.snapshot()
+    assert after.requests == mid.requests, "the second run sent requests"
+    assert after.files == mid.files
 
 
-def test_recipe_jq(run_bash, recipe_dir: Path) -> None:
+def check_jq(me: Person, body: str) -> None:
+    # "the saved videos (new, or kept from an earlier run: same -o, so nothing is billed
+    # again)", "the jobs that did not work out (invalid lines included), and why",
+    # "everything the journal knows: task id, status, saved file"
     if shutil.which("jq") is None:
+        if os.environ.get("CI_REQUIRE_SHELLS"):
+            pytest.fail("jq is not installed (.ci/run installs it)")
         pytest.skip("jq is not installed")
-    (recipe_dir / "jobs.jsonl").write_text(batch_file_jobs())
-    p = run_bash(recipes()["jq"][1])
+    before = me.snapshot()
+    p = me.sh(body)
+    assert me.snapshot().submits == before.submits, "the jq recipe billed jobs again"
     lines = p.stdout.splitlines()
     paths = [ln for ln in lines if "\t" not in ln]
     tsv = [ln.split("\t") for ln in lines if "\t" in ln]
-    assert len(paths) == 3 and "videos/waves.mp4" in paths
-    for path in paths:
-        assert (recipe_dir / path).is_file()
-    rows = envelope_schema.rows((recipe_dir / "results.jsonl").read_text(), "batch")
+    assert sorted(paths) == ["videos/b.mp4", "videos/c.mp4", "videos/waves.mp4"]
+    assert set(paths) <= before.files  # kept from the batch recipe's run
+    rows = envelope_schema.rows((me.cwd / "results.jsonl").read_text(), "batch")
     assert sorted(r["line"] for r in rows) == [1, 2, 3]
-    assert len(tsv) == 3
-    assert {status for _, status, _ in tsv} == {"SUCCEEDED"}
-    assert {r["task_id"] for r in rows} == {tid for tid, _, _ in tsv}
+    assert {r["status"] for r in rows} == {"SKIPPED"}
+    journal = me.journal()
+    assert len(tsv) == len(journal) == before.submits  # every task so far, each once
+    assert {tid for tid, _, _ in tsv} == {t["task_id"] for t in journal}
+    for _, status, path in tsv:
+        assert status == "SUCCEEDED" and Path(path).is_absolute() and Path(path).is_file()
+
+    # A person adds a bad line and runs the recipe again: the batch refuses (exit 2,
+    # nothing sent) and the second line names the bad line and why.
+    jobs = me.cwd / "jobs.jsonl"
+    kept = jobs.read_text()
+    jobs.write_text(kept + '{"image": "missing.png", "prompt": "where is it"}\n')
+    try:
+        p = me.sh(body, errexit=False)
+    finally:
+        jobs.write_text(kept)
+    failures = [ln for ln in p.stdout.splitlines() if ln.startswith("line ")]
+    assert len(failures) == 1, p.stdout
+    assert failures[0].startswith("line 4: INVALID missing.png: no such file"), failures
+    assert me.snapshot().submits == before.submits
 
 
-def test_recipe_github_actions_run_steps(run_bash, recipe_dir: Path) -> None:
-    scripts = run_scripts(recipes()["github-actions"][1])
-    outs = []
-    for script in scripts:
+def check_github_actions(me: Person, body: str) -> None:
+    # the step renders assets/cover.png into cover.mp4, quietly
+    before = me.snapshot()
+    outs, errs = [], []
+    for script in run_scripts(body):
         kept = "\n".join(ln for ln in script.splitlines()
                          if not ln.strip().startswith("pip install wanvid"))
-        outs.append(run_bash(kept).stdout)
+        p = me.sh(kept)
+        outs.append(p.stdout)
+        errs.append(p.stderr)
     assert "".join(outs) == "cover.mp4\n"
-    assert (recipe_dir / "cover.mp4").is_file()
+    assert "".join(errs) == "", "-q: nothing but results"
+    saved_anew(me, before, ["cover.mp4"])
+    assert me.snapshot().submits - before.submits == 1
+
+
+CHECKS: dict[str, Callable[[Person, str], None]] = {
+    "bash-loop": check_bash_loop,
+    "xargs-parallel": check_xargs_parallel,
+    "batch-file": check_batch_file,
+    "jq": check_jq,
+    "github-actions": check_github_actions,
+}
+
+
+def test_recipes_in_readme_order_in_one_directory(emulator, wv_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    d = tmp_path / "recipes"
+    (d / "assets").mkdir(parents=True)
+    for i, stem in enumerate("abc"):
+        (d / f"{stem}.png").write_bytes(png_bytes(640 + 8 * i, 480))
+    (d / "assets" / "cover.png").write_bytes(png_bytes(640, 480, colour=0))
+    emu = emulator()
+    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    me = Person(emu, env, d)
+    found = recipes()
+    assert list(found) == list(CHECKS)
+    for name, (_, body) in found.items():
+        CHECKS[name](me, body)

@@ -120,14 +120,20 @@ def _report_invalid(svc: Service, jo: JsonOut | None, p: Plan, *, dry_run: bool)
 
     for j in p.invalid:
         svc.env.err(f"wanvid: error: {p.source}: {j.error}")
+        message = _without_line(j.line, j.error)
         if jo is not None and dry_run:
-            jo.pending_errors.append(error(ExitStatus.BAD_INPUT, j.error or "invalid",
-                                           line=j.line))
+            jo.pending_errors.append(error(ExitStatus.BAD_INPUT, message, line=j.line))
         elif jo is not None:
             jo.item("job", ExitStatus.BAD_INPUT,
                     {"line": j.line, "task_id": None, "status": "INVALID",
-                     "message": j.error},
-                    [error(ExitStatus.BAD_INPUT, j.error or "invalid", line=j.line)])
+                     "message": message},
+                    [error(ExitStatus.BAD_INPUT, message, line=j.line)])
+
+
+def _without_line(line: int, message: str | None) -> str:
+    """An invalid line's message for JSON, where ``line`` is a key of its own (README's jq
+    recipe prints "line 4: INVALID missing.png: ...", not "line 4: ... line 4: ...")."""
+    return (message or "invalid").removeprefix(f"line {line}: ")
 
 
 def _dry_run(svc: Service, jo: JsonOut | None, p: Plan, est: dict[str, Any]) -> int:
@@ -137,7 +143,8 @@ def _dry_run(svc: Service, jo: JsonOut | None, p: Plan, est: dict[str, Any]) -> 
     if jo is not None:
         jo.streaming = False
         jo.result({"dry_run": True, **est,
-                   "invalid": [{"line": j.line, "message": j.error} for j in p.invalid]})
+                   "invalid": [{"line": j.line, "message": _without_line(j.line, j.error)}
+                               for j in p.invalid]})
     else:
         for line in estimate_lines({"dry_run": True, **est}):
             svc.env.out(line)
