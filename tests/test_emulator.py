@@ -274,7 +274,7 @@ def _with_input(**changes: Any) -> dict[str, Any]:
 
 BAD_SUBMITS: list[tuple[str, dict[str, Any], str, int, str]] = [
     # (id, body, endpoint, status, code)
-    ("unknown model", i2v("wan9-i2v-ultra"), I2V_PATH, 400, "InvalidParameter"),
+    ("unknown model", i2v("wan9-i2v-ultra"), I2V_PATH, 404, "ModelNotFound"),
     ("missing model", {"input": {"img_url": HTTP_IMG}}, I2V_PATH, 400, "InvalidParameter"),
     ("kf2v model on i2v route", kf2v(), I2V_PATH, 400, "InvalidParameter"),
     ("i2v model on kf2v route", i2v(), KF2V_PATH, 400, "InvalidParameter"),
@@ -327,7 +327,9 @@ def test_submit_validation(api: Api, body: dict[str, Any], path: str, status: in
 def test_submit_error_messages_follow_the_service(api: Api) -> None:
     assert api.submit(kf2v()).json()["message"] == "url error, please check url!"
     assert api.submit(i2v(), path=KF2V_PATH).json()["message"] == "url error, please check url!"
-    assert api.submit(i2v("nope")).json()["message"] == "Model not exist."
+    r = api.submit(i2v("nope"))
+    assert error_of(r) == (404, "ModelNotFound")  # the notes' error table, section 6
+    assert r.json()["message"] == "The model nope does not exist."
     r = api.submit(headers={**AUTH, "Content-Type": "application/json"})
     assert error_of(r) == (403, "AccessDenied")
     assert r.json()["message"] == "current user api does not support synchronous calls"
@@ -594,7 +596,7 @@ def test_submit_latency_changes_at_run_time(make: Callable[..., Api]) -> None:
         assert r.status_code == 400
     assert requests.put(api.root + "/_emulator/config").status_code == 405
     rejected = api.submit(i2v(model="nope"))
-    assert rejected.status_code == 400 and slept == [0.25]  # only created tasks wait
+    assert rejected.status_code == 404 and slept == [0.25]  # only created tasks wait
 
 
 def test_admin_tasks_lists_every_task_with_its_prompt(api: Api) -> None:

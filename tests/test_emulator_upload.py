@@ -53,7 +53,7 @@ def test_policy_route_needs_the_key_and_a_model(emu: Emulator) -> None:
     assert r.status_code == 401
     r = requests.get(emu.base_url + "/uploads", params={"action": "getPolicy", "model": "nope"},
                      headers=AUTH)
-    assert r.status_code == 400
+    assert (r.status_code, r.json()["code"]) == (404, "ModelNotFound")  # the notes, section 6
     p = policy(emu)
     assert p["upload_host"] == emu.uploads.url != emu.base_url[:-len("/api/v1")]
     assert p["max_file_size_mb"] == 1.0 and p["x_oss_forbid_overwrite"] == "true"

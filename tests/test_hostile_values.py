@@ -40,16 +40,17 @@ def test_a_param_nested_within_the_bound_is_sent(run: Run) -> None:
     assert body["parameters"]["x"] == [[[[[[[[[[1]]]]]]]]]]
 
 
-def test_an_unknown_resolution_through_param_is_sent_unchecked(run: Run,
-                                                               tmp_path: Path) -> None:
+def test_an_unknown_resolution_through_param_is_refused_like_the_flag(run: Run,
+                                                                      tmp_path: Path) -> None:
     from tests.fixtures_media import png_bytes
 
     img = tmp_path / "cat.png"
     img.write_bytes(png_bytes(640, 480))
-    r = run(["submit", str(img), "--param", "resolution=4K", "--dry-run", "--json"])
-    assert r.code == 0, r.err
-    assert json.loads(r.out)["data"]["body"]["parameters"]["resolution"] == "4K"
-    assert "did not check it" in r.err
+    with responses.RequestsMock():
+        r = run(["submit", str(img), "--param", "resolution=4K", "--dry-run", "--json"])
+    assert r.code == 2, r.err
+    assert r.err == ("wanvid: error: --param resolution=4K: wan2.2-i2v-flash offers 480P, "
+                     "720P, 1080P\n")
 
 
 def test_a_non_finite_number_in_config_falls_back_to_the_default(run: Run) -> None:

@@ -295,9 +295,9 @@ def test_param_body_and_override(run: Run) -> None:
                     "parameters": {"resolution": "1080P", "duration": 5, "shot_type": "multi",
                                    "seed": 42, "style": "anime", "audio": True,
                                    "ratio": "16:9"}}
-    assert r.err.splitlines()[-1] == ("wanvid: warning: --param shot_type, seed, style, audio, "
-                                      "ratio, input.extra: sent as given; wanvid did not check "
-                                      "them")
+    assert r.err.splitlines()[-1] == ("wanvid: warning: --param parameters.shot_type, "
+                                      "parameters.style, parameters.audio, parameters.ratio, "
+                                      "input.extra: sent as given; wanvid did not check them")
 
 
 def test_param_shows_in_dry_run_and_journal(run: Run) -> None:
@@ -306,22 +306,23 @@ def test_param_shows_in_dry_run_and_journal(run: Run) -> None:
     from wanvid.journal import Journal
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        r = run(["submit", IMG, "--param", "duration=9", "--param", "input.mask=m.png",
-                 "--dry-run", "--json"])
+        r = run(["submit", IMG, "-m", "wan2.6-i2v", "--param", "duration=9", "--param",
+                 "input.mask=m.png", "--dry-run", "--json"])
         assert len(rsps.calls) == 0
     assert r.code == 0, r.err
     d = json.loads(r.out)
     d = d.get("data", d)
-    assert d["body"]["parameters"] == {"resolution": "720P", "duration": 9}
+    assert d["body"]["parameters"] == {"resolution": "1080P", "duration": 9}
     assert d["body"]["input"] == {"img_url": IMG, "mask": "m.png"}
     assert d["billed_seconds"] == 9
-    assert r.err == ("wanvid: warning: --param duration, input.mask: sent as given; wanvid did "
-                     "not check them\n")
-    sent([IMG, "--param", "duration=9", "--param", "input.mask=m.png", "--param", "x=1"], run)
+    assert r.err == ("wanvid: warning: --param input.mask: sent as given; wanvid did not check "
+                     "it\n")  # duration was checked like --duration
+    sent([IMG, "-m", "wan2.6-i2v", "--param", "duration=9", "--param", "input.mask=m.png",
+          "--param", "x=1"], run)
     with Journal(Path(os.environ["WANVID_STATE_DIR"]) / "journal.db") as j:
         rec = j.get("t-1")
     assert rec is not None
-    assert rec.params == {"resolution": "720P", "duration": 9, "x": 1, "input.mask": "m.png"}
+    assert rec.params == {"resolution": "1080P", "duration": 9, "x": 1, "input.mask": "m.png"}
 
 
 def test_python_api_param_mapping_and_list() -> None:
@@ -413,4 +414,4 @@ def test_python_api_takes_shot_template_and_param() -> None:
     assert body == {"model": "wan2.6-i2v", "input": {"img_url": IMG, "extra": {"k": 1}},
                     "parameters": {"resolution": "1080P", "duration": 5, "shot_type": "multi",
                                    "seed": 3}}
-    assert "wanvid did not check them" in err.getvalue()
+    assert "--param input.extra: sent as given; wanvid did not check it" in err.getvalue()

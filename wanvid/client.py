@@ -89,6 +89,11 @@ def error_for(resp: requests.Response) -> WanvidError:
     if status == 429:
         return ThrottledError(f"rate limited by the service after retries ({what})",
                               code=code, request_id=request_id)
+    if code == "ModelNotFound":  # the notes' 404: a wrong name, or not offered in the region
+        return RejectedError(
+            f"the service does not offer this model here ({status} {what}); check the name "
+            "(`wanvid models`) and that the region you call (--region) offers it",
+            code=code, request_id=request_id)
     if 400 <= status < 500:
         return RejectedError(f"the service rejected the request ({status} {what})",
                              code=code, request_id=request_id)

@@ -245,7 +245,7 @@ class Model:
 _CATALOGUE: tuple[Model, ...] | None = None
 _BY_NAME: dict[str, Model] = {}
 # A dated snapshot of a model (``wan2.7-i2v-2026-04-25``) resolves to the model's entry.
-_SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{4}-\d{2}-\d{2}$")
+_SNAPSHOT = re.compile(r"^(?P<base>.+)-(?P<date>\d{4}-\d{2}-\d{2})$")
 _LIST_FIELDS = tuple(f.name for f in fields(Model) if str(f.type).startswith("tuple"))
 # Fields `wanvid models --json` derives from others; accepted in an entry (older files used
 # them) and used only when the field they derive from is missing.
@@ -404,15 +404,45 @@ def find_model(name: str) -> Model | None:
     key = name.strip().lower()
     found = _BY_NAME.get(key)
     if found is None and (snap := _SNAPSHOT.match(key)):
-        found = _BY_NAME.get(snap.group("base"))
+        base = _BY_NAME.get(snap.group("base"))
+        if base is not None and _snapshot_problem(base, key, snap.group("date")) is None:
+            found = base
     return found
+
+
+def _real_date(text: str) -> bool:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _snapshot_problem(base: Model, key: str, date: str) -> str | None:
+    """Why ``key`` (BASE-YYYY-MM-DD) is not a snapshot of ``base``, or None when it is: the
+    date must be a real one, and a model whose entry lists its snapshots has only those."""
+    if not _real_date(date):
+        return f"{date} is not a date (a dated snapshot is {base.name}-YYYY-MM-DD)"
+    if base.snapshots and key not in (s.lower() for s in base.snapshots):
+        return (f"not a snapshot wanvid knows; {base.name} has "
+                f"{', '.join(base.snapshots)} (or use {base.name} itself; another snapshot "
+                "goes in the model's snapshots list in models.toml, README \"Your own models\")")
+    return None
 
 
 def unknown_model(name: str, flag: str = "--model") -> BadInputError:
     """The error (exit 2) for a name no entry has: the closest known names, and where to
     describe a new model (the user's models.toml)."""
-    from wanvid.catalogue import unknown_model_error
+    from wanvid.catalogue import _shown, unknown_model_error
+    from wanvid.errors import BadInputError
 
+    key = name.strip().lower()
+    if (snap := _SNAPSHOT.match(key)) and (base := _BY_NAME.get(snap.group("base"))):
+        why = _snapshot_problem(base, key, snap.group("date"))
+        if why is not None:
+            return BadInputError(f"{flag} {_shown(name)}: {why}")
     known = [n for m in _catalogue() for n in (m.name, *m.aliases)]
     return unknown_model_error(name, known, user_catalogue_path(), flag)
 

@@ -170,7 +170,43 @@ def _names(pred: Callable[[Model], bool]) -> str:
     return ", ".join(m.name for m in MODELS if pred(m)) or "none in the catalogue"
 
 
-def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Model:
+# The input fields each protocol builds from local inputs, and the inputs (media roles)
+# each replaces: a --param input.NAME naming one of them takes that input's place.
+REPLACES: dict[str, dict[str, tuple[str, ...]]] = {
+    "i2v": {"img_url": ("first_frame",), "audio_url": ("driving_audio",)},
+    "kf2v": {"first_frame_url": ("first_frame",), "last_frame_url": ("last_frame",)},
+    "media": {"media": MEDIA_ORDER},
+}
+
+
+def replaced_inputs(model: Model, opts: SubmitOptions,
+                    input_overrides: Mapping[str, object]) -> set[str]:
+    """The inputs (media roles) that --param input.NAME replaces for this model. Giving
+    such an input as well (IMAGE, --last-frame, --audio, --first-clip) is refused (exit 2)
+    naming both, so a replaced local file is never read, counted, fingerprinted or
+    uploaded; leave it out and the --param alone is sent."""
+    given = {"first_clip": opts.first_clip, "first_frame": opts.image,
+             "last_frame": opts.last_frame, "driving_audio": opts.audio}
+    replaced: set[str] = set()
+    for key, roles in REPLACES.get(model.protocol, {}).items():
+        if key not in input_overrides:
+            continue
+        clash = [t for t in MEDIA_ORDER if t in roles and given[t] is not None]
+        if clash:
+            from wanvid.sanitize import one_line
+
+            both = ", ".join(f"{FLAGS[t]} ({one_line(given[t], 60)})" for t in clash)
+            flags = " and ".join(FLAGS[t] for t in clash)
+            raise BadInputError(
+                f"--param input.{key} replaces {both} in the request to {model.name}: give "
+                f"one or the other, not both; leave {flags} out to send the --param alone, "
+                "or drop the --param (nothing was sent)")
+        replaced.update(roles)
+    return replaced
+
+
+def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str,
+                 input_overrides: Mapping[str, object] | None = None) -> Model:
     kf2v = opts.last_frame is not None
     if opts.model is not None and not opts.model.strip():
         raise BadInputError("--model is empty: give a model name (see `wanvid models`), or "
@@ -191,6 +227,7 @@ def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Mo
         from wanvid.models import unknown_model
 
         raise unknown_model(name)
+    replaced = replaced_inputs(model, opts, input_overrides or {})
     if kf2v and not model.takes("last_frame"):
         raise BadInputError(
             f"--last-frame needs a model that takes a last frame, not {model.name}; "
@@ -200,11 +237,12 @@ def choose_model(opts: SubmitOptions, default_i2v: str, default_kf2v: str) -> Mo
         raise BadInputError(
             f"--first-clip: {model.name} does not continue a video; use --model with one "
             f"of: {_names(lambda m: m.takes('first_clip'))} (nothing was sent)")
-    if not kf2v and model.protocol == "kf2v" and opts.template is None:
+    if not kf2v and model.protocol == "kf2v" and opts.template is None \
+            and "last_frame" not in replaced:
         raise BadInputError(
             f"{model.name} needs two frames: pass the last frame with --last-frame IMAGE"
         )
-    if opts.image is None and opts.first_clip is None:
+    if opts.image is None and opts.first_clip is None and "first_frame" not in replaced:
         raise BadInputError("IMAGE: missing; give the first frame (a file, URL or data: URI)"
                             + (", or --first-clip VIDEO" if model.takes("first_clip") else ""))
     return model
@@ -235,12 +273,13 @@ def check_combination(model: Model, present: tuple[str, ...]) -> None:
 
 
 def check_resolution(model: Model, value: str | None,
-                     warn: Warn | None = None) -> str:
+                     warn: Warn | None = None, label: str | None = None) -> str:
     if value is None:
         return model.default_resolution
     res = normalize_resolution(value)
     if res not in model.resolutions:
-        msg = f"--resolution {value}: {model.name} offers {', '.join(model.resolutions)}"
+        msg = (f"{label or f'--resolution {value}'}: {model.name} offers "
+               f"{', '.join(model.resolutions)}")
         if warn is not None and not model.confirmed("resolutions"):
             warn(msg + " (unconfirmed; sent anyway)")
             return res
@@ -255,14 +294,16 @@ def _durations_text(model: Model) -> str:
     return ", ".join(str(x) for x in d)
 
 
-def check_duration(model: Model, value: int | None, warn: Warn | None = None) -> int:
+def check_duration(model: Model, value: int | None, warn: Warn | None = None,
+                   label: str | None = None) -> int:
     if value is None:
         return model.default_duration
     if value not in model.durations:
         longer = [m.name for m in models_by_kind(model.kind) if value in m.durations]
         more = f" and {len(longer) - 3} more" if len(longer) > 3 else ""
         hint = f" ({', '.join(longer[:3])}{more} can do {value} s)" if longer else ""
-        msg = f"--duration {value}: {model.name} makes {_durations_text(model)} s videos"
+        msg = (f"{label or f'--duration {value}'}: {model.name} makes "
+               f"{_durations_text(model)} s videos")
         if warn is not None and not model.confirmed("durations"):
             warn(msg + " in the API reference (unconfirmed; sent anyway)")
             return value
@@ -270,10 +311,56 @@ def check_duration(model: Model, value: int | None, warn: Warn | None = None) ->
     return value
 
 
-def check_seed(value: int | None) -> int | None:
+def check_seed(value: int | None, label: str | None = None) -> int | None:
     if value is not None and not (SEED_MIN <= value <= SEED_MAX):
-        raise BadInputError(f"--seed {value}: must be between {SEED_MIN} and {SEED_MAX}")
+        raise BadInputError(f"{label or f'--seed {value}'}: must be between {SEED_MIN} and "
+                            f"{SEED_MAX}")
     return value
+
+
+# --param names that have a flag of their own: checked like the flag (their value also
+# drives the billing and size estimates), then sent as the flag's value would be.
+CHECKED_PARAMS = {"duration": "--duration", "resolution": "--resolution", "seed": "--seed"}
+
+
+def _param_text(value: object) -> str:
+    from wanvid.sanitize import one_line
+
+    return one_line(json.dumps(value) if not isinstance(value, str) else value, 60)
+
+
+def apply_checked_params(opts: SubmitOptions, overrides: dict[str, object]
+                         ) -> tuple[SubmitOptions, dict[str, str]]:
+    """--param duration/resolution/seed: taken out of the overrides and put in the options'
+    place (so checked against the model like --duration/--resolution/--seed). Of the wrong
+    type, or contradicting the flag given too: exit 2, nothing sent."""
+    import dataclasses
+
+    changes: dict[str, object] = {}
+    labels: dict[str, str] = {}  # name -> "--param NAME=VALUE", for the checks' messages
+    for name, flag in CHECKED_PARAMS.items():
+        if name not in overrides:
+            continue
+        value = overrides.pop(name)
+        label = f"--param {name}={_param_text(value)}"
+        if name == "resolution":
+            if not isinstance(value, str) or not value.strip():
+                raise BadInputError(f"{label}: must be a resolution tier such as 720P "
+                                    "(nothing was sent)")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            what = "a whole number of seconds" if name == "duration" else "a whole number"
+            raise BadInputError(f"{label}: must be {what} (nothing was sent)")
+        flag_value = getattr(opts, name)
+        if flag_value is not None and (
+                flag_value != value if name != "resolution"
+                else normalize_resolution(str(flag_value)) != normalize_resolution(str(value))):
+            raise BadInputError(f"{flag} {flag_value} and {label} contradict each other; "
+                                "pass one of them (nothing was sent)")
+        changes[name] = value
+        labels[name] = label
+    if not changes:
+        return opts, labels
+    return dataclasses.replace(opts, **changes), labels  # type: ignore[arg-type]
 
 
 def _has_chinese(text: str) -> bool:
@@ -391,6 +478,29 @@ def _param_value(item: str, text: str) -> object:
     return value
 
 
+# Request fields outside ``parameters`` that a bare --param NAME would wrongly put there.
+TOP_LEVEL_FIELDS = ("model", "input", "parameters")
+INPUT_FIELDS = ("prompt", "negative_prompt", "img_url", "audio_url", "first_frame_url",
+                "last_frame_url", "media", "template")
+
+
+def _check_bare_name(name: str) -> None:
+    """A bare NAME is parameters.NAME; refused (exit 2) when NAME is the request's own
+    top-level field or an input field, where the user almost surely meant something else."""
+    if name == "model":
+        raise BadInputError(
+            "--param model: the model is the request's top-level field, which wanvid sets "
+            "from --model; use --model NAME (--param parameters.model=... would put it "
+            "inside parameters) (nothing was sent)")
+    if name in TOP_LEVEL_FIELDS:
+        raise BadInputError(f"--param {name}: give one field of it, as {name}.NAME=VALUE "
+                            "(nothing was sent)")
+    if name in INPUT_FIELDS:
+        raise BadInputError(
+            f"--param {name}: {name} is an input field; write input.{name}=VALUE (or "
+            f"parameters.{name}=VALUE to really send it inside parameters) (nothing was sent)")
+
+
 def parse_params(raw: Sequence[str] | Mapping[str, object] | None
                  ) -> tuple[dict[str, object], dict[str, object]]:
     """--param NAME=VALUE (repeatable) -> ({parameters overrides}, {input overrides}).
@@ -417,6 +527,7 @@ def parse_params(raw: Sequence[str] | Mapping[str, object] | None
         section, dot, name = key.partition(".")
         if not dot:
             section, name = "parameters", key
+            _check_bare_name(key)
         if section not in ("parameters", "input") or not PARAM_NAME.match(name):
             raise BadInputError(f"--param {key}: NAME must be a parameter name (letters, "
                                 "digits, _), optionally as input.NAME or parameters.NAME")
@@ -457,10 +568,11 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
 
     note = note or warn
     overrides, input_overrides = parse_params(opts.param)
-    model = choose_model(opts, default_model, default_kf2v_model)
-    resolution = check_resolution(model, opts.resolution, warn)
-    duration = check_duration(model, opts.duration, warn)
-    check_seed(opts.seed)
+    opts, labels = apply_checked_params(opts, overrides)
+    model = choose_model(opts, default_model, default_kf2v_model, input_overrides)
+    resolution = check_resolution(model, opts.resolution, warn, labels.get("resolution"))
+    duration = check_duration(model, opts.duration, warn, labels.get("duration"))
+    check_seed(opts.seed, labels.get("seed"))
     send_silent = check_no_audio(model, opts, warn, note)
     check_prompts(model, opts.prompt, opts.negative_prompt, warn)
     if check_region:
@@ -470,7 +582,8 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     present = tuple(t for t, v in (("first_clip", opts.first_clip), ("first_frame", opts.image),
                                    ("last_frame", opts.last_frame),
                                    ("driving_audio", opts.audio)) if v is not None)
-    check_combination(model, present)
+    if not (model.protocol == "media" and "media" in input_overrides):
+        check_combination(model, present)  # (input.media replaces them all: unchecked)
 
     limits = model.image_limits
     notes: list[str] = []
@@ -540,12 +653,8 @@ def prepare_submit(opts: SubmitOptions, *, default_model: str, default_kf2v_mode
     if overrides or input_overrides:  # --param: sent as given, over what wanvid built
         params.update(overrides)
         inp.update(input_overrides)
-        if isinstance(overrides.get("duration"), int) and not isinstance(
-                overrides["duration"], bool):
-            duration = int(overrides["duration"])  # type: ignore[call-overload]
-        if isinstance(overrides.get("resolution"), str):
-            resolution = str(overrides["resolution"])
-        names = [*overrides, *(f"input.{k}" for k in input_overrides)]
+        # (duration, resolution and seed were checked like their flags: apply_checked_params)
+        names = [*(f"parameters.{k}" for k in overrides), *(f"input.{k}" for k in input_overrides)]
         warn(f"--param {', '.join(names)}: sent as given; wanvid did not check "
              + ("it" if len(names) == 1 else "them"))
 

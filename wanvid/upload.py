@@ -174,6 +174,8 @@ def is_not_offered(e: RejectedError) -> bool:
     The live wording is unknown (the notes, section 4); a 404 (the route does not exist
     there), a code saying "not supported / not found", or the gateway's "url error" count.
     """
+    if e.code == "ModelNotFound":  # the model is unknown there, not the uploads
+        return False
     if e.code and _NOT_OFFERED_CODES.search(e.code):
         return True
     if re.match(r"the service rejected the request \((404|405|501)\b", e.message):

@@ -138,8 +138,8 @@ def test_param_reaches_the_service_and_the_journal(emulator, wv, wv_env, images)
     r = wv("submit", str(images["first"]), "-m", "wan2.6-i2v", "--param", "shot_type=multi",
            "--json", base_url=emu.base_url)
     assert r.code == 0, r.err
-    assert r.err.splitlines()[-1] == ("wanvid: warning: --param shot_type: sent as given; "
-                                      "wanvid did not check it")
+    assert r.err.splitlines()[-1] == ("wanvid: warning: --param parameters.shot_type: sent "
+                                      "as given; wanvid did not check it")
     tid = envelope_schema.data(r.out, "submit")["task_id"]
     with Journal(Path(wv_env["WANVID_STATE_DIR"]) / "journal.db") as j:
         rec = j.get(tid)

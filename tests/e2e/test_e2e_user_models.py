@@ -58,6 +58,7 @@ def test_an_emulator_without_the_file_refuses_the_model(emulator: Callable[..., 
     emu = emulator()
     r = wv("submit", str(images["first"]), "-m", "happyhorse-1.1-i2v", "-p", "x",
            base_url=emu.base_url)
-    assert r.code == 4, r.err  # the service's 400 InvalidParameter
-    assert "Model not exist" in r.err
+    assert r.code == 4, r.err  # the service's 404 ModelNotFound
+    assert r.err.count("\n") == 1 and "ModelNotFound" in r.err
+    assert "check the name (`wanvid models`) and that the region you call (--region)" in r.err
     assert emu.stats()["submits"] == 0

@@ -53,7 +53,10 @@ TemplateOpt = Annotated[str | None, typer.Option(
 ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", metavar="NAME=VALUE", help="Send parameters.NAME (input.NAME when written "
     "input.NAME=VALUE) as given, over what wanvid built; VALUE is JSON if it parses, else "
-    "text. Repeatable; not checked by wanvid.", show_default=False)]
+    "text. Repeatable. duration, resolution and seed are checked like their flags, the rest "
+    "is not; an input field wanvid builds from IMAGE/--last-frame/--audio/--first-clip "
+    "(input.img_url, input.media...) replaces that input: give one, not both.",
+    show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 UploadOpt = Annotated[str | None, typer.Option(
     "--upload", help="Local files: auto (audio/video uploaded to temporary storage, images "

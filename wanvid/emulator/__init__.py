@@ -18,6 +18,8 @@ Routes (all under ``/api/v1``, as on the service):
   catalogue ``protocol`` is ``media`` (wan2.7-i2v, HappyHorse): ``{type, url}`` items of the
   model's ``media`` types, in one of its ``media_combinations`` only (anything else is 400
   ``InvalidParameter``; so is ``img_url`` sent to a media model, or ``media`` to another).
+* A model name no catalogue entry has (a dated snapshot: a real date, one of the entry's
+  ``snapshots`` when it lists any) is 404 ``ModelNotFound``, on a submit and on a policy.
 * ``POST /services/aigc/image2video/video-synthesis``: submit a kf2v task (first + last frame;
   the first frame alone with ``input.template``).
 * ``GET /tasks/{task_id}``: query one task. Unknown ids, and tasks older than 24 h on the

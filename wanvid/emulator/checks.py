@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from wanvid.emulator.wire import ApiError, Headers, inspection, invalid
+from wanvid.emulator.wire import ApiError, Headers, inspection, invalid, model_not_found
 from wanvid.models import (
     SEED_MAX,
     SEED_MIN,
@@ -113,7 +113,7 @@ def check_submit(route: str, headers: Headers, body: bytes) -> Submission:
         raise invalid("Model not exist.")
     model = find_model(name)
     if model is None:
-        raise invalid("Model not exist.")
+        raise model_not_found(name)
     if model.path != route:
         raise invalid("url error, please check url!")
     inp = req.get("input")

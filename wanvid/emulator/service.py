@@ -48,6 +48,7 @@ from wanvid.emulator.wire import (
     error,
     first,
     json_response,
+    model_not_found,
     oss_error,
     rid,
     task_fault,
@@ -294,7 +295,7 @@ class Emulator:
             raise ApiError(400, "InvalidParameter", "url error, please check url!")
         model = first(query, "model") or ""
         if find_model(model) is None:
-            raise ApiError(400, "InvalidParameter", "Model not exist.")
+            raise model_not_found(model)
         if not self.config.uploads:
             raise ApiError(404, "NotFound", "Temporary file upload is not offered in this "
                                             "region.")

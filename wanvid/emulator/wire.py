@@ -91,6 +91,14 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "InvalidParameter", message)
 
 
+def model_not_found(name: str) -> ApiError:
+    """An unknown model name (or one the region does not offer): 404 ``ModelNotFound``, as
+    the notes' error table gives it (section 6)."""
+    from wanvid.sanitize import one_line
+
+    return ApiError(404, "ModelNotFound", f"The model {one_line(name, 100)} does not exist.")
+
+
 def inspection(message: str) -> ApiError:
     return ApiError(400, DATA_INSPECTION, message)
 
