@@ -406,3 +406,113 @@ def test_a_version_1_journal_gains_the_uploads_table_and_keeps_its_tasks(tmp_pat
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
     db.close()
+
+
+# The task-time and lease tables as wanvid created them before schema 4: by their first
+# write, in a journal that still said schema 3.
+_UNNUMBERED = (
+    """CREATE TABLE IF NOT EXISTS task_times (
+    task_id     TEXT PRIMARY KEY,
+    model       TEXT NOT NULL,
+    resolution  TEXT NOT NULL,
+    duration    INTEGER NOT NULL,
+    submitted   REAL NOT NULL,
+    scheduled   REAL NOT NULL,
+    ended       REAL NOT NULL,
+    recorded_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        key        TEXT NOT NULL,
+        pid        INTEGER NOT NULL,
+        task_id    TEXT,
+        taken_at   REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS leases_key ON leases (key)",
+    """CREATE TABLE IF NOT EXISTS lease_submits (
+        key  TEXT NOT NULL,
+        at   REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS lease_rates (
+        key      TEXT PRIMARY KEY,
+        next_at  REAL NOT NULL
+    )""",
+)
+
+
+def _schema_3_journal(path: Path, *, unnumbered: bool) -> None:
+    from wanvid.journal import _MIGRATIONS
+
+    with sqlite3.connect(path) as db:
+        for version in (1, 2, 3):
+            for statement in _MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("INSERT INTO tasks (task_id, submitted_at, status, updated_at) "
+                   "VALUES ('t-old', 1, 'SUCCEEDED', 1)")
+        if unnumbered:
+            for statement in _UNNUMBERED:
+                db.execute(statement)
+            db.execute("INSERT INTO task_times VALUES ('t-old', 'm', '480P', 5, 0, 5, 60, 61)")
+            db.execute("INSERT INTO leases (key, pid, task_id, taken_at) "
+                       "VALUES ('k', 4242, 't-live', 900)")
+            db.execute("INSERT INTO lease_submits VALUES ('k', 900)")
+            db.execute("INSERT INTO lease_rates VALUES ('task queries', 901)")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    db.close()
+    return names
+
+
+def test_a_schema_3_journal_with_the_unnumbered_tables_keeps_their_rows(tmp_path: Path) -> None:
+    from wanvid.leases import Leases, Limit
+
+    path = tmp_path / "journal.db"
+    _schema_3_journal(path, unnumbered=True)
+    with Journal(path, now=lambda: 1000.0) as j:
+        assert j.get("t-old") is not None
+        assert j.task_times(model="m", resolution="480P", duration=5) == [(0.0, 5.0, 60.0)]
+        j.record_times("t-new", model="m", resolution="480P", duration=5, submitted=100,
+                       scheduled=101, ended=150)
+        assert len(j.task_times(model="m", resolution="480P", duration=5)) == 2
+    assert {"task_times", "leases", "lease_submits", "lease_rates"} <= _tables(path)
+    # The live holder's lease still counts: a second process finds the only slot taken.
+    other = Leases(path, now=lambda: 1000.0, pid=77, is_alive=lambda pid: pid == 4242)
+    assert other.held("k") == 1
+    assert other.try_take("k", Limit(concurrent=1, per_second=0))[0] is None
+    assert other.query_delay(20) == 0.0  # the old booking (901) has long passed
+    other.close()
+
+
+def test_a_schema_3_journal_without_them_gains_them_empty(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    _schema_3_journal(path, unnumbered=False)
+    with Journal(path) as j:
+        assert j.task_times(model="m", resolution="480P", duration=5) == []
+    assert {"task_times", "leases", "lease_submits", "lease_rates"} <= _tables(path)
+
+
+def test_the_lease_connection_upgrades_a_journal_it_opens_first(tmp_path: Path) -> None:
+    """A process that reaches the lease table before any Journal (or after an older wanvid)
+    brings the file to the journal's schema itself; a newer journal is refused there too."""
+    from wanvid.leases import Leases, Limit
+
+    path = tmp_path / "journal.db"
+    _schema_3_journal(path, unnumbered=False)
+    leases = Leases(path, now=lambda: 1000.0, pid=5)
+    lease, _ = leases.try_take("k", Limit(concurrent=1, per_second=0))
+    assert lease is not None
+    leases.close()
+    assert {"leases", "task_times"} <= _tables(path)
+    with Journal(path) as j:
+        assert j.get("t-old") is not None
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="newer wanvid"):
+        Leases(path, pid=6).held("k")

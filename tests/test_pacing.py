@@ -118,7 +118,7 @@ def test_an_interval_above_the_default_is_honoured_inside_the_window() -> None:
 
 def test_journal_records_and_returns_times_latest_first(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.db")
-    assert j.task_times(model=MODEL, resolution=RES, duration=DUR) == []  # no table yet
+    assert j.task_times(model=MODEL, resolution=RES, duration=DUR) == []  # no history yet
     j.record_times("a", model=MODEL, resolution=RES, duration=DUR, submitted=0, scheduled=5,
                    ended=60)
     j.record_times("b", model=MODEL, resolution=RES, duration=DUR, submitted=100,

@@ -32,7 +32,7 @@ from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
 from .statuses import FAILED_STATES as FAILED_STATUSES
 from .statuses import TERMINAL as TERMINAL_STATUSES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 URL_VALIDITY_S = 24 * 3600  # the API reference: video_url is valid for 24 hours
 
@@ -116,6 +116,38 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX IF NOT EXISTS intents_state ON intents (state)",
     ),
+    # The history predictive polling learns from (wanvid.pacing), and the account limits
+    # shared between processes (wanvid.leases). Before schema 4 these tables were created
+    # by their first write with no version of their own, always in this shape: IF NOT
+    # EXISTS keeps such a journal's tables and rows as they are.
+    4: (
+        """CREATE TABLE IF NOT EXISTS task_times (
+            task_id     TEXT PRIMARY KEY,
+            model       TEXT NOT NULL,
+            resolution  TEXT NOT NULL,
+            duration    INTEGER NOT NULL,
+            submitted   REAL NOT NULL,
+            scheduled   REAL NOT NULL,
+            ended       REAL NOT NULL,
+            recorded_at REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS leases (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            key        TEXT NOT NULL,
+            pid        INTEGER NOT NULL,
+            task_id    TEXT,
+            taken_at   REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS leases_key ON leases (key)",
+        """CREATE TABLE IF NOT EXISTS lease_submits (
+            key  TEXT NOT NULL,
+            at   REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS lease_rates (
+            key      TEXT PRIMARY KEY,
+            next_at  REAL NOT NULL
+        )""",
+    ),
 }
 
 # An intent's states: written before the POST (open); closed by the answer (created), by an
@@ -127,6 +159,22 @@ _INTENT_COLUMNS = ("intent_id", "created_at", "base_url", "model", "model_name",
                    "closed_at", "note")
 
 
+
+
+def upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the journal ``db`` (inside a write transaction) to ``SCHEMA_VERSION``; refuse
+    one written by a newer wanvid. The journal and the lease table's own connection
+    (wanvid.leases) both open through it."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"{path}: this journal was written by a newer wanvid "
+            f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade wanvid")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            db.execute(statement)
+    if version != SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def history_marker(path: Path) -> Path:
@@ -397,16 +445,7 @@ class Journal:
         if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return
         with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"{self.path}: this journal was written by a newer wanvid "
-                    f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade wanvid")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target]:
-                    db.execute(statement)
-            if version != SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            upgrade(db, self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -714,15 +753,13 @@ class Journal:
         return found
 
     # -- task times: the history predictive polling learns from (wanvid.pacing) --------
-    # A table of its own, created by the first write: no schema version of its own, so a
-    # journal without it (older, or never a finished task) reads as no history.
+    # The task_times table (schema 4): a journal with no finished task reads as no history.
 
     def record_times(self, task_id: str, *, model: str, resolution: str, duration: int,
                      submitted: float, scheduled: float, ended: float) -> None:
         """The service's submit, scheduled and end times of a task that SUCCEEDED (epoch
         seconds on the service's clock: only their differences are used)."""
         with self._write() as db:
-            db.execute(_TIMES_TABLE)
             db.execute(
                 "INSERT OR REPLACE INTO task_times (task_id, model, resolution, duration, "
                 "submitted, scheduled, ended, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -739,25 +776,9 @@ class Journal:
                     "SELECT submitted, scheduled, ended FROM task_times WHERE model = ? AND "
                     "resolution = ? AND duration = ? ORDER BY ended DESC LIMIT ?",
                     (model, resolution, int(duration), limit)).fetchall()
-            except sqlite3.OperationalError as e:
-                if "no such table" in str(e):
-                    return []
-                raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
             except sqlite3.Error as e:
                 raise JournalError(f"{self.path}: cannot read the task journal: {e}") from e
         return [(float(a), float(b), float(c)) for a, b, c in rows]
-
-
-_TIMES_TABLE = """CREATE TABLE IF NOT EXISTS task_times (
-    task_id     TEXT PRIMARY KEY,
-    model       TEXT NOT NULL,
-    resolution  TEXT NOT NULL,
-    duration    INTEGER NOT NULL,
-    submitted   REAL NOT NULL,
-    scheduled   REAL NOT NULL,
-    ended       REAL NOT NULL,
-    recorded_at REAL NOT NULL
-)"""
 
 
 def _intent(row: sqlite3.Row) -> IntentRecord:

@@ -18,7 +18,8 @@ before it submits:
   by default): each books the next free moment in a shared schedule (``query_delay``);
 * the decisions are pure functions (``admit``) over what the table holds; the table's
   reads and writes are one short ``BEGIN IMMEDIATE`` transaction each, on a connection of
-  its own to the journal's file (tables created by the first write; no schema version).
+  its own to the journal's file; the tables are the journal's (schema 4, ``wanvid.journal``),
+  and this connection brings an older journal up to date as the journal itself would.
 """
 
 from __future__ import annotations
@@ -36,26 +37,6 @@ POLL = 0.25  # seconds between looks at the table while waiting for a slot
 ACCOUNT_QPS = 20.0  # task queries per second the account allows, all processes together
 BUSY_TIMEOUT_MS = 30_000
 MAX_AGE = 86400.0  # a lease older than this is dropped whatever its pid (24 h: tasks expire)
-
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS leases (
-        id         INTEGER PRIMARY KEY AUTOINCREMENT,
-        key        TEXT NOT NULL,
-        pid        INTEGER NOT NULL,
-        task_id    TEXT,
-        taken_at   REAL NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS leases_key ON leases (key)",
-    """CREATE TABLE IF NOT EXISTS lease_submits (
-        key  TEXT NOT NULL,
-        at   REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS lease_rates (
-        key      TEXT PRIMARY KEY,
-        next_at  REAL NOT NULL
-    )""",
-)
-
 
 @dataclass(frozen=True)
 class Limit:
@@ -110,22 +91,45 @@ class Leases:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                from wanvid.journal import _open_private
+
+                _open_private(self.path)  # owner-only, as the journal creates it
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                      isolation_level=None, check_same_thread=False)
                 db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             except (OSError, sqlite3.Error) as e:
                 raise JournalError(f"{self.path}: cannot open the task journal: {e}") from e
+            try:
+                self._upgrade(db)
+            except JournalError:
+                db.close()
+                raise
             self._db = db
         return self._db
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """The journal's own schema steps (``wanvid.journal.upgrade``), for a file this
+        connection opens before any ``Journal`` did (or one an older wanvid left)."""
+        from wanvid.journal import SCHEMA_VERSION, upgrade
+
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                upgrade(db, self.path)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise JournalError(f"{self.path}: cannot use the task journal's leases: {e}") from e
 
     def _tx(self, body: Callable[[sqlite3.Connection], object]) -> object:
         db = self._conn()
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _TABLES:
-                    db.execute(statement)
                 out = body(db)
                 db.execute("COMMIT")
                 return out
