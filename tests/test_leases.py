@@ -139,3 +139,26 @@ def test_task_queries_share_one_schedule_across_processes(tmp_path: Path,
     assert [p.query_delay(20) for p in procs] == pytest.approx([0, 0.05, 0.10, 0.15])
     clock.sleep(1.0)
     assert procs[0].query_delay(20) == 0  # the schedule has passed: no wait
+
+
+def test_the_lease_connection_never_reopens_a_journal_file_this_process_holds(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing any descriptor of a file drops the process's POSIX locks on it, SQLite's
+    too: an open/close of the journal beside the journal's connection lost its writes
+    (8 parallel submits journaled 7). Only a file that does not exist yet is created."""
+    import wanvid.journal
+    from wanvid.journal import Journal
+
+    path = tmp_path / "journal.db"
+    created: list[Path] = []
+    real = wanvid.journal._open_private
+    monkeypatch.setattr(wanvid.journal, "_open_private",
+                        lambda p: (created.append(Path(p)), real(p))[-1])
+    j = Journal(path)
+    created.clear()
+    Leases(path, now=clock.now, pid=1).held(KEY)
+    assert created == []
+    j.close()
+    fresh = tmp_path / "other" / "journal.db"
+    Leases(fresh, now=clock.now, pid=1).held(KEY)
+    assert created == [fresh] and (fresh.stat().st_mode & 0o077) == 0

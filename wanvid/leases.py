@@ -93,7 +93,11 @@ class Leases:
             try:
                 from wanvid.journal import _open_private
 
-                _open_private(self.path)  # owner-only, as the journal creates it
+                # Owner-only, as the journal creates it; never an open/close of a file a
+                # connection of this process holds: closing any descriptor of a file drops
+                # the process's POSIX locks on it, SQLite's too (lost journal writes).
+                if not self.path.exists():
+                    _open_private(self.path)
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                      isolation_level=None, check_same_thread=False)
                 db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
