@@ -18,10 +18,12 @@ from wanvid.emulator import Emulator, EmulatorConfig
 
 HEAVY = ("pydantic", "rich", "requests", "urllib3", "charset_normalizer", "idna")
 # Modules the commands that only look at tasks (status, tasks) load only when they need
-# them: the catalogue (its dataclasses and TOML) for a model, tomllib for a config file,
-# platformdirs when WANVID_CONFIG_DIR / WANVID_STATE_DIR do not say where the files are.
-LAZY = ("wanvid.models", "wanvid.params", "wanvid.media", "wanvid.upload", "wanvid.poll",
-        "wanvid.download", "wanvid.progress", "tomllib", "platformdirs", "PIL", "rich")
+# them: the catalogue (its dataclasses and TOML) for a model, the other use cases' result
+# dataclasses, tomllib for a config file, platformdirs when WANVID_CONFIG_DIR and
+# WANVID_STATE_DIR say where the files are.
+LAZY = ("wanvid.models", "wanvid.results", "wanvid.params", "wanvid.media", "wanvid.upload",
+        "wanvid.poll", "wanvid.download", "wanvid.progress", "tomllib", "platformdirs", "PIL",
+        "rich")
 
 PROBE = """
 import json, sys

@@ -19,7 +19,6 @@ import re
 import sqlite3
 import threading
 import time
-from calendar import timegm
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -299,6 +298,8 @@ def _oss_v4_expiry(query: dict[str, str], date_key: str, expires_key: str) -> fl
         start = time.strptime(date, "%Y%m%dT%H%M%SZ")
     except ValueError:
         return None
+    from calendar import timegm
+
     return float(timegm(start) + int(ttl))
 
 

@@ -28,12 +28,18 @@ if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
     from wanvid.config import Settings
     from wanvid.download import Limits
-    from wanvid.intents import Decision
     from wanvid.journal import IntentRecord, Journal, TaskRecord
     from wanvid.leases import Leases
     from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
     from wanvid.poll import Outcome, Reporter, Waiter
+    from wanvid.results import (
+        CancelResult,
+        DownloadResult,
+        IntentDecision,
+        Submitted,
+        WaitResult,
+    )
 
 # Commands that touch tasks: before them, videos about to expire unsaved are announced.
 GUARDED = frozenset({"submit", "status", "wait", "download", "tasks", "cancel", "generate",
@@ -41,17 +47,17 @@ GUARDED = frozenset({"submit", "status", "wait", "download", "tasks", "cancel", 
 
 OnOutcome = Callable[["Outcome"], None]
 
+# The results of the other use cases, re-exported from wanvid.results on first use.
+_RESULTS = frozenset({"Submitted", "WaitResult", "DownloadResult", "CancelResult",
+                      "IntentDecision"})
 
-@dataclass
-class Submitted:
-    """A task the service created (and the journal recorded)."""
 
-    task_id: str
-    response: dict[str, Any]
-    prepared: PreparedSubmit
+def __getattr__(name: str) -> type:
+    if name in _RESULTS:
+        from wanvid import results
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.response
+        return getattr(results, name)  # type: ignore[no-any-return]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -71,45 +77,6 @@ class TaskStatus:
     @property
     def exit_status(self) -> ExitStatus:
         return ExitStatus.TASK_FAILED if self.status in FAILED_STATES else ExitStatus.OK
-
-
-@dataclass
-class WaitResult:
-    outcomes: list[Outcome]
-    exit_status: ExitStatus
-    unrecorded: list[str] = field(default_factory=list)  # journal writes that failed
-    journal_error: str | None = None
-
-
-@dataclass
-class DownloadResult:
-    task_id: str | None
-    path: Path
-    size: int
-    sha256: str
-    skipped: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "path": str(self.path), "size": self.size,
-                "sha256": self.sha256, "skipped": self.skipped}
-
-
-@dataclass
-class CancelResult:
-    task_id: str
-    canceled: bool
-    code: str | None = None
-    message: str | None = None
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        return ExitStatus.OK if self.canceled else ExitStatus.REJECTED
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.canceled:
-            return {"task_id": self.task_id, "canceled": True, "status": "CANCELED"}
-        return {"task_id": self.task_id, "canceled": False, "code": self.code,
-                "message": self.message}
 
 
 def worst(statuses: Iterable[ExitStatus]) -> ExitStatus:
@@ -411,6 +378,8 @@ class Service:
             raise WanvidError(f"task {task_id} was created but the journal could not record "
                               f"it ({e.message}); keep the id: `wanvid wait {task_id}` fetches "
                               "the video") from None
+        from wanvid.results import Submitted
+
         return Submitted(task_id, resp, prepared)
 
     # --- account limits shared with other wanvid processes (wanvid.leases) -------------
@@ -520,6 +489,8 @@ class Service:
     def cancel(self, ids: list[str]) -> Iterable[CancelResult]:
         """Cancel PENDING tasks; a task the service refuses to cancel is a result, not an
         exception (the others still get their turn)."""
+        from wanvid.results import CancelResult
+
         client = self.routing_client()
         for tid in ids:
             try:
@@ -566,6 +537,7 @@ class Service:
         (said on stderr). ``wait``: an intent too recent for the list to be complete is
         tried again once it settles (within --timeout)."""
         from wanvid import intents
+        from wanvid.results import IntentDecision
 
         journal = self.journal
         pending = journal.open_intents()
@@ -714,6 +686,7 @@ class Service:
 
     def _wait_result(self, outcomes: list[Outcome], waiter: Waiter) -> WaitResult:
         from wanvid.poll import overall_exit
+        from wanvid.results import WaitResult
 
         res = WaitResult(outcomes, overall_exit(outcomes) or ExitStatus.OK)
         if waiter.unrecorded:
@@ -778,6 +751,8 @@ class Service:
                                     sha256=res.sha256)
         if self.write_sidecars:
             self._sidecar(task_id or dest_id, res, answer)
+        from wanvid.results import DownloadResult
+
         return DownloadResult(task_id, res.path, res.size, res.sha256, res.skipped)
 
     def _sidecar(self, task_id: str, res: Any, answer: dict[str, Any] | None) -> None:
@@ -865,14 +840,6 @@ def _intent_hint(message: str) -> str:
     if _REMOTE_HINT in message:
         return message.replace(_REMOTE_HINT, _INTENT_HINT)
     return f"{message}; the service may have created the task: {_INTENT_HINT}"
-
-
-@dataclass
-class IntentDecision:
-    """What resolving one open submit intent did."""
-
-    intent: IntentRecord
-    decision: Decision
 
 
 def _intent_label(it: IntentRecord) -> str:
