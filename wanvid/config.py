@@ -61,6 +61,8 @@ CONFIG_KEYS: dict[str, tuple[type, str]] = {
 
 @dataclass
 class Settings:
+    """The configuration in effect: flags > environment > config file > defaults."""
+
     api_key: str | None
     api_key_source: str | None
     region: str

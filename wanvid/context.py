@@ -28,6 +28,8 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
 
 @dataclass
 class Environment:
+    """What a command runs in: its streams, variables, directories and clock."""
+
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     stdin: TextIO = field(default_factory=lambda: _stdin())
     stdout: TextIO = field(default_factory=lambda: sys.stdout)

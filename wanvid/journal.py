@@ -217,6 +217,8 @@ def check_damage(path: Path) -> None:
 
 @dataclass
 class TaskRecord:
+    """One task as the journal knows it (a row of the ``tasks`` table)."""
+
     task_id: str
     model: str
     base_url: str

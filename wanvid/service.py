@@ -62,6 +62,8 @@ def __getattr__(name: str) -> type:
 
 @dataclass
 class TaskStatus:
+    """The service's answer about one task (``Service.status``)."""
+
     task_id: str
     response: dict[str, Any]
 
