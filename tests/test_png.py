@@ -167,3 +167,110 @@ def test_a_palette_image_and_ancillary_chunks_anywhere_pass() -> None:
     assert Image.open(io.BytesIO(_png(_ihdr(depth=8, colour=3), png_chunk(b"PLTE", bytes(3)),
                                       png_chunk(b"IDAT", zlib.compress(bytes(5 * 4)))))
                       ).size == (4, 4)
+
+
+# ------------------------------------------------------------------ APNG (review leftover 6)
+
+
+def _apng(frames: int = 3, size: tuple[int, int] = (24, 16), **save: object) -> bytes:
+    ims = [Image.frombytes("RGB", size, random.Random(i).randbytes(3 * size[0] * size[1]))
+           for i in range(frames)]
+    buf = io.BytesIO()
+    ims[0].save(buf, "PNG", save_all=True, append_images=ims[1:], duration=100, **save)
+    return buf.getvalue()
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 8
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        out.append((ctype, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def _build(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return SIG + b"".join(png_chunk(t, b) for t, b in chunks)
+
+
+def _edit(data: bytes, ctype: bytes, nth: int, body: bytes) -> bytes:
+    chunks, seen = _chunks(data), -1
+    for i, (t, _b) in enumerate(chunks):
+        if t == ctype:
+            seen += 1
+            if seen == nth:
+                chunks[i] = (t, body)
+                return _build(chunks)
+    raise AssertionError(f"no {ctype!r} number {nth}")
+
+
+def _body(data: bytes, ctype: bytes, nth: int = 0) -> bytes:
+    return [b for t, b in _chunks(data) if t == ctype][nth]
+
+
+def test_pillows_apngs_pass() -> None:
+    data = _apng()
+    assert {t for t, _ in _chunks(data)} >= {b"acTL", b"fcTL", b"fdAT"}
+    _check(data)
+    _check(_apng(2, (9, 7), default_image=True))  # a default image outside the animation
+
+
+def test_a_broken_later_frame_is_refused() -> None:
+    data = _apng()
+    fdat = _body(data, b"fdAT")
+    cut = _edit(data, b"fdAT", 0, fdat[:4] + zlib.compress(zlib.decompress(fdat[4:])[:-5]))
+    with pytest.raises(PNGError, match=r"animation frame 2: image data is \d+ bytes"):
+        _check(cut)
+    garbage = _edit(data, b"fdAT", 0, fdat[:4] + b"\x78\x9c" + bytes(range(40)))
+    with pytest.raises(PNGError, match="animation frame 2: image data does not inflate"):
+        _check(garbage)
+    bad_filter = zlib.decompress(fdat[4:])
+    bad_filter = _edit(data, b"fdAT", 0, fdat[:4] + zlib.compress(b"\x09" + bad_filter[1:]))
+    with pytest.raises(PNGError, match="animation frame 2: a row has an invalid filter type"):
+        _check(bad_filter)
+
+
+def test_apng_chunks_must_be_numbered_in_sequence() -> None:
+    data = _apng()
+    fdat = _body(data, b"fdAT")
+    renumbered = _edit(data, b"fdAT", 0, struct.pack(">I", 7) + fdat[4:])
+    with pytest.raises(PNGError, match=r"out of order \(fdAT numbered 7, expected 2\)"):
+        _check(renumbered)
+
+
+def test_frames_must_match_actl_and_fit_the_canvas() -> None:
+    data = _apng()
+    frames, plays = struct.unpack(">II", _body(data, b"acTL"))
+    with pytest.raises(PNGError, match=r"the animation has 3 frame\(s\), acTL says 4"):
+        _check(_edit(data, b"acTL", 0, struct.pack(">II", frames + 1, plays)))
+    with pytest.raises(PNGError, match="more animation frames than the 2 acTL says"):
+        _check(_edit(data, b"acTL", 0, struct.pack(">II", 2, plays)))
+    with pytest.raises(PNGError, match="says 0 frames"):
+        _check(_edit(data, b"acTL", 0, struct.pack(">II", 0, plays)))
+    fctl = bytearray(_body(data, b"fcTL", 1))
+    fctl[12:16] = struct.pack(">I", 5)  # x offset: the 24-wide frame no longer fits
+    with pytest.raises(PNGError, match=r"animation frame 2 \(24×16 at 5,0\) is not inside"):
+        _check(_edit(data, b"fcTL", 1, bytes(fctl)))
+    fctl = bytearray(_body(data, b"fcTL", 1))
+    fctl[24] = 3  # dispose_op
+    with pytest.raises(PNGError, match="dispose or blend operation"):
+        _check(_edit(data, b"fcTL", 1, bytes(fctl)))
+
+
+def test_a_frame_without_data_or_data_without_a_frame_is_refused() -> None:
+    data = _apng(2)
+    chunks = [(t, b) for t, b in _chunks(data) if t != b"fdAT"]
+    with pytest.raises(PNGError, match="animation frame 2 has no image data"):
+        _check(_build(chunks))
+    chunks = [(t, b) for t, b in _chunks(data) if not (t == b"fcTL" and b[:4] != b"\0\0\0\0")]
+    with pytest.raises(PNGError, match=r"out of order|fdAT\) without its frame control"):
+        _check(_build(chunks))
+
+
+def test_apng_chunks_of_a_still_png_are_ignored() -> None:
+    """acTL after the image data: not an APNG, so decoders read a still image."""
+    still = _pillow_png("RGB", (8, 8))
+    chunks = _chunks(still)
+    chunks.insert(-1, (b"acTL", struct.pack(">II", 9, 0)))
+    chunks.insert(-1, (b"fdAT", b"\0\0\0\5junk"))
+    _check(_build(chunks))

@@ -243,3 +243,79 @@ def test_known_and_real_dated_snapshots_resolve() -> None:
     assert m is not None and m.name == "wan2.6-i2v"
     assert find_model("wan2.6-i2v-2025-12-32") is None
     assert find_model("wan2.7-i2v-2026-04-26") is None
+
+
+# ------------------------------------------------------------------- 7. minor messages
+
+
+def test_emulator_models_names_a_directory_as_one(run: Run, tmp_path: Path) -> None:
+    r = refused(run, ["--models", str(tmp_path)], command="emulator")
+    assert r.err == (f"wanvid: error: --models {tmp_path}: is a directory; give the "
+                     "models.toml file in it\n")
+    r = refused(run, ["--models", str(tmp_path / "nope.toml")], command="emulator")
+    assert r.err.endswith("nope.toml: no such file\n")
+
+
+def test_fit_on_a_broken_png_names_the_file_and_the_fault(tmp_path: Path) -> None:
+    from wanvid.errors import BadInputError
+    from wanvid.fit import fit_image
+
+    data = bytearray(png_bytes(640, 480))
+    data[40] ^= 0xFF  # inside IDAT: its CRC no longer matches
+    path = tmp_path / "broken.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadInputError) as e:
+        fit_image(path, resolution="720P")
+    assert e.value.message.startswith(f"{path}: PNG image is damaged or cut short: its pixels "
+                                      "cannot be decoded (")
+    assert "BytesIO" not in e.value.message and "0x" not in e.value.message
+    path.write_bytes(b"\0" * 100)
+    with pytest.raises(BadInputError) as e:
+        fit_image(path, resolution="720P")
+    assert "BytesIO" not in e.value.message and str(path) in e.value.message
+
+
+def test_fit_decodes_what_the_model_takes_as_it_is(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from wanvid import fit
+    from wanvid.errors import BadInputError
+    from wanvid.models import ImageLimits, find_model
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (800, 600), (10, 200, 30)).save(path)
+    monkeypatch.setattr(fit, "MAX_FULL_DECODE_PIXELS", 800 * 600 - 1)  # stands for 50 MP
+    with pytest.raises(BadInputError, match="over the 0 MP --fit decodes at full size"):
+        fit.fit_image(path, resolution="720P", limits=ImageLimits(max_px=600))
+    r = fit.fit_image(path, resolution="720P", limits=ImageLimits(max_px=800))
+    assert (r.orig_width, r.orig_height) == (800, 600)
+    m = find_model("wan2.7-i2v")
+    assert m is not None and m.image_limits.max_px == 8000
+    monkeypatch.undo()
+    assert fit.full_decode_limit(m.image_limits) == 64_000_000  # 8000×8000, not refused
+    assert fit.full_decode_limit(None) == fit.MAX_FULL_DECODE_PIXELS == 50_000_000
+    assert fit.full_decode_limit(ImageLimits(max_px=10**6)) == fit.MAX_DECODE_PIXELS  # bound
+
+
+def test_a_clip_with_timescale_0_is_named_for_what_it_is(tmp_path: Path) -> None:
+    import struct
+
+    from wanvid import media
+    from wanvid.errors import BadInputError
+    from wanvid.models import find_model
+
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", b"\0\0\0\0" + struct.pack(">IIII", 0, 0, 0, 3000) + b"\0" * 80)
+    tkhd = box(b"tkhd", b"\0\0\0\7" + b"\0" * 72 + struct.pack(">II", 320 << 16, 240 << 16))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(box(b"ftyp", b"isom\0\0\2\0isommp41") + box(b"moov", mvhd + box(
+        b"trak", tkhd)) + box(b"mdat", b"\0" * 64))
+    m = find_model("wan2.7-i2v")
+    assert m is not None
+    with pytest.raises(BadInputError) as e:
+        media.load_clip(str(clip), flag="--first-clip", limits=m.clip_limits)
+    assert "timescale of 0" in e.value.message and "no complete moov" not in e.value.message
+    assert media.probe_video(clip.read_bytes()) is None  # the public probe: still just None

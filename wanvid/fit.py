@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -58,7 +59,10 @@ _ORIENTATION_TAG = 0x0112
 # what a 3-25 MP one does: up to MAX_DECODE_PIXELS. Every other format (PNG, WebP, BMP,
 # TIFF, GIF, HEIC) is decoded at full size, about 3-4 bytes a pixel: up to
 # MAX_FULL_DECODE_PIXELS (50 MP, e.g. 8660×5770; about 200 MB), which no camera's PNG
-# reaches, and which a 200 KB PNG claiming 15000×15000 (225 MP) does.
+# reaches, and which a 200 KB PNG claiming 15000×15000 (225 MP) does; or, when the model
+# takes larger images as they are (wan2.7: 8000×8000, 64 MP), up to its own largest
+# (sides at its max_px), never over MAX_DECODE_PIXELS: what the model takes without --fit,
+# --fit can decode, and a bomb is still bounded.
 MAX_DECODE_PIXELS = 256_000_000
 MAX_FULL_DECODE_PIXELS = 50_000_000
 MAX_FILE_BYTES = 256 << 20  # a file --fit reads into memory (phone photos: 2-30 MB)
@@ -342,7 +346,25 @@ def fit_image(path: Path, *, resolution: str | None, background: str = "white",
     except BadInputError as e:
         raise BadInputError(f"{name}: {e.message}") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise BadInputError(f"{name}: not an image Pillow can read ({e})") from e
+        raise BadInputError(f"{name}: {_unreadable(data, e)}") from e
+
+
+_BUFFER_REPR = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+def _unreadable(data: bytes, e: BaseException) -> str:
+    """Why Pillow could not read ``data``, without Pillow's repr of the in-memory buffer
+    (the caller names the file): a PNG gets wanvid.png's precise fault."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        from wanvid.png import PNGError, check_png
+
+        try:
+            check_png(io.BytesIO(data))
+        except PNGError as p:
+            return (f"PNG image is damaged or cut short: its pixels cannot be decoded ({p}). "
+                    "Re-export the image.")
+    why = _BUFFER_REPR.sub("", str(e)).strip() or type(e).__name__
+    return f"not an image Pillow can read ({why})"
 
 
 def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
@@ -356,7 +378,7 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
     finally:
         pil_image.MAX_IMAGE_PIXELS = pillow_limit
     orig_format = im.format or "unknown"
-    _check_pixels(im.width, im.height, orig_format)
+    _check_pixels(im.width, im.height, orig_format, limits)
     orientation = im.getexif().get(_ORIENTATION_TAG, 1)
     if orientation not in range(2, 9):
         orientation = 1
@@ -420,9 +442,17 @@ def _fit_bytes(data: bytes, *, resolution: str | None, background: str,
                      notes=tuple(notes))
 
 
-def _check_pixels(width: int, height: int, fmt: str) -> None:
+def full_decode_limit(limits: ImageLimits | None) -> int:
+    """The pixels --fit decodes at full size: MAX_FULL_DECODE_PIXELS, or the model's own
+    largest image when that is more, never over MAX_DECODE_PIXELS."""
+    side = limits.max_px if limits is not None and limits.max_px else 0
+    return min(MAX_DECODE_PIXELS, max(MAX_FULL_DECODE_PIXELS, side * side))
+
+
+def _check_pixels(width: int, height: int, fmt: str,
+                  limits: ImageLimits | None = None) -> None:
     """Refuse, from the header alone, an image too big to decode (see MAX_*_PIXELS)."""
-    limit = MAX_DECODE_PIXELS if fmt in _DRAFTABLE else MAX_FULL_DECODE_PIXELS
+    limit = MAX_DECODE_PIXELS if fmt in _DRAFTABLE else full_decode_limit(limits)
     if width * height > limit:
         how = "" if fmt in _DRAFTABLE else f" at full size (a {fmt} cannot be decoded smaller)"
         raise BadInputError(f"{width}×{height} is {width * height / 1e6:.1f} MP, over the "

@@ -1028,9 +1028,10 @@ def _boxes(src: _Src, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
         pos += size
 
 
-def _probe_video_src(src: _Src) -> VideoInfo | None:
+def _probe_video_src(src: _Src, why: list[str] | None = None) -> VideoInfo | None:
     """MP4/MOV: the container from the ``ftyp`` box, the duration from ``moov/mvhd``, the
-    size from the tracks' ``tkhd``. Only box headers are read, never the media data."""
+    size from the tracks' ``tkhd``. Only box headers are read, never the media data.
+    ``why`` gets the reason a found ``moov`` gives no duration (a timescale of 0)."""
     head = src.read(0, 16)
     if len(head) < 12 or head[4:8] != b"ftyp":
         return None
@@ -1054,6 +1055,9 @@ def _probe_video_src(src: _Src) -> VideoInfo | None:
                 else:
                     scale, dur = _u32be(b, 12), _u32be(b, 16)
                 if not scale:
+                    if why is not None:
+                        why.append("its movie header (moov/mvhd) gives a timescale of 0, so "
+                                   "it has no duration")
                     return None
                 duration = dur / scale
             elif ctype == b"trak":
@@ -1079,9 +1083,13 @@ def probe_video(data: bytes) -> VideoInfo | None:
 
 
 def _check_clip(src: _Src, label: str, limits: ClipLimits) -> VideoInfo:
-    info = _probe_video_src(src)
+    why: list[str] = []
+    info = _probe_video_src(src, why)
     if info is None:
         head = src.read(0, 64)
+        if why:
+            raise BadInputError(f"{label}: looks like {VIDEO_FORMATS_TEXT} but {why[0]} (a "
+                                "damaged file, or a muxer's bug). Re-export it.")
         if head[4:8] == b"ftyp":
             raise BadInputError(f"{label}: looks like {VIDEO_FORMATS_TEXT} but its duration "
                                 "cannot be read (no complete moov box; a file still being "

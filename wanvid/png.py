@@ -4,7 +4,13 @@
 accepted: every chunk is complete and its CRC matches (IDAT included), the image data
 inflates to exactly the size the header implies (zlib's Adler-32 checked at the end of
 the stream), every row starts with a valid filter type, the header's fields are a PNG
-format and the chunks come in the order a decoder requires. What is left to a decoder,
+format and the chunks come in the order a decoder requires. An animated PNG (an ``acTL``
+chunk before the image data) gets the same proof for every frame: each ``fcTL`` is a
+frame inside the canvas with a known dispose/blend operation, ``fcTL``/``fdAT`` are
+numbered in sequence, each later frame's ``fdAT`` data inflates to exactly its size with
+valid row filters, and there are as many frames as ``acTL`` says (the default image,
+IDAT, is what the service's decoders read; an APNG decoder reads the frames too, and a
+broken frame fails it). What is left to a decoder,
 turning filtered rows into pixels, cannot fail on such data. It reads the file once, a
 block at a time (memory flat), and imports nothing heavy: a local PNG is checked without
 loading Pillow.
@@ -121,6 +127,80 @@ def _check_order(ctype: bytes, seen: set[bytes], last: bytes) -> None:
         raise PNGError("the palette comes after the image data")
 
 
+class _Animation:
+    """The APNG chunks (``acTL``, ``fcTL``, ``fdAT``) of a file whose ``acTL`` comes
+    before the image data: their numbering, each frame's rectangle and each later frame's
+    image data (inflated like IDAT's, to the frame's size)."""
+
+    def __init__(self, body: bytes, width: int, height: int, depth: int, colour: int,
+                 interlaced: bool) -> None:
+        if len(body) != 8:
+            raise PNGError("the animation control chunk (acTL) has the wrong length")
+        self.frames, _plays = struct.unpack(">II", body)
+        if self.frames == 0:
+            raise PNGError("the animation control chunk (acTL) says 0 frames")
+        self.size = (width, height, depth, colour, interlaced)
+        self.seen = 0  # fcTL chunks
+        self.next_seq = 0
+        self.inflater: _Inflater | None = None  # the current later frame's fdAT data
+        self.has_data = True  # the current later frame has had an fdAT
+
+    def sequence(self, seq: int, ctype: str) -> None:
+        if seq != self.next_seq:
+            raise PNGError(f"animation chunks out of order ({ctype} numbered {seq}, "
+                           f"expected {self.next_seq})")
+        self.next_seq += 1
+
+    def _end_frame(self) -> None:
+        if not self.has_data:
+            raise PNGError(f"animation frame {self.seen} has no image data (fdAT)")
+        if self.inflater is not None:
+            try:
+                self.inflater.finish()
+            except PNGError as e:
+                raise PNGError(f"animation frame {self.seen}: {e}") from None
+            self.inflater = None
+
+    def frame_control(self, body: bytes, after_idat: bool) -> None:
+        if len(body) != 26:
+            raise PNGError("a frame control chunk (fcTL) has the wrong length")
+        seq, w, h, x, y, _num, _den, dispose, blend = struct.unpack(">IIIIIHHBB", body)
+        self.sequence(seq, "fcTL")
+        self._end_frame()
+        self.seen += 1
+        if self.seen > self.frames:
+            raise PNGError(f"more animation frames than the {self.frames} acTL says")
+        width, height, depth, colour, interlaced = self.size
+        if not (w and h) or x + w > width or y + h > height:
+            raise PNGError(f"animation frame {self.seen} ({w}×{h} at {x},{y}) is not inside "
+                           f"the {width}×{height} image")
+        if not after_idat and (x, y, w, h) != (0, 0, width, height):
+            raise PNGError("the default image's frame (fcTL before IDAT) is not the whole "
+                           "image")
+        if dispose > 2 or blend > 1:
+            raise PNGError(f"animation frame {self.seen} names a dispose or blend operation "
+                           "APNG does not have")
+        if after_idat:
+            self.inflater = _Inflater(*data_size(w, h, depth, colour, interlaced))
+            self.has_data = False
+
+    def frame_data(self, seq: int) -> _Inflater:
+        self.sequence(seq, "fdAT")
+        if self.inflater is None:
+            raise PNGError("frame data (fdAT) without its frame control (fcTL) after the "
+                           "image data")
+        self.has_data = True
+        return self.inflater
+
+    def finish(self) -> None:
+        self._end_frame()
+        if self.seen != self.frames:
+            raise PNGError(f"the animation has {self.seen} frame(s), acTL says {self.frames}")
+
+
+_APNG_BODIES = (b"acTL", b"fcTL")  # small chunks whose bytes are needed
+
+
 def check_png(f: BinaryIO) -> None:
     """Raise ``PNGError`` unless ``f`` (at its start) is a complete, intact PNG."""
     if f.read(8) != SIGNATURE:
@@ -130,6 +210,8 @@ def check_png(f: BinaryIO) -> None:
     colour = 0
     seen: set[bytes] = set()
     last = b""
+    header = (0, 0, 0, 0, False)
+    anim: _Animation | None = None
     while True:
         head = f.read(8)
         if len(head) < 8:
@@ -144,9 +226,14 @@ def check_png(f: BinaryIO) -> None:
             _check_order(ctype, seen, last)
             if ctype == b"IDAT" and colour == 3 and b"PLTE" not in seen:
                 raise PNGError("a palette image without its palette (PLTE)")
+        animated = anim is not None and ctype in (b"fcTL", b"fdAT")
+        if ctype == b"fdAT" and animated and length < 4:
+            raise PNGError("a frame data chunk (fdAT) has no sequence number")
+        keep = first or (ctype in _APNG_BODIES and length <= 64)
         crc = zlib.crc32(ctype)
         left = length
         body = b""
+        frame: _Inflater | None = None
         while left:
             block = f.read(min(left, _BLOCK))
             if not block:
@@ -157,7 +244,19 @@ def check_png(f: BinaryIO) -> None:
                 if inflater is None:
                     raise PNGError("image data before the header")
                 inflater.feed(block)
-            elif first:
+            elif ctype == b"fdAT" and animated:
+                if len(body) < 4:  # the sequence number, then the frame's zlib data
+                    need = 4 - len(body)
+                    body, block = body + block[:need], block[need:]
+                assert anim is not None
+                if frame is None and len(body) == 4:
+                    frame = anim.frame_data(struct.unpack(">I", body)[0])
+                if frame is not None and block:
+                    try:
+                        frame.feed(block)
+                    except PNGError as e:
+                        raise PNGError(f"animation frame {anim.seen}: {e}") from None
+            elif keep:
                 body += block
         stored = f.read(4)
         if len(stored) < 4:
@@ -169,10 +268,19 @@ def check_png(f: BinaryIO) -> None:
                 ">IIBBBBB", body)
             _check_header(width, height, depth, colour, compression, filtering, interlace)
             inflater = _Inflater(*data_size(width, height, depth, colour, interlace == 1))
+            header = (width, height, depth, colour, interlace == 1)
             first = False
+        elif ctype == b"acTL" and b"IDAT" not in seen:  # after IDAT: a still PNG's chunk
+            if anim is not None:
+                raise PNGError("a second animation control chunk (acTL)")
+            anim = _Animation(body, *header)
+        elif ctype == b"fcTL" and anim is not None:
+            anim.frame_control(body, b"IDAT" in seen)
         seen.add(ctype)
         last = ctype
         if ctype == b"IEND":
             break
     assert inflater is not None
     inflater.finish()
+    if anim is not None:
+        anim.finish()

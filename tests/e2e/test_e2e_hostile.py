@@ -134,5 +134,5 @@ def test_png_bomb_under_fit_is_refused_in_bounded_memory(wv_env: dict[str, str],
     (work / "bomb.png").write_bytes(bomb)
     m = _run(["submit", "bomb.png", "--fit", "-p", "x"], wv_env, work)  # 1.1 GB before
     assert m.code == 2, m.err
-    assert "bomb.png: 15000×15000 is 225.0 MP, over the 50 MP" in _one_error(m)
+    assert "bomb.png: 15000×15000 is 225.0 MP, over the 64 MP" in _one_error(m)
     assert m.rss_mb < RSS_LIMIT_MB, m.rss_mb

@@ -91,7 +91,9 @@ def emulator(
     # The service knows no user file: the shipped catalogue, plus --models FILE if given
     # (read now, so a bad file is exit 2 before serving).
     if models_file is not None and not models_file.is_file():
-        raise BadInputError(f"--models {models_file}: no such file")
+        what = ("is a directory; give the models.toml file in it" if models_file.is_dir()
+                else "is not a regular file" if models_file.exists() else "no such file")
+        raise BadInputError(f"--models {models_file}: {what}")
     models.use_user_catalogue(models_file)
     models.MODELS  # noqa: B018
     env = _state(ctx).env
