@@ -95,9 +95,10 @@ class Environment:
         try:
             self.stdout.write(terminal(line, keep="\n\t") + "\n")
             self.stdout.flush()
-        except BrokenPipeError:
-            # `wanvid ... | head -1`: the reader is gone. Stop quietly (SIGPIPE's 141), with
-            # stdout pointed at /dev/null so nothing complains at exit.
+        except (OSError, ValueError, AttributeError):
+            # `wanvid ... | head -1`: the reader is gone (or stdout is closed, `>&-`, or full,
+            # `>/dev/full`). Stop quietly with the documented 141 (the task ids are in the
+            # journal), stdout pointed at /dev/null so nothing complains at exit.
             try:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, self.stdout.fileno())
@@ -110,8 +111,13 @@ class Environment:
         nothing a server sent can act on the terminal or pass for a line of ours."""
         from wanvid.sanitize import terminal
 
-        self.stderr.write(terminal(line, keep="\t") + "\n")
-        self.stderr.flush()
+        try:
+            self.stderr.write(terminal(line, keep="\t") + "\n")
+            self.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            # stderr closed (`2>&-`), full or gone: the human lines are lost, the work must
+            # not be (a paid-for task goes on to its video).
+            pass
 
     def note(self, line: str) -> None:
         """One line for humans about what is going on; silenced by ``-q``."""

@@ -8,10 +8,30 @@ completions, and must start in a few tens of milliseconds. Everything else goes 
 
 from __future__ import annotations
 
+import os
 import sys
 
 
+def _fill_closed_std_fds() -> None:
+    """Point a closed stdin, stdout or stderr (`<&-`, `>&-`, `2>&-`) at /dev/null, so the
+    next file wanvid opens (the journal, a video's .part) cannot become fd 0-2 and receive
+    what is meant for a terminal. Python already made the closed stream None; wanvid's
+    writers treat that as "nobody is listening"."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:  # the lowest free fd: it is fd itself when fd was closed
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main() -> None:
+    _fill_closed_std_fds()
     args = sys.argv[1:]
     if args == ["--version"]:
         from wanvid import __version__
