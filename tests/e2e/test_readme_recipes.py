@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -311,3 +312,86 @@ def test_recipes_in_readme_order_in_one_directory(emulator, wv_env: dict[str, st
     assert list(found) == list(CHECKS)
     for name, (_, body) in found.items():
         CHECKS[name](me, body)
+
+
+# --- the JSON section's jq lines, one per family ------------------------------------------------
+
+
+def jq_lines() -> list[str]:
+    """The lines of the ```bash block after "One `jq` line per family" (README, JSON output)."""
+    text = README.read_text(encoding="utf-8")
+    m = re.search(r"One `jq` line per family:\n\n```bash\n(.*?)\n```", text, re.DOTALL)
+    assert m, "README's JSON section no longer has its jq lines"
+    return m.group(1).splitlines()
+
+
+def test_the_json_sections_jq_lines_print_what_they_say(emulator, wv_env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    """Each line run in turn at one prompt (the first sets $id), in a directory where the
+    batch recipe has run (its jobs.jsonl, its videos) and cat.png: the batch line must not
+    bill those jobs again, and shows a bad line once one is added."""
+    if shutil.which("jq") is None:
+        if os.environ.get("CI_REQUIRE_SHELLS"):
+            pytest.fail("jq is not installed (.ci/run installs it)")
+        pytest.skip("jq is not installed")
+    d = tmp_path / "json"
+    d.mkdir()
+    (d / "cat.png").write_bytes(png_bytes(640, 480))
+    for stem in "abc":
+        (d / f"{stem}.png").write_bytes(png_bytes(640, 480))
+    emu = emulator()
+    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    me = Person(emu, env, d)
+    me.sh("\n".join(recipes()["batch-file"][1].rstrip("\n").splitlines()[:-1]))
+    assert emu.stats()["submits"] == 3
+
+    def run(script: str) -> list[str]:
+        p = subprocess.run(["bash", "-u", "-o", "pipefail", "-c", script], cwd=d, env=env,
+                           text=True, capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        assert "parse error" not in p.stderr and "jq: error" not in p.stderr, (script, p.stderr)
+        return p.stdout.splitlines()
+
+    lines = jq_lines()
+    assert len(lines) == 11 and lines[0].startswith("id=$(")
+    out: list[list[str]] = []
+    task_id = ""
+    for line in lines:
+        script = line if not task_id else f"id={shlex.quote(task_id)}\n{line}"
+        if line.startswith("id=$("):
+            script += '\nprintf "%s\\n" "$id"'
+        out.append(run(script))
+        if not task_id:
+            task_id = out[0][0]
+    (sub, status, wait, unfinished, batch, download, cancel, saved, audio, billed,
+     region) = out
+    assert re.fullmatch(r"[0-9a-f-]{36}", task_id)
+    assert status in (["PENDING"], ["RUNNING"], ["SUCCEEDED"])
+    assert wait == [f"{task_id}.mp4"] and (d / wait[0]).is_file()
+    assert unfinished == []  # the generate finished its one task
+    assert batch == []  # every job done already
+    assert emu.stats()["submits"] == 3 + 2, "billed again (the submit and generate lines: 2)"
+    assert download == [f"{task_id}.mp4"]
+    assert cancel == [f"{task_id}\tfalse"]  # SUCCEEDED already: not canceled
+    assert saved and all(Path(p).is_absolute() and Path(p).is_file() for p in saved)
+    from wanvid.models import MODELS
+    assert audio and set(audio) <= {m.name for m in MODELS}
+    assert float(billed[0]) > 0
+    assert region == ["intl"]
+    with (d / "jobs.jsonl").open("a") as f:
+        f.write('{"image": "missing.png"}\n')
+    [batch_line] = [ln for ln in lines if ln.startswith("wanvid batch ")]
+    failures = run(batch_line)
+    assert len(failures) == 1 and failures[0].startswith("4: missing.png: no such file"), failures
+    assert emu.stats()["submits"] == 5
+
+
+def test_every_shell_block_of_readme_is_run_by_a_test() -> None:
+    """The fenced bash/yaml blocks of README are the recipes and the jq lines, all run
+    above; a new one fails here until a test runs it."""
+    text = README.read_text(encoding="utf-8")
+    fences = re.findall(r"^```(bash|sh|shell|console|yaml|yml)$", text, re.M)
+    assert len(fences) == len(recipes()) + 1, (
+        "README has a fenced shell block that no test runs: mark it <!-- recipe: NAME --> "
+        "in the Recipes section and give it a check in CHECKS")
