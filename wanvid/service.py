@@ -344,7 +344,7 @@ class Service:
                 base_url=self.settings.base_url,
                 prompt=prompt if isinstance(prompt, str) else None,
                 params=prepared.journal_params(), inputs=prepared.input_names(),
-                fingerprint=fingerprint, output=self._journal_output(output))
+                fingerprint=fingerprint, output=output)
             with intents.posting():
                 try:
                     resp = client.submit(prepared.model.path, body)
@@ -374,8 +374,7 @@ class Service:
                                   params=prepared.journal_params(),
                                   inputs=prepared.input_names(),
                                   status=str(out.get("task_status") or "PENDING"),
-                                  fingerprint=fingerprint,
-                                  output=self._journal_output(output), intent=intent)
+                                  fingerprint=fingerprint, output=output, intent=intent)
         except WanvidError as e:
             # The task exists and is paid for: its id must reach the user whatever happens.
             raise WanvidError(f"task {task_id} was created but the journal could not record "
@@ -384,13 +383,6 @@ class Service:
         from wanvid.results import Submitted
 
         return Submitted(task_id, resp, prepared)
-
-    def _journal_output(self, output: str | None) -> str | None:
-        """The -o path (or template) as the journal keeps it: absolute, so `wait --pending`
-        run from another directory saves (and finishes the .part) where this run would."""
-        if not output or os.path.isabs(output):
-            return output
-        return os.path.join(os.fspath(self.env.cwd or Path.cwd()), output)
 
     # --- account limits shared with other wanvid processes (wanvid.leases) -------------
 
@@ -622,7 +614,7 @@ class Service:
             return
         for tid in ids:
             try:
-                self.journal.set_output(tid, self._journal_output(output) or output)
+                self.journal.set_output(tid, output)
             except WanvidError as e:
                 self.env.warn(f"{e.message}; waiting without recording -o")
                 return
