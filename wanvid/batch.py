@@ -8,11 +8,12 @@ A job has the same fields as the submit options (``image``, ``last_frame``, ``pr
 ``output`` (a path or template for that job's video).
 
 In flight and pacing follow the account limits of each job's model (its catalogue entry's
-``concurrent_tasks`` and ``submits_per_second``, per account and model): without ``-j`` (nor
-config ``jobs``) at most ``concurrent_tasks`` tasks of each model are in flight, so a batch of
-several models keeps each one at its own limit; ``-j N`` caps the whole batch at N instead
-(no per-model cap: the service's throttling answer slows it down). Either way two
-submissions of one model are at least ``1 / submits_per_second`` apart (``pace_delay``).
+``concurrent_tasks`` and ``submits_per_second``, per account and model), shared with every
+wanvid process using the same journal (``wanvid.leases``, as ``generate`` does): each submit
+takes a slot of its model, held until the polling loop sees the task end, and a model's
+submits keep to its rate; a job whose model has no slot free waits while the others go on
+(the loop looks again). ``-j N`` (or config ``jobs``) caps the whole batch at N as well; a
+model with no known limit has one task in flight at a time unless ``-j`` says more.
 
 Re-running a batch file skips jobs already done: a job's fingerprint (model, parameters
 and the content of its input files) is journaled with its task; a job whose task is
@@ -429,18 +430,13 @@ def plan(source: str, service: Service, *, output: str | None = None,
 
 # --- the run ------------------------------------------------------------------------------
 
-def pace_delay(last: float | None, rate: float, now: float) -> float:
-    """Seconds to wait before submitting to a model limited to ``rate`` submissions per
-    second whose last submission was at ``last`` (monotonic seconds; None: never)."""
-    if last is None or not rate or rate <= 0 or not math.isfinite(rate):
-        return 0.0
-    return max(0.0, last + 1.0 / rate - now)
-
-
 def flight_text(jobs: int | None, models: list[Any]) -> str:
     """What is in flight at once: ``-j N``, or each model's concurrent-task limit."""
     if jobs is not None:
-        return f"{jobs} in flight at once"
+        over = sorted({f"{m.concurrent_tasks} {m.name}" for m in models
+                       if 0 < m.concurrent_tasks < jobs})
+        return f"{jobs} in flight at once" + (
+            f" (at most; the account's limits hold: {', '.join(over)})" if over else "")
     seen = {m.name: m.concurrent_tasks for m in models}
     return "in flight at once: " + ", ".join(f"{n} {name}" for name, n in seen.items()) + \
         " (each model's concurrent-task limit; -j N sets one for the batch)"
@@ -460,9 +456,10 @@ class Run:
 
 
 class Runner:
-    """Runs a plan: at most ``jobs`` tasks in flight (None: each model's ``concurrent_tasks``),
-    submissions of one model paced at its ``submits_per_second``; a 429 on submit slows the
-    whole batch (never a failure); each job's result goes to ``on_row`` as it is known."""
+    """Runs a plan: at most ``jobs`` tasks in flight, each submit holding one of its
+    model's account slots (``Service.try_slot``) until its task ends; a 429 on submit
+    slows the whole batch (never a failure); each job's result goes to ``on_row`` as it
+    is known."""
 
     def __init__(self, service: Service, plan: Plan, *, jobs: int | None, reporter: Reporter,
                  output: str | None = None, timeout: float | None = None,
@@ -473,7 +470,8 @@ class Runner:
             raise BadInputError("--jobs must be at least 1")
         self.service, self.plan, self.jobs = service, plan, jobs
         self.running: dict[str, int] = {}  # model name -> its tasks in flight
-        self.last_submit: dict[str, float] = {}  # model name -> monotonic time of the last
+        self.retry_at: float | None = None  # monotonic: when a slot is worth asking again
+        self.told_waiting = False
         self.reporter, self.output = reporter, output
         self.timeout, self.interval, self.download, self.force = timeout, interval, download, force
         self.on_row = on_row
@@ -490,15 +488,32 @@ class Runner:
         if self.on_row is not None:
             self.on_row(row, job, outcome)
 
-    def _next(self) -> int | None:
-        """The queue index of the next job to submit: the first whose model is under its
-        concurrent-task limit (any, under ``-j``), or None."""
+    def _next(self) -> tuple[int, int] | None:
+        """(queue index, lease) of the next job to submit: the first whose model has a
+        slot free now; None (``retry_at`` set) when none has."""
+        blocked: dict[str, float] = {}
         for i, job in enumerate(self.queue):
             assert job.prepared is not None
             m = job.prepared.model
-            if self.jobs is not None or self.running.get(m.name, 0) < max(1, m.concurrent_tasks):
-                return i
+            if m.name in blocked:
+                continue
+            if (self.jobs is None and not m.concurrent_tasks
+                    and self.running.get(m.name, 0) >= 1):
+                continue  # no known limit: one at a time unless -j says more
+            lease, wait = self.service.try_slot(job.prepared)
+            if lease is not None:
+                return i, lease
+            blocked[m.name] = wait
+        if blocked:
+            self.retry_at = self.service.env.monotonic() + min(blocked.values())
         return None
+
+    def retry_in(self) -> float | None:
+        """Seconds until a job waiting for a slot is worth another look (the loop's
+        ``retry``), or None."""
+        if self.retry_at is None or not self.queue:
+            return None
+        return max(0.0, self.retry_at - self.service.env.monotonic())
 
     def _started(self, job: Job) -> None:
         if job.prepared is not None:
@@ -506,28 +521,31 @@ class Runner:
             self.running[name] = self.running.get(name, 0) + 1
 
     def refill(self, in_flight: int) -> list[str]:
-        """Submit queued jobs until the limits are reached (called by the polling loop)."""
+        """Submit queued jobs while slots are free and -j allows (called by the polling
+        loop when a task ends, and when ``retry_in`` comes)."""
         from wanvid.errors import AuthError, is_throttled
         from wanvid.retry import retry_delay
 
         env = self.service.env
         new: list[str] = []
+        self.retry_at = None
         while self.queue and (self.jobs is None or in_flight + len(new) < self.jobs):
-            i = self._next()
-            if i is None:
+            picked = self._next()
+            if picked is None:
+                if (self.retry_at is not None and not in_flight + len(new)
+                        and not self.told_waiting):
+                    self.told_waiting = True
+                    self.reporter.note("other wanvid processes hold the account's slots; "
+                                       "the batch waits for one (nothing sent yet)")
                 break
+            i, lease = picked
             job = self.queue[i]
             assert job.prepared is not None
-            model = job.prepared.model
-            delay = pace_delay(self.last_submit.get(model.name), model.submits_per_second,
-                               env.monotonic())
-            if delay > 0:
-                env.sleep(delay)
             try:
                 sub = self.service.submit(job.prepared, output=job.output or self.output,
-                                          fingerprint=job.fingerprint, client=self.client)
-            except WanvidError as e:
-                self.last_submit[model.name] = env.monotonic()
+                                          fingerprint=job.fingerprint, client=self.client,
+                                          hold=True, lease=lease)
+            except WanvidError as e:  # the slot was given back
                 if isinstance(e, AuthError):
                     raise
                 if is_throttled(e):
@@ -548,7 +566,6 @@ class Runner:
                 self._row(job, {"task_id": None, "status": "ERROR", "exit_code": int(e.status),
                                 "message": e.message})
                 continue
-            self.last_submit[model.name] = env.monotonic()
             self.throttles = 0
             self.queue.pop(i)
             job.state, job.task_id = "submitted", sub.task_id
@@ -597,6 +614,8 @@ class Runner:
         for j, _ in self.plan.resumed:  # still in flight: they count against the limits
             if j.task_id:
                 self._started(j)
+                if j.prepared is not None:
+                    svc.adopt_slot(j.prepared, j.task_id)
         self.client = svc.routing_client()
         # Each job's output template was journaled with its task (job's own, else -o).
         waiter = svc.waiter(reporter=self.reporter, output=None, timeout=self.timeout,
@@ -605,8 +624,9 @@ class Runner:
                             batch=batch_label(self.plan.source, svc.env.now()))
         outcomes: list[Outcome] = []
         try:
-            outcomes = waiter.run(list(self.by_task), refill=self.refill)
+            outcomes = waiter.run(list(self.by_task), refill=self.refill, retry=self.retry_in)
         finally:
+            svc.release_leases()  # a killed batch's slots go with its pid (wanvid.leases)
             self.reporter.close()
         for j in self.queue:  # never submitted: the wait timed out first
             self.summary.unsubmitted += 1

@@ -221,6 +221,25 @@ class Leases:
         assert isinstance(wait, float)
         return wait
 
+    def adopt(self, key: str, task_id: str) -> int | None:
+        """Hold a lease for a task already created (an earlier run's, waited for now):
+        taken whatever the limit (the task runs either way), no submit counted; None when
+        a live process holds one for it already."""
+        def body(db: sqlite3.Connection) -> int | None:
+            now = self.now()
+            self._purge(db, now)
+            if db.execute("SELECT 1 FROM leases WHERE task_id = ?", (task_id,)).fetchone():
+                return None
+            cur = db.execute("INSERT INTO leases (key, pid, task_id, taken_at) "
+                             "VALUES (?, ?, ?, ?)", (key, self.pid, task_id, now))
+            return int(cur.lastrowid or 0)
+
+        got = self._tx(body)
+        assert got is None or isinstance(got, int)
+        if got is not None:
+            self.mine.add(got)
+        return got
+
     def bind(self, lease: int, task_id: str) -> None:
         """The lease now stands for this task (released when a wait sees it end)."""
         self._tx(lambda db: db.execute("UPDATE leases SET task_id = ? WHERE id = ? AND pid = ?",

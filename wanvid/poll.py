@@ -290,18 +290,21 @@ class Waiter:
         return 0.0
 
     def run(self, task_ids: list[str],
-            refill: Callable[[int], list[str]] | None = None) -> list[Outcome]:
+            refill: Callable[[int], list[str]] | None = None,
+            retry: Callable[[], float | None] | None = None) -> list[Outcome]:
         """Wait for ``task_ids``. ``refill(n)``, if given, is called whenever fewer tasks
         are in flight than it last allowed, and returns new task ids to wait for (batch
-        submits the next jobs there, so at most N are ever in flight). A task being
-        downloaded is no longer in flight: the service is done with it."""
+        submits the next jobs there, so at most N are ever in flight). ``retry()``: seconds
+        until ``refill`` is worth calling again though nothing ended (a slot other processes
+        held may be free by then), or None. A task being downloaded is no longer in flight:
+        the service is done with it."""
         from wanvid.pool import DownloadPool
 
         pool: DownloadPool[Outcome | None] = DownloadPool(self.opt.downloads,
                                                           deadline=self.opt.deadline)
         self._pool = pool
         try:
-            return self._run(task_ids, refill, pool)
+            return self._run(task_ids, refill, pool, retry)
         except BaseException:
             # Ctrl-C, SIGTERM, a rejected key: the downloads in progress stop where they
             # are, their .part files kept for `wanvid wait --pending`.
@@ -321,7 +324,8 @@ class Waiter:
         return False
 
     def _run(self, task_ids: list[str], refill: Callable[[int], list[str]] | None,
-             pool: DownloadPool[Outcome | None]) -> list[Outcome]:
+             pool: DownloadPool[Outcome | None],
+             retry: Callable[[], float | None] | None = None) -> list[Outcome]:
         start = self.clock()
         deadline = start + self.opt.timeout if self.opt.timeout is not None else None
         if self.opt.deadline is not None and self.opt.deadline.at is not None:
@@ -351,6 +355,12 @@ class Waiter:
         def more() -> None:
             if refill is not None and not timed_out:
                 add(refill(len(heap)))
+
+        def again() -> float | None:
+            """Seconds until refill wants another try, when it does."""
+            if retry is None or refill is None or timed_out:
+                return None
+            return retry()
 
         def busy(tid: str) -> None:
             """Another process is saving this video: look again in a while."""
@@ -396,6 +406,14 @@ class Waiter:
             if not heap and refill is not None and not timed_out:
                 add(refill(0))
             if not heap:
+                r = again()
+                if r is not None:  # nothing in flight, jobs waiting for a slot
+                    if deadline is not None and self.clock() + r > deadline:
+                        timed_out = True  # the rest stay unsubmitted
+                        continue
+                    self._nap(r)
+                    more()
+                    continue
                 if pool.pending:
                     pool.wait(None)  # the downloads still running: wait for the next one
                     continue
@@ -403,6 +421,12 @@ class Waiter:
             item = heap[0]
             tid = item.task_id
             now = self.clock()
+            r = again()
+            if r is not None and now + r < item.due and (deadline is None
+                                                         or now + r < deadline):
+                self._nap(r)
+                more()
+                continue
             if deadline is not None and item.due > deadline:
                 # Nothing can be learned before the deadline for any task: stop waiting
                 # (the downloads in progress end by the deadline themselves).

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from wanvid.config import Settings
     from wanvid.download import Limits
     from wanvid.journal import IntentRecord, Journal, TaskRecord
-    from wanvid.leases import Leases
+    from wanvid.leases import Leases, Limit
+    from wanvid.models import Model
     from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
     from wanvid.poll import Outcome, Reporter, Waiter
@@ -319,20 +320,22 @@ class Service:
 
     def submit(self, prepared: PreparedSubmit, *, output: str | None = None,
                fingerprint: str | None = None, client: Client | RoutingClient | None = None,
-               hold: bool | None = None) -> Submitted:
+               hold: bool | None = None, lease: int | None = None) -> Submitted:
         """Send one prepared request and journal the task id the moment it comes back.
 
         ``hold`` shares the account's limits with other wanvid processes (``wanvid.leases``):
         False waits for a free slot of the model and paces the submit; True also keeps
         the slot until a wait of this process sees the task end (``generate``); None
-        (batch, the Python API) does neither."""
+        (the Python API) does neither. ``lease``: a slot already taken (``try_slot``:
+        batch), used instead of waiting for one."""
         from wanvid import intents
         from wanvid.client import submitted_task_id
 
         client = client or self.client()
         journal = self.journal  # opened (and checked for damage) before anything is paid for
         body = self._upload(prepared, client) if prepared.uploads else prepared.body()
-        lease = self._take_lease(prepared) if hold is not None else None
+        if lease is None and hold is not None:
+            lease = self._take_lease(prepared)
         try:
             # Write-ahead: the submit is journaled before its POST leaves, so a task created
             # by a POST whose answer never arrives (a kill, Ctrl-C, a timeout) is found again.
@@ -394,12 +397,29 @@ class Service:
             self._leases = Leases(self.journal.path, now=self.env.now)
         return self._leases
 
-    def _take_lease(self, prepared: PreparedSubmit) -> int:
+    def _limit(self, m: Model) -> tuple[str, Limit]:
         from wanvid.leases import Limit, key_for
 
+        return (key_for(m.name, self.settings.base_url),
+                Limit(int(m.concurrent_tasks or 0), float(m.submits_per_second or 0)))
+
+    def try_slot(self, prepared: PreparedSubmit) -> tuple[int | None, float]:
+        """A slot of the model if one is free now (and the submit rate allows it):
+        (lease, 0); else (None, seconds worth waiting before looking again). Batch asks
+        here, so its polling loop goes on while other processes hold the slots."""
+        return self.leases.try_take(*self._limit(prepared.model))
+
+    def adopt_slot(self, prepared: PreparedSubmit, task_id: str) -> None:
+        """A task an earlier run submitted and this one waits for counts against its
+        model's slots until a wait sees it end (no submit: never paced, never refused)."""
+        try:
+            self.leases.adopt(self._limit(prepared.model)[0], task_id)
+        except WanvidError:
+            pass
+
+    def _take_lease(self, prepared: PreparedSubmit) -> int:
         m = prepared.model
-        limit = Limit(int(m.concurrent_tasks or 0), float(m.submits_per_second or 0))
-        key = key_for(m.name, self.settings.base_url)
+        key, limit = self._limit(m)
 
         def waiting(held: int) -> None:
             self.env.note(f"{held} {m.name} task(s) of other wanvid processes hold the "

@@ -119,7 +119,12 @@ def test_three_in_flight(emulator, wv, tmp_path: Path) -> None:
     work = tmp_path / "work"
     make_images(work, STEMS)
     write_jsonl(work / "jobs.jsonl", STEMS)
-    # submissions of one model are paced (wan2.2: 2 a second): tasks outlive three of them
+    # submissions of one model are paced (wan2.2: 2 a second): tasks outlive three of them;
+    # the account allows 5 at once here (models.toml), so -j 3 is the cap that holds
+    config = tmp_path / "home" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "models.toml").write_text('[[model]]\nname = "wan2.2-i2v-flash"\n'
+                                        'concurrent_tasks = 5\n', encoding="utf-8")
     emu = emulator(running=1.5)
     r = wv("batch", "jobs.jsonl", "-j", "3", "-o", "v/{stem}.mp4", "--json", base_url=emu.base_url)
     assert r.code == 0, r.err
