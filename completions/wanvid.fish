@@ -129,7 +129,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l help -s h -d 'Sho
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -F
 
 # wanvid generate
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -r -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -x -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l first-clip -x -d 'Video to continue (MP4/MOV, 2-10 s; URL or local file, uploaded): wan2.7-i2v; --duration is then the total length.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l prompt -s p -x -d 'What should happen.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l negative-prompt -s n -x -d 'What should not appear.'
@@ -159,7 +159,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l downloads -x -d 
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'JSON Lines: the task, then a summary (README: JSON output).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)'
+complete -c wanvid -n '__fish_seen_subcommand_from generate' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
 
 # wanvid models
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l json -d 'Print the catalogue as JSON.'
@@ -174,7 +174,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from status' -l help -s h -d 'Show
 complete -c wanvid -n '__fish_seen_subcommand_from status' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
 
 # wanvid submit
-complete -c wanvid -n '__fish_seen_subcommand_from submit' -l last-frame -s l -r -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -l last-frame -s l -x -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l first-clip -x -d 'Video to continue (MP4/MOV, 2-10 s; URL or local file, uploaded): wan2.7-i2v; --duration is then the total length.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l prompt -s p -x -d 'What should happen.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l negative-prompt -s n -x -d 'What should not appear.'
@@ -199,7 +199,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l dry-run -d 'Check 
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from submit' -a '(for f in (__fish_complete_path (commandline -ct)); for e in jpeg jpg png bmp webp JPEG JPG PNG BMP WEBP; string match -q -- "*.$e" $f; and echo $f; end; string match -q -- "*/" $f; and echo $f; end)'
+complete -c wanvid -n '__fish_seen_subcommand_from submit' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
 
 # wanvid tasks
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l status -x -a 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -d 'Only tasks with this status (e.g. SUCCEEDED).'

@@ -1,7 +1,10 @@
 """The static completion scripts: up to date with the CLI, complete, and working for real.
 
-bash is always checked by running the completion function; zsh and fish are checked
-(syntax, and real completions) only where they are installed.
+Every script is loaded in its own shell and asked what it offers (commands, options,
+values, IMAGE filtered to the image formats, task ids from `wanvid tasks -n 200` via a
+stand-in `wanvid` on PATH): bash by calling the completion function, zsh through a
+pseudo-terminal (zpty) with compadd wrapped, fish with `complete -C`. Without zsh or fish
+their tests skip; under .ci/run (CI_REQUIRE_SHELLS=1, which installs them) that fails.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPLETIONS = ROOT / "completions"
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-needs_fish = pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 
 
 # --- the CLI's command tree, read here independently of wanvid.cli.completion ------------------
@@ -238,6 +239,7 @@ BASH_CASES = [
     (["wanvid", "submit", "cat.png", ""], []),
     (["wanvid", "generate", "cat.png", "-l", "c"], ["cat.png", "cats"]),
     (["wanvid", "generate", "D"], ["DOG.JPG"]),
+    (["wanvid", "generate", "cats/"], ["cats/tom.webp"]),
     (["wanvid", "wait", "0385"], ["0385dc79-5ff8-4d82-bcb6-0123456789ab"]),
     (["wanvid", "status", "t-1", ""], ["0385dc79-5ff8-4d82-bcb6-0123456789ab", "t-2"]),
     (["wanvid", "download", "t"], ["t-2"]),
@@ -251,11 +253,7 @@ BASH_CASES = [
 def test_bash_completes(tmp_path: Path, words: list[str], expected: Any) -> None:
     script = tmp_path / "wanvid.bash"
     script.write_text(generate("bash"), encoding="utf-8")
-    work = tmp_path / "work"
-    work.mkdir()
-    for name in ("cat.png", "clip.mp4", "jobs.jsonl", "DOG.JPG", "notes.txt"):
-        (work / name).write_bytes(b"")
-    (work / "cats").mkdir()
+    work = _workdir(tmp_path)
     assert sorted(_bash_complete(script, words, work, fake_wanvid(tmp_path))) == sorted(
         _expand(expected))
 
@@ -274,19 +272,87 @@ def fake_wanvid(tmp_path: Path) -> Path:
     return bindir
 
 
-# --- zsh and fish, where installed ------------------------------------------------------------
+# --- zsh and fish, for real ---------------------------------------------------------------------
 
 
-@needs_zsh
-def test_zsh_syntax(tmp_path: Path) -> None:
-    script = tmp_path / "_wanvid"
-    script.write_text(generate("zsh"), encoding="utf-8")
-    r = subprocess.run(["zsh", "-n", str(script)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+def _require(shell: str) -> None:
+    """Skip where ``shell`` is not installed; under .ci/run (CI_REQUIRE_SHELLS=1) that is a
+    failure, so CI cannot pass without having loaded the scripts."""
+    if shutil.which(shell) is None:
+        if os.environ.get("CI_REQUIRE_SHELLS"):
+            pytest.fail(f"CI_REQUIRE_SHELLS is set but {shell} is not installed "
+                        "(apt-get install zsh fish; .ci/run installs them)")
+        pytest.skip(f"{shell} is not installed")
+
+
+def _workdir(tmp_path: Path) -> Path:
+    """The directory the completions are asked in: images in both cases, a video, a batch
+    file, text, and a directory holding one image and one text file."""
+    work = tmp_path / "work"
+    (work / "cats").mkdir(parents=True)
+    for name in ("cat.png", "clip.mp4", "jobs.jsonl", "DOG.JPG", "notes.txt", "cats/tom.webp",
+                 "cats/readme.txt"):
+        (work / name).write_bytes(b"")
+    return work
+
+
+ID = "0385dc79-5ff8-4d82-bcb6-0123456789ab"
+
+# What zsh and fish offer, each script loaded in its real shell (what is typed; the cursor at
+# the end), directories compared without their trailing "/"; a dict when the shells differ.
+SHELL_CASES: list[tuple[str, Any]] = [
+    ("wanvid ", "commands"),
+    ("wanvid sub", ["submit"]),
+    ("wanvid st", ["status"]),
+    ("wanvid submit --mod", ["--model"]),
+    ("wanvid submit --no-p", ["--no-prompt-extend"]),
+    ("wanvid submit -m ", "models"),
+    ("wanvid generate -r ", "resolutions"),
+    ("wanvid --region ", ["intl", "cn", "us", "eu"]),
+    ("wanvid --region cn --debug config get re", ["region"]),
+    ("wanvid config ", ["get", "list", "path", "set", "unset"]),
+    ("wanvid config set ", "config keys"),
+    ("wanvid config unset re", ["region"]),
+    ("wanvid config set region ", []),
+    ("wanvid tasks --status S", ["SUCCEEDED"]),
+    ("wanvid emulator --port ", []),
+    ("wanvid submit --model=wan2.5", {"zsh": ["wan2.5-i2v-preview"],
+                                      "fish": ["--model=wan2.5-i2v-preview"]}),
+    # IMAGE and --last-frame: directories and the image formats the service takes, any case
+    ("wanvid submit -p x c", ["cat.png", "cats"]),
+    ("wanvid generate ", ["cat.png", "cats", "DOG.JPG"]),
+    ("wanvid generate D", ["DOG.JPG"]),
+    ("wanvid generate cats/", {"zsh": ["tom.webp"],  # zsh: the directory is compadd's -p
+                               "fish": ["cats/tom.webp"]}),
+    ("wanvid generate cat.png -l c", ["cat.png", "cats"]),
+    ("wanvid submit cat.png --last-frame ", ["cat.png", "cats", "DOG.JPG"]),
+    # task ids from the journal (`wanvid tasks -n 200`, the stand-in on PATH), newest first
+    ("wanvid wait 0385", [ID]),
+    ("wanvid status t-1 ", [ID, "t-2"]),
+    ("wanvid download t", ["t-2"]),
+    ("wanvid cancel ", [ID, "t-2"]),
+    ("wanvid tasks --forget ", [ID, "t-2"]),
+    # other file values: every file
+    ("wanvid wait -o cl", ["clip.mp4"]),
+    ("wanvid batch jo", ["jobs.jsonl"]),
+]
+
+
+def _shell_expected(shell: str, expected: Any) -> list[str]:
+    if isinstance(expected, dict):
+        expected = expected[shell]
+    return sorted(_expand(expected))
+
+
+def _offered(lines: list[str]) -> list[str]:
+    return sorted({ln.split("\t")[0].rstrip("/") for ln in lines if ln.strip()})
 
 
 # Drives an interactive zsh in a pseudo-terminal, presses TAB after $2, and prints each
-# match compadd receives (adapted from the well-known zsh-capture-completion technique).
+# match compadd receives (after the well-known zsh-capture-completion technique). compadd
+# is wrapped, not replaced: the matches are also really added, else _files, which looks at
+# how many matches were added, would go on to offer every file, as it never does in a real
+# shell.
 ZSH_CAPTURE = r"""
 zmodload zsh/zpty || exit 3
 zpty z zsh -f -i
@@ -299,6 +365,7 @@ zpty -w z 'compadd () {
   typeset -a __hits
   builtin compadd -A __hits "$@"
   for h in $__hits; do print -r -- "<<M>>$h"; done
+  builtin compadd "$@"
 }'
 zpty -w z "bindkey '^I' complete-word"
 zpty -w z "print -r -- '<<START>>'"
@@ -306,64 +373,83 @@ zpty -r z line '*<<START>>*'
 zpty -r z line $'*\n'
 zpty -w -n z "$2"$'\t'
 while zpty -r z line; do
-  [[ $line == *'<<END>>'* ]] && break
+  [[ $line == *'<<END>>'* ]] && { print -r -- '<<DONE>>'; break; }
   [[ $line == *'<<M>>'* ]] && print -r -- "${${line#*<<M>>}%%$'\r'}"
 done
 zpty -d z
 """
 
 
-@needs_zsh
-@pytest.mark.parametrize(("line", "expected"), [
-    ("wanvid sub", ["submit"]),
-    ("wanvid submit --mod", ["--model"]),
-    ("wanvid submit -m ", "models"),
-    ("wanvid config set ", "config keys"),
-])
-def test_zsh_completes(tmp_path: Path, line: str, expected: Any) -> None:
+def _zsh_complete(tmp_path: Path, line: str, script: str | None = None,
+                  bindir: Path | None = None) -> list[str]:
     fpath = tmp_path / "zfunc"
-    fpath.mkdir()
-    (fpath / "_wanvid").write_text(generate("zsh"), encoding="utf-8")
+    fpath.mkdir(exist_ok=True)
+    (fpath / "_wanvid").write_text(script or generate("zsh"), encoding="utf-8")
     capture = tmp_path / "capture.zsh"
     capture.write_text(ZSH_CAPTURE, encoding="utf-8")
+    bindir = bindir or fake_wanvid(tmp_path)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     r = subprocess.run(["zsh", "-f", str(capture), str(fpath), line], capture_output=True,
-                       text=True, timeout=60, cwd=tmp_path)
+                       text=True, timeout=60, cwd=_workdir(tmp_path), env=env)
     if r.returncode == 3:
+        if os.environ.get("CI_REQUIRE_SHELLS"):
+            pytest.fail("zsh has no zsh/zpty module")
         pytest.skip("zsh has no zsh/zpty module")
-    expected = _expand(expected)
-    assert sorted(set(r.stdout.split())) == sorted(expected), r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and lines[-1] == "<<DONE>>", f"the completion did not finish: {r.stdout!r}"
+    return lines[:-1]
 
 
-@needs_fish
-def test_fish_syntax(tmp_path: Path) -> None:
-    script = tmp_path / "wanvid.fish"
-    script.write_text(generate("fish"), encoding="utf-8")
-    r = subprocess.run(["fish", "-n", str(script)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-
-
-@needs_fish
-@pytest.mark.parametrize(("line", "expected"), [
-    ("wanvid sub", ["submit"]),
-    ("wanvid submit --mod", ["--model"]),
-    ("wanvid submit -m ", "models"),
-    ("wanvid config set ", "config keys"),
-    ("wanvid config set region ", []),
-    ("wanvid tasks --status S", ["SUCCEEDED"]),
-    ("wanvid submit --no-p", ["--no-prompt-extend"]),
-    ("wanvid generate -o cl", ["clip.mp4"]),
-])
-def test_fish_completes(tmp_path: Path, line: str, expected: Any) -> None:
-    script = tmp_path / "wanvid.fish"
-    script.write_text(generate("fish"), encoding="utf-8")
-    (tmp_path / "clip.mp4").write_bytes(b"")
-    prog = f"source {shlex.quote(str(script))}; complete -C {shlex.quote(line)}"
+def _fish_complete(tmp_path: Path, line: str, script: str | None = None,
+                   bindir: Path | None = None) -> list[str]:
+    path = tmp_path / "wanvid.fish"
+    path.write_text(script or generate("fish"), encoding="utf-8")
+    bindir = bindir or fake_wanvid(tmp_path)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    prog = f"source {shlex.quote(str(path))}; complete -C {shlex.quote(line)}"
     r = subprocess.run(["fish", "--no-config", "-c", prog], capture_output=True, text=True,
-                       timeout=30, cwd=tmp_path)
+                       timeout=30, cwd=_workdir(tmp_path), env=env)
     assert r.returncode == 0, r.stderr
-    got = sorted(row.split("\t")[0] for row in r.stdout.splitlines() if row)
-    expected = _expand(expected)
-    assert got == sorted(expected)
+    assert "rror" not in r.stderr, r.stderr  # a script error is printed, not returned
+    return r.stdout.splitlines()
+
+
+COMPLETE = {"zsh": _zsh_complete, "fish": _fish_complete}
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_syntax(shell: str, tmp_path: Path) -> None:
+    _require(shell)
+    script = tmp_path / FILENAMES[shell]
+    script.write_text(generate(shell), encoding="utf-8")
+    r = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+@pytest.mark.parametrize(("line", "expected"), SHELL_CASES, ids=[c[0] for c in SHELL_CASES])
+def test_completes(shell: str, line: str, expected: Any, tmp_path: Path) -> None:
+    _require(shell)
+    assert _offered(COMPLETE[shell](tmp_path, line)) == _shell_expected(shell, expected)
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_the_committed_script_is_the_one_loaded(shell: str, tmp_path: Path) -> None:
+    """The file users install (completions/) offers what the generated one does."""
+    _require(shell)
+    committed = (COMPLETIONS / FILENAMES[shell]).read_text(encoding="utf-8")
+    assert _offered(COMPLETE[shell](tmp_path, "wanvid generate ", committed)) == [
+        "DOG.JPG", "cat.png", "cats"]
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_task_ids_come_from_wanvid_tasks_at_tab_time(shell: str, tmp_path: Path) -> None:
+    """Not baked in: a stand-in that knows other tasks makes other ids appear."""
+    _require(shell)
+    bindir = fake_wanvid(tmp_path)
+    (bindir / "wanvid").write_text("#!/bin/sh\n[ \"$1 $2 $3\" = \"tasks -n 200\" ] || exit 2\n"
+                                   "echo 'zz-new RUNNING wan2.6-i2v 1s ago -'\n")
+    assert _offered(COMPLETE[shell](tmp_path, "wanvid wait ", bindir=bindir)) == ["zz-new"]
 
 
 # --- the CLI command (once `wanvid completions SHELL` exists) -----------------------------------

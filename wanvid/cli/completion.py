@@ -570,10 +570,10 @@ def _fish_names(names: Iterable[str]) -> str:
     return " ".join(flags)
 
 
-# Directories and files with one of the extensions ({} ), and the journal's task ids.
-_FISH_IMAGES = ("(for f in (__fish_complete_path (commandline -ct)); "
-                "for e in {}; string match -q -- \"*.$e\" $f; and echo $f; end; "
-                "string match -q -- \"*/\" $f; and echo $f; end)")
+# Directories and files with one of the extensions, and the journal's task ids.
+# __fish_complete_path prints "NAME<TAB>DESCRIPTION": the match keeps NAME alone.
+_FISH_IMAGES = ("(__fish_complete_path (commandline -ct) | string match -r -- "
+                "'^[^\\t]*(?:/|\\.(?:{}))(?=\\t|$)')")
 _FISH_TASKS = "(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)"
 
 
@@ -589,8 +589,8 @@ def _fish(tree: CommandSpec) -> str:
             if o.takes_value:
                 if o.values.kind == "files":
                     line += " -r -F"
-                elif o.values.kind == "images":
-                    line += " -r -a " + _fq(_FISH_IMAGES.format(" ".join(o.values.words)))
+                elif o.values.kind == "images":  # -x: these, not every file
+                    line += " -x -a " + _fq(_FISH_IMAGES.format("|".join(o.values.words)))
                 elif o.values.kind == "tasks":
                     line += " -x -a " + _fq(_FISH_TASKS)
                 elif o.values.kind == "words":
@@ -608,7 +608,7 @@ def _fish(tree: CommandSpec) -> str:
                 out.append(f"complete -c wanvid -n {cond} -F")
             elif a.values.kind == "images":
                 out.append(f"complete -c wanvid -n {cond} -a "
-                           + _fq(_FISH_IMAGES.format(" ".join(a.values.words))))
+                           + _fq(_FISH_IMAGES.format("|".join(a.values.words))))
             elif a.values.kind == "tasks":
                 out.append(f"complete -c wanvid -n {cond} -a " + _fq(_FISH_TASKS))
             elif a.values.kind == "words":
