@@ -352,7 +352,8 @@ def _offered(lines: list[str]) -> list[str]:
 # match compadd receives (after the well-known zsh-capture-completion technique). compadd
 # is wrapped, not replaced: the matches are also really added, else _files, which looks at
 # how many matches were added, would go on to offer every file, as it never does in a real
-# shell.
+# shell. Each read waits for a whole line ($'*\n'): a bare `zpty -r` returns what has
+# arrived, and on a loaded machine "<<M>>wan2.5-i2v-preview" came in two pieces and was lost.
 ZSH_CAPTURE = r"""
 zmodload zsh/zpty || exit 3
 zpty z zsh -f -i
@@ -372,7 +373,7 @@ zpty -w z "print -r -- '<<START>>'"
 zpty -r z line '*<<START>>*'
 zpty -r z line $'*\n'
 zpty -w -n z "$2"$'\t'
-while zpty -r z line; do
+while zpty -r z line $'*\n'; do
   [[ $line == *'<<END>>'* ]] && { print -r -- '<<DONE>>'; break; }
   [[ $line == *'<<M>>'* ]] && print -r -- "${${line#*<<M>>}%%$'\r'}"
 done
