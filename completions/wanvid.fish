@@ -4,6 +4,31 @@
 
 complete -c wanvid -f  # no file names unless a value is one
 
+function __wanvid_npos
+    set -l name $argv[1]
+    set -l vopts $argv[2..-1]
+    set -l n 0
+    set -l seen 0
+    set -l skip 0
+    set -l rest 0
+    for w in (commandline -opc)[2..-1]
+        if test $seen -eq 0
+            test "$w" = "$name"; and set seen 1
+        else if test $skip -eq 1
+            set skip 0
+        else if test $rest -eq 1
+            set n (math $n + 1)
+        else if test "$w" = --
+            set rest 1
+        else if string match -q -- '-*' $w
+            contains -- $w $vopts; and set skip 1
+        else
+            set n (math $n + 1)
+        end
+    end
+    echo $n
+end
+
 # wanvid
 complete -c wanvid -n '__fish_use_subcommand' -a batch -d 'Run many jobs: validate all first, keep N in flight, skip jobs already done.'
 complete -c wanvid -n '__fish_use_subcommand' -a cancel -d 'Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.'
@@ -43,7 +68,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from batch' -l max-seconds -x -d '
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l json -d 'JSON Lines: one envelope per job (invalid lines too), then a summary.'
 complete -c wanvid -n '__fish_seen_subcommand_from batch' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from batch' -F
+complete -c wanvid -n '__fish_seen_subcommand_from batch; and test (__wanvid_npos batch --downloads --interval --jobs --max-seconds --output --timeout --upload -j -o) -eq 0' -F
 
 # wanvid cancel
 complete -c wanvid -n '__fish_seen_subcommand_from cancel' -l quiet -s q -d 'Print nothing but results.'
@@ -97,7 +122,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from download' -l timeout -x -d 'G
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from download' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from download' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
+complete -c wanvid -n '__fish_seen_subcommand_from download; and test (__wanvid_npos download --output --timeout -o) -eq 0' -a '(command wanvid tasks -n 200 2>/dev/null | cut -d\' \' -f1)'
 
 # wanvid emulator
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l host -x -d 'Address to listen on (loopback by default).'
@@ -126,7 +151,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l since -x -d 'Only
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l open -d 'Open the page in your browser.'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l force -d 'Replace an index.html that wanvid did not write.'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from gallery' -F
+complete -c wanvid -n '__fish_seen_subcommand_from gallery; and test (__wanvid_npos gallery --since) -eq 0' -F
 
 # wanvid generate
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l last-frame -s l -x -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')' -d 'Last frame (selects a first+last-frame model; wan2.7-i2v takes one too).'
@@ -159,7 +184,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from generate' -l downloads -x -d 
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l json -d 'JSON Lines: the task, then a summary (README: JSON output).'
 complete -c wanvid -n '__fish_seen_subcommand_from generate' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from generate' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
+complete -c wanvid -n '__fish_seen_subcommand_from generate; and test (__wanvid_npos generate --audio --downloads --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r) -eq 0' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
 
 # wanvid models
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l json -d 'Print the catalogue as JSON.'
@@ -199,7 +224,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from submit' -l dry-run -d 'Check 
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from submit' -l help -s h -d 'Show this message and exit.'
-complete -c wanvid -n '__fish_seen_subcommand_from submit' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
+complete -c wanvid -n '__fish_seen_subcommand_from submit; and test (__wanvid_npos submit --audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --param --prompt --resolution --seed --shot --template --upload -d -l -m -n -p -r) -eq 0' -a '(__fish_complete_path (commandline -ct) | string match -r -- \'^[^\\t]*(?:/|\\.(?:jpeg|jpg|png|bmp|webp|JPEG|JPG|PNG|BMP|WEBP))(?=\\t|$)\')'
 
 # wanvid tasks
 complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l status -x -a 'PENDING RUNNING CANCELED EXPIRED FAILED SUCCEEDED UNKNOWN' -d 'Only tasks with this status (e.g. SUCCEEDED).'

@@ -326,6 +326,11 @@ SHELL_CASES: list[tuple[str, Any]] = [
                                "fish": ["cats/tom.webp"]}),
     ("wanvid generate cat.png -l c", ["cat.png", "cats"]),
     ("wanvid submit cat.png --last-frame ", ["cat.png", "cats", "DOG.JPG"]),
+    # one IMAGE: none offered after it; an option's value is not the IMAGE
+    ("wanvid submit cat.png c", []),
+    ("wanvid --debug generate -p x cat.png c", []),
+    ("wanvid generate -m wan2.5-i2v-preview c", ["cat.png", "cats"]),
+    ("wanvid generate -- c", ["cat.png", "cats"]),
     # task ids from the journal (`wanvid tasks -n 200`, the stand-in on PATH), newest first
     ("wanvid wait 0385", [ID]),
     ("wanvid status t-1 ", [ID, "t-2"]),

@@ -576,9 +576,39 @@ _FISH_IMAGES = ("(__fish_complete_path (commandline -ct) | string match -r -- "
                 "'^[^\\t]*(?:/|\\.(?:{}))(?=\\t|$)')")
 _FISH_TASKS = "(command wanvid tasks -n 200 2>/dev/null | cut -d' ' -f1)"
 
+# How many positional arguments the command line has after the command's name ($argv[1]),
+# the values of the options that take one ($argv[2..]) not counted: an IMAGE is offered
+# for the first positional only, not again after it.
+_FISH_NPOS = """\
+function __wanvid_npos
+    set -l name $argv[1]
+    set -l vopts $argv[2..-1]
+    set -l n 0
+    set -l seen 0
+    set -l skip 0
+    set -l rest 0
+    for w in (commandline -opc)[2..-1]
+        if test $seen -eq 0
+            test "$w" = "$name"; and set seen 1
+        else if test $skip -eq 1
+            set skip 0
+        else if test $rest -eq 1
+            set n (math $n + 1)
+        else if test "$w" = --
+            set rest 1
+        else if string match -q -- '-*' $w
+            contains -- $w $vopts; and set skip 1
+        else
+            set n (math $n + 1)
+        end
+    end
+    echo $n
+end"""
+
 
 def _fish(tree: CommandSpec) -> str:
-    out = [*_header("fish"), "", "complete -c wanvid -f  # no file names unless a value is one"]
+    out = [*_header("fish"), "", "complete -c wanvid -f  # no file names unless a value is one",
+           "", _FISH_NPOS]
     for cmd in tree.walk():
         out += ["", "# " + " ".join((PROG, *cmd.path))]
         cond = _fq(_fish_condition(cmd))
@@ -603,14 +633,19 @@ def _fish(tree: CommandSpec) -> str:
             if o.secondary:
                 line = f"complete -c wanvid -n {cond} {_fish_names(o.secondary)}"
                 out.append(line + (" -d " + _fq(o.help) if o.help else ""))
-        for a in cmd.arguments:
+        vopts = " ".join(sorted(n for o in cmd.options if o.takes_value for n in o.names))
+        for i, a in enumerate(cmd.arguments):
+            # the Nth positional (the last one from N on, when it repeats)
+            npos = " ".join(filter(None, ("__wanvid_npos", cmd.path[-1] if cmd.path else PROG, vopts)))
+            nth = [] if a.variadic and i == 0 else [f"test ({npos}) -{'ge' if a.variadic else 'eq'} {i}"]
+            at = _fq(_fish_condition(cmd, nth))
             if a.values.kind == "files":
-                out.append(f"complete -c wanvid -n {cond} -F")
+                out.append(f"complete -c wanvid -n {at} -F")
             elif a.values.kind == "images":
-                out.append(f"complete -c wanvid -n {cond} -a "
+                out.append(f"complete -c wanvid -n {at} -a "
                            + _fq(_FISH_IMAGES.format("|".join(a.values.words))))
             elif a.values.kind == "tasks":
-                out.append(f"complete -c wanvid -n {cond} -a " + _fq(_FISH_TASKS))
+                out.append(f"complete -c wanvid -n {at} -a " + _fq(_FISH_TASKS))
             elif a.values.kind == "words":
                 extra = [] if a.variadic else ["not __fish_seen_subcommand_from " + " ".join(a.values.words)]
                 acond = _fq(_fish_condition(cmd, extra))
