@@ -95,11 +95,14 @@ def test_an_explicit_j_caps_the_batch_and_the_model_limits_still_hold(
     assert svc.max_in_flight() == 1
     assert "1 in flight at once" in r.err
     images("q0.png", "q1.png", "q2.png")
+    # A journal of its own: this stand-in service numbers its tasks t-1, t-2... again, and
+    # the first journal shows those ids SUCCEEDED (their leases would be dropped at once).
+    fresh = {"WANVID_STATE_DIR": str(Path(os.environ["WANVID_STATE_DIR"]) / "second")}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         svc = Counting(rsps, clock, 3)
         r = run(["batch", "-", "--no-download", "--json", "-j", "3"],
                 stdin=jsonl(*[{"image": f"q{i}.png", "model": "wan2.2-i2v-plus"}
-                              for i in range(3)]))
+                              for i in range(3)]), env=fresh)
     assert r.code == 0, r.err
     # -j above the model's limit of 2: the account's limit holds (its slots are shared
     # with every wanvid process), the message says so
@@ -175,6 +178,8 @@ def test_a_batch_waits_for_slots_another_process_holds_and_gives_its_own_back(
     assert r.code == 0, r.err
     assert naps >= 20 and svc.submits[0][0] > 0  # nothing sent while both were held
     assert svc.max_in_flight("wan2.2-i2v-plus") == 1  # the other still holds one
-    assert r.err.count("the batch waits for one (nothing sent yet)") == 1
+    assert r.err.count("the batch waits (nothing sent yet)") == 1
+    assert ("the batch waits (nothing sent yet): 2 wan2.2-i2v-plus task(s) of other wanvid "
+            "processes hold the account's 2 slot(s)") in r.err
     assert other.held(key) == 1  # only the other's own lease remains
     other.close()

@@ -569,3 +569,125 @@ def test_the_interrupt_message_never_waits_for_the_in_flight_lock() -> None:
     # and in the thread that holds it (an interrupt inside ``with _lock``)
     with intents._lock:
         assert "in the journal" in intents.after_interrupt()
+
+
+# --- intents know their holder (schema 5): in flight, or interrupted -------------------------
+
+
+def _held_by(intent_id: int, pid: int, started: str | None) -> None:
+    """Make an open intent another process's (as that process would have written it)."""
+    import os
+
+    path = Path(os.environ["WANVID_STATE_DIR"]) / "journal.db"
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE intents SET pid = ?, started = ? WHERE intent_id = ?",
+                   (pid, started, intent_id))
+    db.close()
+
+
+def _parent() -> tuple[int, str | None]:
+    """A live process that is not this one, with its start time."""
+    import os
+
+    from wanvid.leases import start_time
+
+    return os.getppid(), start_time(os.getppid())
+
+
+def test_a_batch_beside_a_generate_mid_submit_neither_waits_nor_touches_its_intent(
+        run: Run, clock: FakeClock) -> None:
+    """A generate in another (live) process has written its intent and its POST is in
+    flight when a batch starts. The batch took that intent for an interrupted one and
+    waited the settle period (180 s by default) before submitting anything."""
+    src = jobs_file("one")
+    with journal(clock) as j:
+        theirs = j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="theirs",
+                               params={}, inputs=["x.png"], fingerprint="fp-theirs")
+    _held_by(theirs, *_parent())
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        r = run(["batch", src])
+    assert r.code == 0, r.err
+    assert not any(s >= 1 for s in clock.sleeps), clock.sleeps  # no settle wait
+    assert wan.lists == []  # nothing to look up: its own process closes it
+    assert "in flight" in r.err and "left to it" in r.err
+    assert [t.prompt for t in wan.tasks.values()] == ["one"]
+    with journal() as j:
+        (it,) = j.open_intents()
+        assert it.intent_id == theirs and it.pid == _parent()[0]
+
+
+def test_wait_pending_beside_a_submit_in_flight_is_not_unresolved(run: Run,
+                                                                  clock: FakeClock) -> None:
+    with journal(clock) as j:
+        theirs = j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="p",
+                               params={}, inputs=["x.png"])
+    _held_by(theirs, *_parent())
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        r = run(["wait", "--pending"])
+    assert r.code == 0, r.err  # not 6 "interrupted submit(s) still unresolved"
+    assert "still unresolved" not in r.err and wan.lists == []
+    assert clock.sleeps == []
+
+
+def test_an_intent_in_flight_still_claims_the_task_its_submit_is_creating(
+        run: Run, clock: FakeClock) -> None:
+    """An interrupted intent (its process is gone) and one in flight, of one model and
+    window; the list shows one task, the in-flight submit's (created, not journaled yet).
+    The interrupted one must not adopt it, and the in-flight one is not adopted either."""
+    with journal(clock) as j:
+        gone = j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="gone",
+                             params={}, inputs=["a.png"])
+        flying = j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="flying",
+                               params={}, inputs=["b.png"])
+    _held_by(gone, 2 ** 22 + 12345, "boot/1")  # no such process
+    _held_by(flying, *_parent())
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        tid = wan.make("flying", pending_for=2)
+        clock.sleep(SETTLE + 1)
+        r = run(["wait", "--pending"])
+    assert r.code == 0, r.err
+    assert "none was created" in r.err  # the interrupted one, once the prompt told
+    with journal() as j:
+        assert j.get(tid) is None  # left for its own process to journal
+        states = {i.intent_id: i.state for i in j.intents()}
+        assert states == {gone: INTENT_NOT_CREATED, flying: INTENT_OPEN}
+
+
+def test_an_intent_whose_holder_pid_now_names_another_process_is_resolved(
+        run: Run, clock: FakeClock) -> None:
+    """The pid was reused (the killed holder's pid went to the parent of this test, alive):
+    its start time tells it is not the holder, so the intent is resolved as interrupted."""
+    with journal(clock) as j:
+        killed = j.open_intent(model=MODEL, model_name=MODEL, base_url=API, prompt="cat",
+                               params={}, inputs=["a.png"], output="cat.mp4")
+    pid, started = _parent()
+    if started is None:
+        pytest.skip("this system says no start time: the pid alone decides")
+    _held_by(killed, pid, started + "0")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        tid = wan.make("cat", finished=True)
+        r = run(["wait", "--pending"])
+    assert r.code == 0, r.err
+    assert "adopted" in r.err and Path("cat.mp4").read_bytes() == video()
+    with journal() as j:
+        assert [(i.state, i.task_id) for i in j.intents()] == [(INTENT_ADOPTED, tid)]
+
+
+def test_a_submit_records_its_process_in_the_intent(run: Run, clock: FakeClock) -> None:
+    from wanvid.leases import me
+
+    images("cat.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        Wan(rsps, clock, submit_status=500)  # proves nothing: the intent stays open
+        run(["submit", "cat.png", "-m", MODEL, "-r", "480P"])
+    with journal() as j:
+        (it,) = j.open_intents()
+    assert (it.pid, it.started) == me()
+    # This process's own intent, its POST over: interrupted, not in flight.
+    from wanvid.intents import in_flight
+
+    assert not in_flight(it, holder_alive=lambda p, s: True, here=me())

@@ -464,7 +464,7 @@ def _schema_3_journal(path: Path, *, unnumbered: bool) -> None:
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     db.close()
     return names
 
@@ -516,3 +516,35 @@ def test_the_lease_connection_upgrades_a_journal_it_opens_first(tmp_path: Path) 
     db.close()
     with pytest.raises(JournalError, match="newer wanvid"):
         Leases(path, pid=6).held("k")
+
+
+def test_a_schema_4_journal_gains_the_holders_start_times_and_keeps_its_rows(
+        tmp_path: Path) -> None:
+    """Schema 5: leases and intents name their holder's start time, intents their pid; the
+    rows a schema 4 wanvid left stay, naming none (judged by their pid alone)."""
+    from wanvid.journal import _MIGRATIONS
+    from wanvid.leases import Leases, Limit
+
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as db:
+        for version in (1, 2, 3, 4):
+            for statement in _MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("INSERT INTO leases (key, pid, task_id, taken_at) "
+                   "VALUES ('k', 4242, 't-live', 900)")
+        db.execute("INSERT INTO intents (created_at, base_url, model, prompt) "
+                   "VALUES (900, 'http://h', 'm', 'old')")
+        db.execute("PRAGMA user_version = 4")
+    db.close()
+    with Journal(path, now=lambda: 1000.0) as j:
+        (old,) = j.open_intents()
+        assert (old.prompt, old.pid, old.started) == ("old", None, None)
+        j.open_intent(model="m", model_name="m", base_url="http://h", prompt="new",
+                      params={}, inputs=[])
+        new = j.open_intents()[1]
+        assert new.pid == os.getpid()
+    assert _tables(path) >= {"leases", "intents"}
+    other = Leases(path, now=lambda: 1000.0, pid=77, is_alive=lambda pid: pid == 4242,
+                   started_of=lambda pid: f"boot/{pid}")
+    assert other.try_take("k", Limit(concurrent=1, per_second=0))[0] is None  # 4242 holds it
+    other.close()

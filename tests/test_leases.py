@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import FakeClock
 from wanvid.errors import DeadlineExceeded
-from wanvid.leases import POLL, Leases, Limit, admit, alive, key_for
+from wanvid.leases import POLL, RATE, SLOTS, Leases, Limit, Wait, admit, alive, key_for
 
 KEY = key_for("wan2.2-i2v-flash", "http://127.0.0.1:1/api/v1/")
 
@@ -49,9 +49,8 @@ def test_a_third_process_waits_until_a_holder_releases(tmp_path: Path,
     assert c.try_take(KEY, lim) == (None, POLL)
     assert c.try_take(key_for("wan2.7-i2v", "http://127.0.0.1:1/api/v1"), lim)[0] is not None
     a.bind(la, "task-a")
-    c.release(task_id="task-a")  # not c's lease: nothing happens
-    assert c.try_take(KEY, lim)[0] is None
-    a.release(task_id="task-a")  # a's wait saw task-a end
+    b.release(lb)  # b's own lease, by id
+    assert b.release(la) is None and c.held(KEY) == 1  # a's lease, by id: not b's to give
     lc, _ = c.try_take(KEY, lim)
     assert lc is not None
     assert c.held(KEY) == 2
@@ -88,7 +87,7 @@ def test_take_waits_says_so_once_and_respects_the_deadline(tmp_path: Path,
     a, b = leases(tmp_path, clock, 301, dead), leases(tmp_path, clock, 302, dead)
     lim = Limit(concurrent=1, per_second=0)
     la = a.take(KEY, lim, sleep=clock.sleep)
-    told: list[int] = []
+    told: list[Wait] = []
     naps = 0
 
     def sleep(s: float) -> None:
@@ -99,7 +98,8 @@ def test_take_waits_says_so_once_and_respects_the_deadline(tmp_path: Path,
             a.release(la)
 
     lb = b.take(KEY, lim, sleep=sleep, on_wait=told.append)
-    assert lb is not None and told == [1] and naps == 8
+    assert lb is not None and [(w.reason, w.others) for w in told] == [(SLOTS, 1)]
+    assert naps == 8
     b.release_mine()
     assert b.held(KEY) == 0
 
@@ -162,3 +162,186 @@ def test_the_lease_connection_never_reopens_a_journal_file_this_process_holds(
     fresh = tmp_path / "other" / "journal.db"
     Leases(fresh, now=clock.now, pid=1).held(KEY)
     assert created == [fresh] and (fresh.stat().st_mode & 0o077) == 0
+
+
+# --- the holder: pid and start time; a task the journal shows ended (review of issue 19) --
+
+
+def test_a_live_process_with_the_holders_pid_but_another_start_time_is_not_the_holder(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """pid reuse: the holder died and its pid went to another process (a recycled pid after
+    a crash or a reboot). The lease used to be kept while that pid was alive: up to 24 h."""
+    started = {201: "boot/1000", 202: "boot/2000"}
+    a = Leases(tmp_path / "journal.db", now=clock.now, pid=201, is_alive=lambda p: True,
+               started_of=started.get)
+    b = Leases(tmp_path / "journal.db", now=clock.now, pid=202, is_alive=lambda p: True,
+               started_of=started.get)
+    lim = Limit(concurrent=1, per_second=0)
+    assert a.try_take(KEY, lim)[0] is not None
+    assert b.try_take(KEY, lim)[0] is None  # 201 is the holder, alive
+    started[201] = "boot/5000"  # pid 201 is another process now
+    assert b.try_take(KEY, lim)[0] is not None
+    assert b.held(KEY) == 1
+
+
+def test_a_former_process_with_this_processes_pid_holds_nothing(tmp_path: Path,
+                                                                clock: FakeClock) -> None:
+    """A container restarted: wanvid is pid 1 again, and the lease the killed run left is
+    pid 1's, alive (it is this process). Its start time says it is not."""
+    path = tmp_path / "journal.db"
+    lim = Limit(concurrent=1, per_second=0)
+    first = Leases(path, now=clock.now, pid=1, is_alive=lambda p: True,
+                   started_of=lambda p: "boot/100")
+    assert first.try_take(KEY, lim)[0] is not None  # then killed: never released
+    again = Leases(path, now=clock.now, pid=1, is_alive=lambda p: True,
+                   started_of=lambda p: "boot/900")
+    assert again.try_take(KEY, lim)[0] is not None
+    # Two Leases of one process (the same pid and start time) are one holder: kept.
+    same = Leases(path, now=clock.now, pid=1, is_alive=lambda p: True,
+                  started_of=lambda p: "boot/900")
+    assert same.try_take(KEY, lim)[0] is None
+
+
+def test_a_row_without_a_start_time_is_judged_by_its_pid(tmp_path: Path,
+                                                        clock: FakeClock) -> None:
+    """Leases an older wanvid wrote (schema 4) and systems that say no start time."""
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    probe = Leases(path, now=clock.now, pid=5, is_alive=lambda p: p in {5, 4242},
+                   started_of=lambda p: f"boot/{p}")
+    probe.held(KEY)  # creates the tables
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO leases (key, pid, taken_at) VALUES (?, 4242, ?)",
+                   (KEY, clock.now()))
+    db.close()
+    assert probe.held(KEY) == 1  # 4242 is alive: kept
+    nowhere = Leases(path, now=clock.now, pid=6, is_alive=lambda p: p in {6, 4242},
+                     started_of=lambda p: None)
+    assert nowhere.try_take(KEY, Limit(2, 0))[0] is not None
+    assert nowhere.held(KEY) == 2  # no start times anywhere: pids alone, as before
+
+
+@pytest.mark.parametrize("end", ["SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "saved"])
+def test_a_lease_whose_task_the_journal_shows_ended_is_dropped_whoever_holds_it(
+        tmp_path: Path, clock: FakeClock, end: str) -> None:
+    """The holder is alive but never saw its task end (another process's `wait --pending`
+    or `status` did): the slot is free at the service, so it is free here."""
+    from wanvid.journal import Journal
+
+    dead: set[int] = set()
+    a, b = leases(tmp_path, clock, 701, dead), leases(tmp_path, clock, 702, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    assert la is not None
+    a.bind(la, "task-x")
+    with Journal(tmp_path / "journal.db", now=clock.now) as j:
+        j.record_submit("task-x", model="m", base_url="http://h", params={}, inputs=[])
+        j.update_status("task-x", "RUNNING")
+        assert b.try_take(KEY, lim)[0] is None  # running: a holds the slot
+        if end == "saved":
+            (tmp_path / "x.mp4").write_bytes(b"v")
+            j.record_download("task-x", path=tmp_path / "x.mp4", size=1, sha256="0" * 64)
+        else:
+            j.update_status("task-x", end)
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+def test_a_task_end_releases_its_lease_whichever_process_took_it(tmp_path: Path,
+                                                                 clock: FakeClock) -> None:
+    dead: set[int] = set()
+    a, c = leases(tmp_path, clock, 801, dead), leases(tmp_path, clock, 803, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    assert la is not None
+    a.bind(la, "task-a")
+    assert c.try_take(KEY, lim)[0] is None
+    c.release(task_id="task-a")  # c's wait (`wait --pending`) saw task-a end
+    assert c.try_take(KEY, lim)[0] is not None
+
+
+def test_start_time_reads_field_22_after_the_last_parenthesis() -> None:
+    from wanvid.leases import start_time, stat_starttime
+
+    tail = b" S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 19 20\n"
+    assert stat_starttime(b"77 (a) b) (c d)" + tail) == "424242"
+    assert stat_starttime(b"77 (short) S 1 2") is None
+    zombie = tail.replace(b" S ", b" Z ", 1)
+    assert stat_starttime(b"77 (a)" + zombie) == "424242 exited"  # never a holder's
+    assert start_time(0) is None and start_time(2 ** 22 + 12345) is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc only")
+def test_start_time_tells_a_process_from_another_with_its_pid() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from wanvid.leases import holder_alive, me, start_time
+
+    pid, started = me()
+    assert pid == os.getpid() and started is not None and start_time(pid) == started
+    assert holder_alive(pid, started) and holder_alive(pid, None)
+    assert not holder_alive(pid, started + "0")  # the pid, but not the same process
+    child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    try:
+        theirs = start_time(child.pid)
+        assert theirs is not None and theirs != started
+        assert holder_alive(child.pid, theirs)
+        child.stdin.write(b"\n")  # type: ignore[union-attr]
+        child.stdin.close()  # type: ignore[union-attr]
+        # Exited, not reaped yet (WNOWAIT): kill(pid, 0) still finds a zombie; it holds
+        # nothing.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        assert start_time(child.pid) == theirs + " exited"
+        assert alive(child.pid) and not holder_alive(child.pid, theirs)
+    finally:
+        child.wait(timeout=30)
+    assert not holder_alive(child.pid, theirs)
+
+
+# --- what a submit waits for, in words (review of issue 19, item 2) ------------------------
+
+
+def test_a_wait_for_slots_names_the_holders_counted_when_it_was_refused(
+        tmp_path: Path, clock: FakeClock) -> None:
+    dead: set[int] = set()
+    a, b, c = (leases(tmp_path, clock, pid, dead) for pid in (901, 902, 903))
+    lim = Limit(concurrent=2, per_second=0)
+    held = [a.try_take(KEY, lim)[0], b.try_take(KEY, lim)[0]]
+    told: list[Wait] = []
+
+    def sleep(s: float) -> None:  # both holders end right after the refusal
+        clock.sleep(s)
+        for p, lease in zip((a, b), held, strict=True):
+            p.release(lease)
+
+    assert c.take(KEY, lim, sleep=sleep, on_wait=told.append) is not None
+    (why,) = told
+    assert (why.reason, why.others, why.mine) == (SLOTS, 2, 0)
+    assert why.describe("wan2.2-i2v-flash") == (
+        "2 wan2.2-i2v-flash task(s) of other wanvid processes hold the account's 2 slot(s); "
+        "waiting for one to end")
+
+
+def test_a_wait_for_the_submit_rate_says_so_not_that_slots_are_held(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """Three `submit`s at once (the README's xargs recipe), wan2.2: 2 per second. The third
+    waits for the rate, not for a slot: both earlier submits have given theirs back."""
+    dead: set[int] = set()
+    procs = [leases(tmp_path, clock, 950 + i, dead) for i in range(3)]
+    lim = Limit(concurrent=2, per_second=2)
+    for p in procs[:2]:
+        lease = p.take(KEY, lim, sleep=clock.sleep)
+        clock.sleep(0.1)
+        p.release(lease)  # `submit` holds its slot only while it posts
+    told: list[Wait] = []
+    procs[2].take(KEY, lim, sleep=clock.sleep, on_wait=told.append)
+    (why,) = told
+    assert (why.reason, why.others, why.recent) == (RATE, 0, 2)
+    assert why.describe("wan2.2-i2v-flash") == (
+        "2 wan2.2-i2v-flash submit(s) in the last second; the account allows 2 per second; "
+        "waiting 0.8 s")
+    slow = Wait(1.5, RATE, Limit(0, 0.5), since_last=0.5)
+    assert slow.describe("m") == ("the last m submit was 0.5 s ago; the account allows one "
+                                  "every 2 s; waiting 1.5 s")

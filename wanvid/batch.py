@@ -472,6 +472,7 @@ class Runner:
         self.running: dict[str, int] = {}  # model name -> its tasks in flight
         self.retry_at: float | None = None  # monotonic: when a slot is worth asking again
         self.told_waiting = False
+        self.why_waiting = ""  # what the first job that found no slot waits for
         self.reporter, self.output = reporter, output
         self.timeout, self.interval, self.download, self.force = timeout, interval, download, force
         self.on_row = on_row
@@ -503,6 +504,8 @@ class Runner:
             lease, wait = self.service.try_slot(job.prepared)
             if lease is not None:
                 return i, lease
+            if not blocked:
+                self.why_waiting = self.service.slot_wait(job.prepared)
             blocked[m.name] = wait
         if blocked:
             self.retry_at = self.service.env.monotonic() + min(blocked.values())
@@ -535,8 +538,8 @@ class Runner:
                 if (self.retry_at is not None and not in_flight + len(new)
                         and not self.told_waiting):
                     self.told_waiting = True
-                    self.reporter.note("other wanvid processes hold the account's slots; "
-                                       "the batch waits for one (nothing sent yet)")
+                    self.reporter.note("the batch waits (nothing sent yet): "
+                                       + self.why_waiting)
                 break
             i, lease = picked
             job = self.queue[i]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -102,15 +102,19 @@ class Decision:
 _lock = threading.RLock()  # re-entered if an interrupt lands while it is held
 _in_flight = 0
 _interrupted = False
+_posting: set[int] = set()  # this process's intents whose POST is in flight
 
 
 @contextmanager
-def posting() -> Iterator[None]:
+def posting(intent_id: int | None = None) -> Iterator[None]:
     """Around a submit's POST: an interrupt inside it is remembered, so the command can say
-    that the service may have created the task."""
+    that the service may have created the task; ``intent_id``'s POST is in flight
+    meanwhile (``in_flight_here``)."""
     global _in_flight, _interrupted
     with _lock:
         _in_flight += 1
+        if intent_id is not None:
+            _posting.add(intent_id)
     try:
         yield
     except BaseException as e:
@@ -121,6 +125,29 @@ def posting() -> Iterator[None]:
     finally:
         with _lock:
             _in_flight -= 1
+            _posting.discard(intent_id or 0)
+
+
+def in_flight_here(intent_id: int) -> bool:
+    """Whether this process's POST for ``intent_id`` is in flight (another thread's)."""
+    with _lock:
+        return intent_id in _posting
+
+
+def in_flight(intent: IntentRecord, *, holder_alive: Callable[[int, str | None], bool],
+              here: tuple[int, str | None]) -> bool:
+    """An open intent whose submit is still in flight: its POST is under way in this
+    process (``here``: its pid and start time), or the process that wrote it still runs
+    (``holder_alive``). Such an intent is its holder's to close, never resolved against
+    the list (nor waited for); one whose holder is gone (killed, or a POST that ended
+    with no proof either way) is. An intent from before schema 5 names no holder: it is
+    resolved as ever."""
+    if intent.pid is None:
+        return False
+    if (intent.pid, intent.started) == here or (intent.pid == here[0] and (
+            intent.started is None or here[1] is None)):
+        return in_flight_here(intent.intent_id)
+    return holder_alive(intent.pid, intent.started)
 
 
 def interrupted_in_submit() -> bool:

@@ -31,7 +31,7 @@ from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
 from .statuses import FAILED_STATES as FAILED_STATUSES
 from .statuses import TERMINAL as TERMINAL_STATUSES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 URL_VALIDITY_S = 24 * 3600  # the API reference: video_url is valid for 24 hours
 
@@ -147,6 +147,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             next_at  REAL NOT NULL
         )""",
     ),
+    # Who holds a lease or an open intent: the pid and its start time (wanvid.leases
+    # .start_time), so a reused pid is not taken for the holder and an intent whose
+    # process still runs is known to be in flight. NULL in older rows: the pid alone.
+    5: (
+        "ALTER TABLE leases ADD COLUMN started TEXT",
+        "ALTER TABLE intents ADD COLUMN pid INTEGER",
+        "ALTER TABLE intents ADD COLUMN started TEXT",
+    ),
 }
 
 # An intent's states: written before the POST (open); closed by the answer (created), by an
@@ -155,7 +163,7 @@ INTENT_OPEN, INTENT_CREATED, INTENT_NOT_CREATED, INTENT_ADOPTED = (
     "open", "created", "not_created", "adopted")
 _INTENT_COLUMNS = ("intent_id", "created_at", "base_url", "model", "model_name", "prompt",
                    "fingerprint", "params", "inputs", "output", "state", "task_id",
-                   "closed_at", "note")
+                   "closed_at", "note", "pid", "started")
 
 
 
@@ -276,6 +284,8 @@ class IntentRecord:
     task_id: str | None
     closed_at: float | None
     note: str | None
+    pid: int | None = None  # the process that wrote it (schema 5; None in older rows)
+    started: str | None = None  # and when that process started (wanvid.leases.start_time)
 
     @property
     def open(self) -> bool:
@@ -542,16 +552,20 @@ class Journal:
     def open_intent(self, *, model: str, model_name: str, base_url: str,
                     prompt: str | None, params: Mapping[str, Any], inputs: list[str],
                     fingerprint: str | None = None, output: str | None = None) -> int:
-        """Write a submit down before its POST leaves; returns the intent's id."""
+        """Write a submit down before its POST leaves, with this process as its holder;
+        returns the intent's id."""
+        from wanvid.leases import me
+
         params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
         inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
+        pid, started = me()
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO intents (created_at, base_url, model, model_name, prompt, "
-                "fingerprint, params, inputs, output, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "fingerprint, params, inputs, output, state, pid, started) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._now(), base_url.rstrip("/"), model, model_name, prompt, fingerprint,
-                 params_json, inputs_json, output, INTENT_OPEN))
+                 params_json, inputs_json, output, INTENT_OPEN, pid, started))
             return int(cur.lastrowid or 0)
 
     def close_intent(self, intent_id: int, *, note: str | None = None) -> bool:
@@ -796,7 +810,8 @@ def _intent(row: sqlite3.Row) -> IntentRecord:
         output=None if d["output"] is None else str(d["output"]), state=str(d["state"]),
         task_id=None if d["task_id"] is None else str(d["task_id"]),
         closed_at=_number(d["closed_at"], float),
-        note=None if d["note"] is None else str(d["note"]))
+        note=None if d["note"] is None else str(d["note"]),
+        pid=_number(d["pid"], int), started=None if d["started"] is None else str(d["started"]))
 
 
 def _is_damage(e: sqlite3.Error) -> bool:

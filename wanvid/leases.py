@@ -7,19 +7,27 @@ models --json``; a user's ``models.toml`` overrides them). Several wanvid proces
 would be throttled and retried. Instead each takes a *lease* in the journal's database
 before it submits:
 
-* a lease is one row (model and API root, the holder's pid, the task once created); a
-  submit goes ahead only while fewer than ``concurrent_tasks`` leases of that model are
-  held, and at most ``submits_per_second`` leases of it were taken in the last second;
-  otherwise the process waits, polling the table, and says so once on stderr;
+* a lease is one row (model and API root, the holder: its pid and start time, the task
+  once created); a submit goes ahead only while fewer than ``concurrent_tasks`` leases of
+  that model are held, and at most ``submits_per_second`` leases of it were taken in the
+  last second; otherwise the process waits, polling the table, and says once on stderr
+  which of the two it waits for (``Wait.describe``);
 * ``generate`` keeps its lease until its wait sees the task end (then the next process
-  in line goes); a process that dies leaves a lease whose pid is gone, which the next
-  process to look removes;
+  in line goes). A lease is dropped by the next process to look when its holder is gone:
+  no process has its pid, or the process with that pid started at another time (the pid
+  was reused: a container's pid 1 after a restart, a recycled pid after a reboot; Linux
+  says when a process started, elsewhere the pid alone decides); or when the journal shows
+  its task ended (a terminal status, or its video saved), whoever saw it end;
 * task queries of all the processes together keep under the account's rate (20 a second
   by default): each books the next free moment in a shared schedule (``query_delay``);
-* the decisions are pure functions (``admit``) over what the table holds; the table's
-  reads and writes are one short ``BEGIN IMMEDIATE`` transaction each, on a connection of
-  its own to the journal's file; the tables are the journal's (schema 4, ``wanvid.journal``),
-  and this connection brings an older journal up to date as the journal itself would.
+* the decisions are pure functions (``admit``, ``admission``) over what the table holds;
+  the table's reads and writes are one short ``BEGIN IMMEDIATE`` transaction each, on a
+  connection of its own to the journal's file; the tables are the journal's (schema 5,
+  ``wanvid.journal``), and this connection brings an older journal up to date as the
+  journal itself would.
+
+Processes sharing a journal must see each other's pids (one pid namespace): the holder of
+a lease is known by its pid and start time.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ POLL = 0.25  # seconds between looks at the table while waiting for a slot
 ACCOUNT_QPS = 20.0  # task queries per second the account allows, all processes together
 BUSY_TIMEOUT_MS = 30_000
 MAX_AGE = 86400.0  # a lease older than this is dropped whatever its pid (24 h: tasks expire)
+SLOTS, RATE = "slots", "rate"  # what a submit waits for (``Wait.reason``)
+# A task in one of these states (or saved) holds no slot at the service.
+ENDED = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "EXPIRED")
 
 @dataclass(frozen=True)
 class Limit:
@@ -46,19 +57,53 @@ class Limit:
     per_second: float  # submits per second; 0: no limit
 
 
-def admit(held: int, recent: Sequence[float], limit: Limit, now: float) -> float:
-    """0 when a new submit may go ahead now, given ``held`` live leases of the model and
-    the times of its ``recent`` submits; else a hint of how long to wait (seconds)."""
+@dataclass(frozen=True)
+class Wait:
+    """Why a submit of a model cannot go ahead now, as the lease table showed it in the
+    same transaction that refused it."""
+
+    seconds: float  # worth waiting before looking again
+    reason: str  # SLOTS: every slot is held; RATE: the submits-per-second window is full
+    limit: Limit
+    others: int = 0  # leases of the model held by other processes
+    mine: int = 0  # ... and by this one
+    recent: int = 0  # submits of the model in the last second (RATE), all processes
+    since_last: float = 0.0  # seconds since the model's last submit (RATE)
+
+    def describe(self, model: str) -> str:
+        """The wait in words, for the one line on stderr that says a submit waits."""
+        if self.reason == SLOTS:
+            own = f" (and {self.mine} of this one)" if self.mine else ""
+            return (f"{self.others} {model} task(s) of other wanvid processes{own} hold the "
+                    f"account's {self.limit.concurrent} slot(s); waiting for one to end")
+        if self.limit.per_second < 1:
+            return (f"the last {model} submit was {self.since_last:.1f} s ago; the account "
+                    f"allows one every {1 / self.limit.per_second:g} s; waiting "
+                    f"{self.seconds:.1f} s")
+        return (f"{self.recent} {model} submit(s) in the last second; the account allows "
+                f"{self.limit.per_second:g} per second; waiting {self.seconds:.1f} s")
+
+
+def admission(held: int, recent: Sequence[float], limit: Limit, now: float,
+              ) -> tuple[float, str]:
+    """(0, "") when a new submit may go ahead now, given ``held`` live leases of the model
+    and the times of its ``recent`` submits; else (a hint of how long to wait in seconds,
+    ``SLOTS`` or ``RATE``: what is full)."""
     if limit.concurrent > 0 and held >= limit.concurrent:
-        return POLL
+        return POLL, SLOTS
     if limit.per_second > 0:
         window = [t for t in recent if now - 1.0 < t <= now]
         allowed = max(1, int(limit.per_second))
         if len(window) >= allowed:
-            return max(0.001, min(window) + 1.0 - now)
+            return max(0.001, min(window) + 1.0 - now), RATE
         if limit.per_second < 1 and recent and now - max(recent) < 1 / limit.per_second:
-            return max(0.001, max(recent) + 1 / limit.per_second - now)
-    return 0.0
+            return max(0.001, max(recent) + 1 / limit.per_second - now), RATE
+    return 0.0, ""
+
+
+def admit(held: int, recent: Sequence[float], limit: Limit, now: float) -> float:
+    """``admission``'s wait alone: 0 when a new submit may go ahead now."""
+    return admission(held, recent, limit, now)[0]
 
 
 def alive(pid: int) -> bool:
@@ -76,17 +121,95 @@ def alive(pid: int) -> bool:
     return True
 
 
+_boot: list[str] = []
+
+
+def _boot_id() -> str:
+    """This boot's id (Linux), "" where there is none: start times count from boot."""
+    if not _boot:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+                _boot.append(f.read().strip())
+        except (OSError, ValueError):
+            _boot.append("")
+    return _boot[0]
+
+
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started, as text that another process with the same pid never
+    shares (Linux: ``/proc/<pid>/stat`` field 22, clock ticks since boot, with the boot's
+    id); None where the system does not say (then the pid alone names a process). A
+    process that has exited but not been reaped yet (a zombie: ``kill`` still finds its
+    pid) gets a time no live process has, so it is never taken for a holder."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ticks = stat_starttime(f.read())
+    except OSError:
+        return None
+    if ticks is None:
+        return None
+    boot = _boot_id()
+    return f"{boot}/{ticks}" if boot else ticks
+
+
+def stat_starttime(stat: bytes) -> str | None:
+    """Field 22 (starttime) of a ``/proc/<pid>/stat`` line, with " exited" after it when
+    field 3 (state) says the process is a zombie or dead. The line is "pid (comm) state
+    ppid ...", and comm may hold spaces and parentheses: the fields after its last ')'
+    start at field 3, so starttime is the 20th of them."""
+    fields = stat[stat.rfind(b")") + 1:].split()
+    if len(fields) < 20 or not fields[19].isdigit():
+        return None
+    gone = " exited" if fields[0] in (b"Z", b"X", b"x") else ""
+    return fields[19].decode() + gone
+
+
+def holder_alive(pid: int | None, started: str | None, *,
+                 is_alive: Callable[[int], bool] | None = None,
+                 started_of: Callable[[int], str | None] | None = None) -> bool:
+    """Whether the process that wrote ``pid`` and ``started`` (``start_time``) is still
+    running: a live process with that pid that started at another time is not it. A row
+    that names no start time (an older wanvid's, or a system that does not say) is judged
+    by its pid alone. (``alive`` and ``start_time`` unless given.)"""
+    if pid is None or not (is_alive or alive)(pid):
+        return False
+    if started is None:
+        return True
+    now_started = (started_of or start_time)(pid)
+    return now_started is None or now_started == started
+
+
+_me: dict[int, str | None] = {}
+
+
+def me() -> tuple[int, str | None]:
+    """This process: (pid, start time); asked of the system once per pid (a fork is
+    another process)."""
+    pid = os.getpid()
+    if pid not in _me:
+        _me.clear()
+        _me[pid] = start_time(pid)
+    return pid, _me[pid]
+
+
 class Leases:
     """The lease table of one journal file (see the module docstring)."""
 
     def __init__(self, path: Path, *, now: Callable[[], float] = time.time,
-                 pid: int | None = None, is_alive: Callable[[int], bool] = alive) -> None:
+                 pid: int | None = None, is_alive: Callable[[int], bool] = alive,
+                 started_of: Callable[[int], str | None] = start_time) -> None:
         self.path = Path(path)
         self.now = now
         self.pid = os.getpid() if pid is None else pid
         self.is_alive = is_alive
+        self.started_of = started_of
+        self.started = (me()[1] if pid is None and started_of is start_time
+                        else started_of(self.pid))
         self._db: sqlite3.Connection | None = None
         self.mine: set[int] = set()
+        self.last_wait: Wait | None = None  # why the last try_take found no slot
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -143,37 +266,61 @@ class Leases:
         except sqlite3.Error as e:
             raise JournalError(f"{self.path}: cannot use the task journal's leases: {e}") from e
 
+    def _holds(self, pid: int, started: str | None) -> bool:
+        """Whether the holder a lease names is still running (this process included)."""
+        if pid == self.pid and (started is None or self.started is None
+                                or started == self.started):
+            return True
+        return holder_alive(pid, started, is_alive=self.is_alive, started_of=self.started_of)
+
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
-        for lid, pid, taken in db.execute("SELECT id, pid, taken_at FROM leases").fetchall():
-            if (pid != self.pid and not self.is_alive(pid)) or now - taken > MAX_AGE:
+        # A task the journal shows ended holds no slot, whoever took the lease for it and
+        # whoever saw it end (``wait --pending`` in another process, ``status``).
+        marks = ", ".join("?" * len(ENDED))
+        db.execute("DELETE FROM leases WHERE task_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                   "tasks t WHERE t.task_id = leases.task_id AND (t.status IN "
+                   f"({marks}) OR t.downloaded_at IS NOT NULL))", ENDED)
+        for lid, pid, started, taken in db.execute(
+                "SELECT id, pid, started, taken_at FROM leases").fetchall():
+            if now - taken > MAX_AGE or not self._holds(
+                    int(pid), None if started is None else str(started)):
                 db.execute("DELETE FROM leases WHERE id = ?", (lid,))
         db.execute("DELETE FROM lease_submits WHERE at < ?", (now - 60.0,))
 
     def try_take(self, key: str, limit: Limit) -> tuple[int | None, float]:
-        """(lease id, 0) when a slot was free and is now held; (None, seconds to wait)."""
-        def body(db: sqlite3.Connection) -> tuple[int | None, float]:
+        """(lease id, 0) when a slot was free and is now held; (None, seconds to wait),
+        and ``last_wait`` says why."""
+        def body(db: sqlite3.Connection) -> tuple[int | None, float | Wait]:
             now = self.now()
             self._purge(db, now)
-            held = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()[0]
-            recent = [r[0] for r in db.execute(
+            ids = [int(r[0]) for r in db.execute("SELECT id FROM leases WHERE key = ?",
+                                                  (key,)).fetchall()]
+            recent = [float(r[0]) for r in db.execute(
                 "SELECT at FROM lease_submits WHERE key = ? ORDER BY at DESC LIMIT 32",
                 (key,)).fetchall()]
-            wait = admit(int(held), recent, limit, now)
+            wait, reason = admission(len(ids), recent, limit, now)
             if wait > 0:
-                return None, wait
-            cur = db.execute("INSERT INTO leases (key, pid, taken_at) VALUES (?, ?, ?)",
-                             (key, self.pid, now))
+                mine = sum(1 for i in ids if i in self.mine)
+                return None, Wait(wait, reason, limit, others=len(ids) - mine, mine=mine,
+                                  recent=sum(1 for t in recent if now - 1.0 < t <= now),
+                                  since_last=now - max(recent) if recent else 0.0)
+            cur = db.execute("INSERT INTO leases (key, pid, started, taken_at) "
+                             "VALUES (?, ?, ?, ?)", (key, self.pid, self.started, now))
             db.execute("INSERT INTO lease_submits (key, at) VALUES (?, ?)", (key, now))
             return int(cur.lastrowid or 0), 0.0
 
         got = self._tx(body)
         assert isinstance(got, tuple)
-        if got[0] is not None:
-            self.mine.add(got[0])
-        return got
+        lease, wait = got
+        if isinstance(wait, Wait):
+            self.last_wait = wait
+            return None, wait.seconds
+        assert lease is not None
+        self.mine.add(lease)
+        return lease, 0.0
 
     def held(self, key: str) -> int:
-        """Live leases of ``key`` (for messages)."""
+        """Live leases of ``key``."""
         def body(db: sqlite3.Connection) -> int:
             self._purge(db, self.now())
             return int(db.execute("SELECT COUNT(*) FROM leases WHERE key = ?",
@@ -185,22 +332,26 @@ class Leases:
 
     def take(self, key: str, limit: Limit, *, sleep: Callable[[float], None],
              deadline_left: Callable[[], float | None] = lambda: None,
-             on_wait: Callable[[int], None] | None = None) -> int:
-        """Wait for a slot and hold it; ``on_wait(held)`` is called once if it has to
-        wait. ``DeadlineExceeded`` when ``deadline_left()`` runs out first."""
-        told = False
+             on_wait: Callable[[Wait], None] | None = None) -> int:
+        """Wait for a slot and hold it; ``on_wait(why)`` is called once for each reason it
+        has to wait (every slot held; the submit rate), with what the table showed when it
+        refused. ``DeadlineExceeded`` when ``deadline_left()`` runs out first."""
+        told: set[str] = set()
         while True:
             lease, wait = self.try_take(key, limit)
             if lease is not None:
                 return lease
-            if not told and on_wait is not None and wait >= POLL:
-                told = True
-                on_wait(self.held(key))
+            why = self.last_wait
+            if (why is not None and why.reason not in told and on_wait is not None
+                    and wait >= POLL):
+                told.add(why.reason)
+                on_wait(why)
             left = deadline_left()
             if left is not None and left <= wait:
+                what = ("other wanvid processes hold every slot" if why is None
+                        or why.reason == SLOTS else "the account's submits per second")
                 raise DeadlineExceeded("--timeout reached while waiting for the account's "
-                                       "limit (other wanvid processes hold every slot); "
-                                       "nothing was sent")
+                                       f"limit ({what}); nothing was sent")
             sleep(wait)
 
     def query_delay(self, rate: float, key: str = "task queries") -> float:
@@ -230,8 +381,9 @@ class Leases:
             self._purge(db, now)
             if db.execute("SELECT 1 FROM leases WHERE task_id = ?", (task_id,)).fetchone():
                 return None
-            cur = db.execute("INSERT INTO leases (key, pid, task_id, taken_at) "
-                             "VALUES (?, ?, ?, ?)", (key, self.pid, task_id, now))
+            cur = db.execute("INSERT INTO leases (key, pid, started, task_id, taken_at) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             (key, self.pid, self.started, task_id, now))
             return int(cur.lastrowid or 0)
 
         got = self._tx(body)
@@ -246,6 +398,8 @@ class Leases:
                                        (task_id, lease, self.pid)))
 
     def release(self, lease: int | None = None, *, task_id: str | None = None) -> None:
+        """Give back ``lease`` (this process's own only), and every lease of ``task_id``
+        (its task ended)."""
         if lease is not None:
             # Only this process's own: a lease id is never handed out twice (AUTOINCREMENT),
             # and the pid guards against a table written by something else.
@@ -253,8 +407,10 @@ class Leases:
                                            (lease, self.pid)))
             self.mine.discard(lease)
         if task_id is not None:
-            self._tx(lambda db: db.execute("DELETE FROM leases WHERE task_id = ? AND pid = ?",
-                                           (task_id, self.pid)))
+            # The task ended: whoever holds its lease (another process waiting for it too,
+            # or one that took it before this one adopted it), its slot is free.
+            self._tx(lambda db: db.execute("DELETE FROM leases WHERE task_id = ?",
+                                           (task_id,)))
 
     def release_mine(self) -> None:
         """Give back every lease this process still holds (its tasks ended or it exits)."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from wanvid.config import Settings
     from wanvid.download import Limits
     from wanvid.journal import IntentRecord, Journal, TaskRecord
-    from wanvid.leases import Leases, Limit
+    from wanvid.leases import Leases, Limit, Wait
     from wanvid.models import Model
     from wanvid.net import Deadline
     from wanvid.params import PreparedSubmit, SubmitOptions
@@ -348,7 +348,7 @@ class Service:
                 prompt=prompt if isinstance(prompt, str) else None,
                 params=prepared.journal_params(), inputs=prepared.input_names(),
                 fingerprint=fingerprint, output=output)
-            with intents.posting():
+            with intents.posting(intent):
                 try:
                     resp = client.submit(prepared.model.path, body)
                 except WanvidError as e:
@@ -405,9 +405,18 @@ class Service:
 
     def try_slot(self, prepared: PreparedSubmit) -> tuple[int | None, float]:
         """A slot of the model if one is free now (and the submit rate allows it):
-        (lease, 0); else (None, seconds worth waiting before looking again). Batch asks
-        here, so its polling loop goes on while other processes hold the slots."""
+        (lease, 0); else (None, seconds worth waiting before looking again; ``slot_wait``
+        says why). Batch asks here, so its polling loop goes on while other processes hold
+        the slots."""
         return self.leases.try_take(*self._limit(prepared.model))
+
+    def slot_wait(self, prepared: PreparedSubmit) -> str:
+        """Why the last ``try_slot`` found no slot, in words (every slot held, or the
+        submits-per-second window full), as the lease table showed it then."""
+        why = self.leases.last_wait
+        if why is None:
+            return "waiting for the account's limit"
+        return why.describe(prepared.model.name)
 
     def adopt_slot(self, prepared: PreparedSubmit, task_id: str) -> None:
         """A task an earlier run submitted and this one waits for counts against its
@@ -421,10 +430,8 @@ class Service:
         m = prepared.model
         key, limit = self._limit(m)
 
-        def waiting(held: int) -> None:
-            self.env.note(f"{held} {m.name} task(s) of other wanvid processes hold the "
-                          f"account's {limit.concurrent} slot(s); waiting for one to end "
-                          "(nothing sent yet)")
+        def waiting(why: Wait) -> None:
+            self.env.note(f"{why.describe(m.name)} (nothing sent yet)")
 
         return self.leases.take(key, limit, sleep=self.env.sleep,
                                 deadline_left=self.deadline.remaining, on_wait=waiting)
@@ -442,8 +449,10 @@ class Service:
             pass
 
     def task_ended(self, task_id: str) -> None:
-        """A wait saw ``task_id`` end: its slot (if this process holds one) is free."""
-        if self._leases is not None and self._leases.mine:
+        """A wait saw ``task_id`` end: its slot is free, whichever process took it (one that
+        holds no lease connection leaves it to the journal's status, which every lease
+        purge reads)."""
+        if self._leases is not None:
             try:
                 self._leases.release(task_id=task_id)
             except WanvidError:
@@ -553,11 +562,26 @@ class Service:
         self.resolve_intents()
         return [r.task_id for r in self.journal.pending()]
 
+    def in_flight(self, it: IntentRecord) -> bool:
+        """An open intent whose submit is under way (in this process, or in another that
+        still runs): its holder closes it; nothing resolves or waits for it."""
+        from wanvid import intents, leases
+
+        return intents.in_flight(it, holder_alive=leases.holder_alive, here=leases.me())
+
+    def interrupted_intents(self) -> list[IntentRecord]:
+        """Open intents no running submit will close (their process is gone, or its POST
+        ended proving nothing): what ``wait --pending`` and ``batch`` resolve."""
+        return [it for it in self.journal.open_intents() if not self.in_flight(it)]
+
     def resolve_intents(self, *, wait: bool = True) -> list[IntentDecision]:
         """Settle every open submit intent against the service's task list: adopt the task
         its submit created, close it when the list proves none was, else leave it open
         (said on stderr). ``wait``: an intent too recent for the list to be complete is
-        tried again once it settles (within --timeout)."""
+        tried again once it settles (within --timeout). An intent whose submit is in
+        flight (``in_flight``: its process still runs) is left to that process, never
+        waited for; it still claims the tasks the list shows in its window, so no other
+        intent adopts the task its submit is creating."""
         from wanvid import intents
         from wanvid.results import IntentDecision
 
@@ -569,6 +593,15 @@ class Service:
         router = self.routing_client()
         done: list[IntentDecision] = []
         while True:
+            flying = {it.intent_id for it in pending if self.in_flight(it)}
+            if len(flying) == len(pending):
+                for it in pending:
+                    who = f"wanvid process {it.pid}"
+                    self.notice(f"{_intent_label(it)}: in flight ({who} is submitting it, "
+                                "not an interrupted submit): left to it")
+                    done.append(IntentDecision(it, intents.Decision(
+                        it.intent_id, intents.OPEN, f"in flight in {who}")))
+                return done
             now = self.env.now()
             listings: dict[int, intents.Listing] = {}
             apis: dict[int, intents.TaskApi] = {}
@@ -590,8 +623,11 @@ class Service:
                     for c in li.candidates]
             decisions = intents.decide(pending, listings, known, now=now, settle=settle,
                                        recheck=max(0.5, self.settings.poll_interval))
-            retry = [d for d in decisions if d.retry_at is not None]
             by_id = {it.intent_id: it for it in pending}
+            # An in-flight intent's own decision is its holder's business: never acted on.
+            flown = [d for d in decisions if d.intent_id in flying]
+            decisions = [d for d in decisions if d.intent_id not in flying]
+            retry = [d for d in decisions if d.retry_at is not None]
             still: list[intents.Decision] = []
             for d in decisions:
                 it = by_id[d.intent_id]
@@ -616,6 +652,12 @@ class Service:
                     self.notice(f"{_intent_label(it)}: left open: {d.reason}; its job is not "
                                 "submitted again (`wanvid wait --pending` tries again)")
                     done.append(IntentDecision(it, d))
+                for d in flown:
+                    it = by_id[d.intent_id]
+                    self.notice(f"{_intent_label(it)}: in flight (wanvid process {it.pid} "
+                                "is submitting it, not an interrupted submit): left to it")
+                    done.append(IntentDecision(it, intents.Decision(
+                        it.intent_id, intents.OPEN, f"in flight in wanvid process {it.pid}")))
                 return done
             if any(d.candidates for d in retry):
                 self.notice(f"{len(retry)} interrupted submit(s) with candidates that have "
@@ -626,7 +668,13 @@ class Service:
                             f"waiting {delay:.1f} s for the service's task list to show "
                             "whether they created a task")
             self.env.sleep(delay)
-            pending = [by_id[d.intent_id] for d in still]
+            # Looked at again: those still open (another process may have settled some),
+            # and the in-flight ones still open (their holders may have closed them).
+            now_open = {it.intent_id: it for it in journal.open_intents()}
+            pending = [now_open[i] for i in [d.intent_id for d in still] + sorted(flying)
+                       if i in now_open]
+            if not pending:
+                return done
 
     def remember_output(self, ids: list[str], output: str | None) -> None:
         """Journal -o for each task, so `wait --pending` after an interrupt keeps the name."""

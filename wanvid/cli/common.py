@@ -177,7 +177,7 @@ def wait_and_render(svc: Service, ids: list[str], *, output: str | None,
 def unresolved_exit(svc: Service, json_out: JsonOut | None, code: int) -> int:
     """``wait --pending``: submits left unresolved (each named on stderr as it was left
     open) make an otherwise clean run exit 6, since a task may still exist unwaited."""
-    left = svc.journal.open_intents()
+    left = svc.interrupted_intents()  # not those a running submit will close
     if not left or code:
         return code
     msg = (f"{len(left)} interrupted submit(s) still unresolved (named above); "
