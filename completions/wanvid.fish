@@ -144,6 +144,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l model-limits -d 
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l fail-with -x -d 'Failed tasks end with CODE: InvalidParameter (size, \'The size is not match...\'), DataInspectionFailed (inspection), IPInfringementSuspect (ip) or InternalError.Algo; every task fails unless --fail-rate picks a share.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l models -r -F -d 'Also accept the models of this catalogue (a user models.toml, e.g. "$(wanvid models --path)"); default: the shipped ones only.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l submit-latency -x -d 'Answer each submit this many seconds after creating its task (POST /_emulator/config?submit_latency=S changes it).'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l slow-headers -x -d 'Send each video download\'s status line and headers one byte every this many seconds (0: off; POST /_emulator/config?slow_headers=S changes it).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l help -s h -d 'Show this message and exit.'
 
 # wanvid gallery

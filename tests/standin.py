@@ -3,8 +3,8 @@ answer bounded in time (``MAX_SECONDS``) and stopped when the server closes.
 
 An answer is a function ``(request) -> Iterable[bytes | float]`` that writes the raw HTTP
 response: bytes are sent as they are, a float is a pause of that many seconds. So a server
-can trickle one byte at a time, send a chunked body that never ends, or a body without a
-Content-Length that never ends, which a framework would not let it do.
+can trickle one byte at a time (its headers too), send a chunked body that never ends, or a
+body without a Content-Length that never ends, which a framework would not let it do.
 """
 
 from __future__ import annotations
@@ -118,6 +118,32 @@ def trickle(body: bytes, every: float, *, length: bool = True,
         yield head(Content_Type=content_type, **extra)
         for i in range(len(body)):
             yield body[i:i + 1]
+            yield every
+
+    return answer
+
+
+def slow_headers(body: bytes, every: float, *, content_type: str = "video/mp4") -> Answer:
+    """The status line and headers one byte every ``every`` seconds, then ``body`` at once:
+    every read brings a byte, so no read timeout trips while the headers never end."""
+
+    def answer(req: Request) -> Iterator[bytes | float]:
+        h = head(Content_Type=content_type, Content_Length=str(len(body)))
+        for i in range(len(h)):
+            yield h[i:i + 1]
+            yield every
+        yield body
+
+    return answer
+
+
+def endless_continues(every: float) -> Answer:
+    """``100 Continue`` interim answers for ever, never a final status line (http.client
+    skips each one and reads on)."""
+
+    def answer(req: Request) -> Iterator[bytes | float]:
+        while True:
+            yield b"HTTP/1.1 100 Continue\r\n\r\n"
             yield every
 
     return answer

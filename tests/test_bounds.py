@@ -95,6 +95,73 @@ def test_deadline_cuts_a_trickling_download_between_bytes(
     assert 0 < dest.with_name("v.mp4.part").stat().st_size < len(VIDEO)
 
 
+# Headers one byte every 0.05 s (~120 bytes: 6 s in all), or 100 Continue for ever: every
+# read brings something, so only a bound on the time to the headers ends the wait.
+HEADERS_STALL = Limits(connect=2.0, read=5.0, min_rate=1.0, window=60.0, stalls=2,
+                       headers=0.3)
+
+
+@pytest.mark.parametrize("answer", [standin.slow_headers(VIDEO, 0.05),
+                                    standin.endless_continues(0.05)],
+                         ids=["slow-headers", "endless-100-continue"])
+def test_slow_headers_without_a_deadline_are_a_stall_replaced_then_reported(
+        server: Callable[..., standin.StandIn], tmp_path: Path,
+        answer: standin.Answer) -> None:
+    srv = server(answer)
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(NetworkError) as ei:  # no deadline at all: the limits alone end it
+        download(srv.url + "/v.mp4", dest, limits=HEADERS_STALL, sleep=no_sleep)
+    msg = ei.value.message
+    assert ei.value.status == 7
+    assert ("stalled (no response headers from 127.0.0.1 within 0.3 s) on 3 connections; "
+            "no byte of the video had arrived yet") in msg, msg
+    assert len(srv.requests) == HEADERS_STALL.stalls + 1  # a new connection each time
+    assert not dest.exists() and not dest.with_name("v.mp4.part").exists()
+
+
+def test_headers_bound_defaults_to_connect_plus_read() -> None:
+    assert Limits().headers_limit() == 40.0
+    assert Limits(connect=1.0, read=2.0).headers_limit() == 3.0
+    assert Limits(headers=0.5).headers_limit() == 0.5
+
+
+def test_slow_headers_then_a_good_answer_resume_on_a_new_connection(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    slow = standin.slow_headers(VIDEO, 0.05)
+
+    def answer(req: standin.Request) -> list[bytes | float]:
+        if req.number == 1:
+            return list(slow(req))  # all of it, slowly: only the headers bound cuts it
+        return [standin.head(Content_Type="video/mp4", Content_Length=str(len(VIDEO))), VIDEO]
+
+    srv = server(answer)
+    dest = tmp_path / "v.mp4"
+    res = download(srv.url + "/v.mp4", dest, limits=HEADERS_STALL, sleep=no_sleep)
+    assert dest.read_bytes() == VIDEO and res.size == len(VIDEO)
+    assert len(srv.requests) == 2
+
+
+def test_deadline_ends_slow_headers_before_the_headers_bound(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    srv = server(standin.slow_headers(VIDEO, 0.05))
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(DeadlineExceeded) as ei:  # the 40 s default bound is not waited for
+        download(srv.url + "/v.mp4", dest, sleep=no_sleep, deadline=Deadline(0.4))
+    assert ei.value.message == ("--timeout 0.4 s reached while downloading v.mp4; no byte "
+                                "of the video had arrived yet")
+    assert len(srv.requests) == 1
+
+
+def test_adopting_an_existing_file_gives_up_on_slow_headers(
+        server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    from wanvid.download import same_as_remote
+
+    srv = server(standin.slow_headers(VIDEO, 0.05))
+    mine = tmp_path / "v.mp4"
+    mine.write_bytes(VIDEO)
+    assert same_as_remote(srv.url + "/v.mp4", mine, limits=HEADERS_STALL) is None
+
+
 def test_read_timeout_counts_as_a_cut(server: Callable[..., standin.StandIn],
                                       tmp_path: Path) -> None:
     srv = server(standin.silent(Content_Type="video/mp4", Content_Length="4016"))
@@ -156,6 +223,21 @@ def test_trickling_api_answer_is_cut_by_the_per_request_limit(
         client.get_task("t-1")
     assert ei.value.message.endswith("timed out")
     assert len(srv.requests) == 2  # retried once (a query is idempotent), then given up
+
+
+@pytest.mark.parametrize("answer", [
+    standin.slow_headers(b'{"output": {"task_status": "RUNNING"}}', 0.05,
+                         content_type="application/json"),
+    standin.endless_continues(0.05)], ids=["slow-headers", "endless-100-continue"])
+def test_api_answer_with_slow_headers_is_cut_by_the_per_request_limit(
+        server: Callable[..., standin.StandIn], answer: standin.Answer) -> None:
+    srv = server(answer)
+    client = Client(srv.url + "/api/v1", KEY, request_max=0.4, max_retries=1,
+                    sleep=no_sleep)
+    with pytest.raises(NetworkError) as ei:
+        client.get_task("t-1")
+    assert ei.value.message.endswith("timed out")
+    assert len(srv.requests) == 2
 
 
 def test_deadline_cuts_an_api_request_in_progress(

@@ -156,6 +156,27 @@ def test_full_download_is_byte_identical_and_leaves_no_part(
     assert len(progress) > 2  # reported while streaming, not just at the end
 
 
+def test_progress_is_reported_before_the_storage_host_answers(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    # So a display says "downloading" (not the task's earlier status) while a slow host
+    # has not sent its headers; a resume says how much is already there.
+    progress: list[tuple[int, int | None]] = []
+    seen_at_request: list[list[tuple[int, int | None]]] = []
+    inner = Server(VIDEO, cut_after=lambda call: HALF if call == 0 else None)
+
+    def server(request: requests.PreparedRequest
+               ) -> tuple[int, dict[str, str], io.BufferedReader | bytes]:
+        seen_at_request.append(list(progress))
+        return inner(request)
+
+    mock.add_callback(responses.GET, URL.split("?")[0], callback=server)
+    download(URL, tmp_path / "v.mp4", on_progress=lambda d, t: progress.append((d, t)),
+             sleep=lambda s: None)
+    assert seen_at_request[0] == [(0, None)]
+    assert seen_at_request[1][-1] == (HALF, len(VIDEO))  # the resume: what is on disk
+    assert progress[-1] == (len(VIDEO), len(VIDEO))
+
+
 def test_memory_stays_flat_whatever_the_size(
         mock: responses.RequestsMock, tmp_path: Path) -> None:
     big = mp4(b"isom", bytes(16 * 1024 * 1024))

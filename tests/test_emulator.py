@@ -581,6 +581,29 @@ def test_submit_latency_creates_the_task_before_answering(make: Callable[..., Ap
     assert [r["task_id"] for r in api.list().json()["data"]] == [tid]
 
 
+def test_slow_headers_trickle_a_download_until_turned_off(make: Callable[..., Api]) -> None:
+    import socket
+
+    api = make(slow_headers=0.2)
+    _, url = api.finished_url()
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        first = sock.recv(65536)
+        assert first and b"HTTP/1.1 200 OK".startswith(first)  # a byte or two, not the head
+        r = requests.post(api.root + "/_emulator/config", params={"slow_headers": "0"})
+        assert r.status_code == 200 and r.json()["slow_headers"] == 0.0
+        data = first
+        while chunk := sock.recv(1 << 20):  # the rest at once, then the whole video
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == load_fixture()
+    assert api.emu.stats.downloads == 1
+    r = requests.post(api.root + "/_emulator/config", params={"slow_headers": "-1"})
+    assert r.status_code == 400 and "slow_headers" in r.text
+
+
 def test_submit_latency_changes_at_run_time(make: Callable[..., Api]) -> None:
     slept: list[float] = []
     api = make(sleep=slept.append)
@@ -854,7 +877,8 @@ def test_serve_forever_reports_a_busy_port() -> None:
 
 @pytest.mark.parametrize("bad", [{"fail_rate": 1.5}, {"pending": -1}, {"throttle_every": -2},
                                  {"drop_download_at": -0.1}, {"video_mb": float("nan")},
-                                 {"key": " "}, {"submit_latency": -0.5}])
+                                 {"key": " "}, {"submit_latency": -0.5},
+                                 {"slow_headers": float("inf")}])
 def test_bad_config_is_refused(bad: dict[str, Any]) -> None:
     from wanvid.emulator import serve_forever
 
@@ -1158,7 +1182,7 @@ def test_config_route_changes_switches_at_run_time(api: Api) -> None:
     url = api.root + "/_emulator/config"
     assert api.s.get(url).json() == {"max_concurrent": 0, "model_limits": False,
                                      "fail_with": "", "fail_rate": 0.0,
-                                     "submit_latency": 0.0}
+                                     "submit_latency": 0.0, "slow_headers": 0.0}
     r = api.s.post(url, params={"max_concurrent": "1", "fail_with": "ip"})
     assert r.status_code == 200 and r.json()["max_concurrent"] == 1
     tid = api.new_task()

@@ -167,12 +167,36 @@ def test_heartbeat_during_a_long_download_names_its_progress() -> None:
     err.truncate(0), err.seek(0)
     clock.t += 30
     rep.beat()
-    assert err.getvalue() == "wanvid: t1 still SAVING 3.0/10.0 MiB (40s elapsed)\n"
+    assert err.getvalue() == "wanvid: t1 still downloading: 3.0/10.0 MiB so far (40s elapsed)\n"
     rep.download_done("t1", Path("v.mp4"), 10 << 20, False)
     clock.t += 60
     err.truncate(0), err.seek(0)
     rep.beat()
     assert err.getvalue() == ""
+
+
+def test_heartbeat_of_wanvid_download_says_downloading_not_querying() -> None:
+    # `wanvid download ID`: the task is added (QUERYING while its status is asked), then
+    # the download reports from its request on, before the storage host has answered.
+    clock = Clock()
+    rep, err = _plain(clock)
+    rep.add_task("t1")
+    clock.t += 2
+    rep.download_progress("t1", 0, None)  # the request is out; no answer yet
+    clock.t += 30
+    rep.beat()
+    assert err.getvalue() == "wanvid: t1 still downloading: nothing received yet (32s elapsed)\n"
+    err.truncate(0), err.seek(0)
+    rep.download_progress("t1", 1 << 20, None)  # no Content-Length: no total
+    clock.t += 30
+    rep.beat()
+    assert err.getvalue() == "wanvid: t1 still downloading: 1.0 MiB so far (1m02s elapsed)\n"
+    err.truncate(0), err.seek(0)
+    rep.download_progress("t1", 0, 4 << 20)  # a fresh 200 with its length
+    clock.t += 30
+    rep.beat()
+    assert err.getvalue() == ("wanvid: t1 still downloading: 0.0/4.0 MiB so far "
+                              "(1m32s elapsed)\n")
 
 
 def test_heartbeat_thread_stops_on_close() -> None:

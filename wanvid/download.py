@@ -50,7 +50,7 @@ from .errors import (
     WriteError,
 )
 from .journal import expires_from_url
-from .net import Deadline, new_session
+from .net import Deadline, new_session, time_limit
 from .outputs import PLACEHOLDERS, output_path, sanitize  # noqa: F401 - re-exported
 from .retry import retry_delay, wait_to_retry
 
@@ -104,6 +104,12 @@ class Limits:
     window: float = 30.0  # seconds the rate is averaged over
     stalls: int = 3  # stalled connections replaced by new ones before giving up
     max_size: int = MAX_SIZE  # bytes accepted when no Content-Length says (or it says more)
+    # seconds from sending a request to the end of its response headers (None: connect +
+    # read): a host that trickles its headers, or never sends a status line, is a stall
+    headers: float | None = None
+
+    def headers_limit(self) -> float:
+        return self.headers if self.headers is not None else self.connect + self.read
 
 
 class _Cut(Exception):
@@ -702,7 +708,7 @@ def same_as_remote(url: str, path: Path, *, session: requests.Session | None = N
     try:
         with deadline.watch(None):
             return _compare_remote(sess, url, path, size, lim, deadline, doing)
-    except (requests.exceptions.RequestException, *_CUT_ERRORS, OSError):
+    except (requests.exceptions.RequestException, *_CUT_ERRORS, OSError, _Cut):
         deadline.check(doing)
         return None
     finally:
@@ -712,8 +718,13 @@ def same_as_remote(url: str, path: Path, *, session: requests.Session | None = N
 
 def _compare_remote(sess: requests.Session, url: str, path: Path, size: int, lim: Limits,
                     deadline: Deadline, doing: str) -> tuple[int, str] | None:
-    resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
-                    timeout=deadline.timeout(lim.connect, lim.read), auth=_NoAuth())
+    with time_limit(lim.headers_limit()) as alarm:  # as for a download: headers in time
+        resp = sess.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
+                        timeout=deadline.timeout(lim.connect, lim.read), auth=_NoAuth())
+    if alarm.fired:
+        resp.close()
+        return None
+    rate = _RateWatch(lim)  # a trickling body is "not known to be the same"
     with resp:
         if resp.status_code != 200:
             return None
@@ -734,6 +745,7 @@ def _compare_remote(sess: requests.Session, url: str, path: Path, size: int, lim
                 h.update(chunk)
                 seen += len(chunk)
                 deadline.check(doing)
+                rate.add(len(chunk))
         return (size, h.hexdigest()) if seen == size else None
 
 
@@ -779,7 +791,10 @@ class _Fetcher:
         self.meta = None
 
     def _kept(self) -> str:
-        return (f"{self.part.size()} bytes are kept in {self.part.path} and the next attempt "
+        size = self.part.size()
+        if not size:
+            return "no byte of the video had arrived yet"
+        return (f"{size} bytes are kept in {self.part.path} and the next attempt "
                 "continues from there")
 
     def _cut(self, cut: _Cut) -> None:
@@ -904,17 +919,32 @@ class _Fetcher:
             etag = (self.meta or {}).get("etag")
             if etag and not etag.startswith("W/"):
                 headers["If-Range"] = etag
-        try:
-            return self.session.get(
-                self.url, headers=headers, stream=True, auth=_NoAuth(),
-                timeout=self.deadline.timeout(self.limits.connect, self.limits.read))
-        except _CUT_ERRORS as e:
-            raise _Cut(type(e).__name__) from e
-        except requests.exceptions.RequestException as e:  # a redirect loop, a bad Location
-            raise NetworkError(_unusable(self.url, e)) from None
+        limit = self.limits.headers_limit()
+        stuck = f"no response headers from {self.host} within {limit:g} s"
+        with time_limit(limit) as alarm:  # a per-read timeout never ends a trickle
+            try:
+                resp = self.session.get(
+                    self.url, headers=headers, stream=True, auth=_NoAuth(),
+                    timeout=self.deadline.timeout(self.limits.connect, self.limits.read))
+            except _CUT_ERRORS as e:
+                if alarm.fired:
+                    raise _Stall(stuck) from e
+                raise _Cut(type(e).__name__) from e
+            except requests.exceptions.RequestException as e:  # a redirect loop, a bad Location
+                if alarm.fired:
+                    raise _Stall(stuck) from e
+                raise NetworkError(_unusable(self.url, e)) from None
+        if alarm.fired:  # went off as the headers came: the socket is shut, start anew
+            resp.close()
+            raise _Stall(stuck)
+        return resp
 
     def _attempt(self) -> tuple[int, str] | None:
         offset = self.part.size()
+        # Said before the request, so a display shows the download (not the status query
+        # before it) while a slow host has not answered yet.
+        total = (self.meta or {}).get("total") if offset else None
+        self._progress(offset, total if isinstance(total, int) else None)
         resp = self._request(offset)
         with resp:
             status = resp.status_code

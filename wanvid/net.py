@@ -11,7 +11,8 @@ and bounded reads.
   for the request in progress: when the time is up it shuts the request's socket down, so
   a server that sends one byte every 10 s (which no per-read timeout catches) cannot hold
   the command past its deadline. A ``watch`` also has a per-request limit, so one request
-  never takes for ever even without ``--timeout``.
+  never takes for ever even without ``--timeout``; ``time_limit()`` bounds one phase
+  of a watched request the same way (a download's time to its response headers).
 * ``read_capped()``: a response body read in chunks, refused once it passes a size cap,
   so an endless or huge answer never fills the memory.
 """
@@ -282,6 +283,46 @@ class Deadline:
             with self._lock:
                 self._watches.discard(w)
             _local.watch = prev
+
+
+class Alarm:
+    """What ``time_limit`` yields: ``fired`` once it has shut the request's sockets."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.done = False
+        self.lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[Alarm]:
+    """Inside a ``Deadline.watch`` block: when the block (say, waiting for a response's
+    headers, which a per-read timeout never bounds while the server trickles them) takes
+    more than ``seconds``, shut the watched request's sockets down, as the deadline would.
+    One timer thread per block, nothing per read. ``Alarm.fired`` tells whether it went off;
+    a block that ended first is never cut."""
+    alarm = Alarm()
+    watch: _Watch | None = getattr(_local, "watch", None)
+    if watch is None or seconds is None:
+        yield alarm
+        return
+
+    def fire() -> None:
+        with alarm.lock:
+            if alarm.done:
+                return
+            alarm.fired = True
+        watch.fire()
+
+    timer = threading.Timer(max(seconds, 0.0), fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield alarm
+    finally:
+        with alarm.lock:
+            alarm.done = True
+        timer.cancel()
 
 
 NO_DEADLINE = Deadline(None)

@@ -9,7 +9,8 @@
 * ``PlainReporter``: not on a terminal (CI logs, pipes) or with ``CI=true``: no bars,
   no spinner frames, one plain line per status change and per finished download, and a
   heartbeat: every unfinished task with no line for ``HEARTBEAT`` seconds gets one (status,
-  elapsed), so CI's no-output watchdogs see the wait is alive.
+  or during a download the bytes so far and the total when known; elapsed), so CI's
+  no-output watchdogs see the wait is alive.
 * ``QuietReporter``: ``-q``: nothing but errors.
 
 ``make_reporter`` picks one from the environment; rich is imported only for the first.
@@ -117,11 +118,16 @@ class PlainReporter(QuietReporter):
                 self.finished[task_id] = self.waiting.pop(task_id, [status, 0.0, 0.0])[1]
 
     def download_progress(self, task_id: str, done: int, total: int | None) -> None:
+        # The heartbeat then says the video is downloading and how far it has come, from
+        # the request on (the download reports before the storage host answers), never
+        # the status the task had before ("QUERYING" for `wanvid download ID`).
+        got = ("nothing received yet" if not done and total is None
+               else f"{human_pair(done, total)} so far")
         with self.lock:
             now = self.clock()
             w = self.waiting.setdefault(
-                task_id, ["SAVING", self.finished.pop(task_id, now), now])
-            w[0] = f"SAVING {human_pair(done, total)}"
+                task_id, ["downloading", self.finished.pop(task_id, now), now])
+            w[0] = f"downloading: {got}"
 
     def download_done(self, task_id: str, path: Path, size: int, skipped: bool) -> None:
         with self.lock:

@@ -99,6 +99,39 @@ def test_trickling_download_ends_at_the_timeout_and_keeps_the_part(
     assert (work / "v.mp4.part").stat().st_size > 0  # `wanvid wait t-1` continues from it
 
 
+def test_storage_host_with_slow_headers_ends_within_the_timeout_and_the_video_is_kept(
+        emulator, wv, images, work: Path) -> None:
+    # The emulator's storage port sends each download's headers one byte a second: every
+    # read brings a byte, so only a bound on the time to the headers (here the deadline)
+    # ends the wait. The task is paid for: it stays pending and `wait --pending` saves it.
+    import json
+    import time
+    import urllib.request
+
+    emu = emulator(slow_headers=1)
+    timeout = 4
+    t0 = time.monotonic()
+    r = wv("generate", str(images["first"]), "-p", "x", "-o", "v.mp4",
+           "--timeout", str(timeout), base_url=emu.base_url, timeout=KILL_AFTER)
+    took = time.monotonic() - t0
+    assert r.code == 6, r.err
+    assert took < timeout + 5, took  # TARGETS: within --timeout + 5 s (startup included)
+    line = _one_error(standin.Measured(r.code, r.out, r.err, took, 0.0))
+    assert "--timeout 4 s reached while downloading v.mp4" in line, line
+    assert "resume with: wanvid wait" in r.err
+    assert not (work / "v.mp4").exists()
+    assert emu.stats()["downloads"] == 0  # no answer's headers were ever complete
+
+    req = urllib.request.Request(f"{emu.root}/_emulator/config?slow_headers=0", method="POST",
+                                 data=b"")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["slow_headers"] == 0
+    r = wv("wait", "--pending", base_url=emu.base_url)
+    assert r.code == 0, r.err
+    assert r.out == "v.mp4\n"
+    assert (work / "v.mp4").read_bytes()[4:8] == b"ftyp"
+
+
 def test_symlinked_part_is_refused_exit_9_target_untouched(
         servers: list[standin.StandIn], wv_env: dict[str, str], work: Path,
         tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ def emulator(
     submit_latency: Annotated[float, typer.Option(
         "--submit-latency", help="Answer each submit this many seconds after creating its "
         "task (POST /_emulator/config?submit_latency=S changes it).")] = 0.0,
+    slow_headers: Annotated[float, typer.Option(
+        "--slow-headers", help="Send each video download's status line and headers one "
+        "byte every this many seconds (0: off; POST /_emulator/config?slow_headers=S "
+        "changes it).")] = 0.0,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
@@ -81,7 +85,8 @@ def emulator(
                          video_mb=video_mb, storage_rate_mb=storage_rate_mb, key=key,
                          uploads=not no_uploads, upload_max_mb=upload_max_mb,
                          max_concurrent=max_concurrent, model_limits=model_limits,
-                         fail_with=fail_with or "", submit_latency=submit_latency)
+                         fail_with=fail_with or "", submit_latency=submit_latency,
+                         slow_headers=slow_headers)
     try:
         cfg.check()
     except ValueError as e:

@@ -31,6 +31,7 @@ METAVARS = {
     "--region": "REGION", "--base-url": "URL", "--by": "model|day|resolution",
     "--first-clip": "VIDEO", "--param": "NAME=VALUE", "--shot": "single|multi",
     "--template": "NAME", "--downloads": "N", "--storage-rate-mb": "MIB",
+    "--slow-headers": "SECONDS",
     "--host": "ADDRESS", "--port": "PORT", "--pending": "SECONDS", "--running": "SECONDS",
     "--url-ttl": "SECONDS", "--fail-rate": "SHARE", "--throttle-every": "N",
     "--error-every": "N", "--drop-download-at": "SHARE", "--video-mb": "MIB",

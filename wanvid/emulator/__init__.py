@@ -58,8 +58,8 @@ emulator from end-to-end tests without sleeping:
 * ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
 * ``GET /_emulator/config``: the switches that can change at run time; ``POST
   /_emulator/config?max_concurrent=N&model_limits=true|false&fail_with=CODE&fail_rate=R``
-  (and ``submit_latency=S``) changes them (all or nothing: a bad value is 400 and changes
-  none) and answers the result.
+  (and ``submit_latency=S``, ``slow_headers=S``) changes them (all or nothing: a bad value
+  is 400 and changes none) and answers the result.
 * ``GET /_emulator/tasks``: every task created, oldest first (``task_id``, ``seq``,
   ``model_name``, ``prompt``, ``status``, ``submit_time`` epoch), so a test can count the
   tasks each job made.
@@ -121,7 +121,9 @@ Behaviour and its limits:
   request, no ``Retry-After``, as the service documents none), ``error_every`` (500
   ``InternalError`` on every Nth task query), ``drop_download_at`` (the first download of
   each (task, range start) is cut at that fraction of the file, so resuming with Range
-  completes).
+  completes), ``slow_headers`` (``--slow-headers S``: each video download's status line
+  and headers go out one byte every S seconds, so only a bound on the time to the headers
+  ends the wait; also at run time, and turning it off sends the rest at once).
 """
 
 from wanvid.emulator.config import EmulatorConfig, EmulatorStats

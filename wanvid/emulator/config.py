@@ -22,6 +22,9 @@ class EmulatorConfig:
     drop_download_at: float = 0.0  # cut the first download per (task, range start) here
     video_mb: float = 0.0  # pad the served MP4 to this many MiB (0: the bare fixture)
     storage_rate_mb: float = 0.0  # MiB/s each download connection is served at (0: no cap)
+    # seconds between the bytes of a video download's status line and headers (0: off; set
+    # to 0 at run time, a download in progress gets the rest at once)
+    slow_headers: float = 0.0
     key: str | None = None  # if set, only "Bearer KEY" is accepted
     uploads: bool = True  # False: the policy route answers that uploads are not offered
     upload_max_mb: float = 100.0  # the policy's max_file_size_mb
@@ -42,7 +45,7 @@ class EmulatorConfig:
     def check(self) -> None:
         """Raise ValueError naming the first field out of range."""
         for name in ("pending", "running", "url_ttl", "video_mb", "upload_max_mb", "policy_ttl",
-                     "storage_rate_mb", "submit_latency"):
+                     "storage_rate_mb", "submit_latency", "slow_headers"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -154,7 +154,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(d.end - d.start + 1))
         for k, v in d.headers.items():
             self.send_header(k, v)
-        self.end_headers()
+        if not self._end_headers_slowly():
+            return
         if method == "HEAD":
             return
         emu.count("downloads")
@@ -179,6 +180,31 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+    def _end_headers_slowly(self) -> bool:
+        """``end_headers``, one byte every ``slow_headers`` seconds when that fault is on (each
+        read brings a byte, so no per-read timeout trips). False when the client left."""
+        config = self.server.emulator.config
+        if config.slow_headers <= 0:
+            self.end_headers()
+            return True
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        data = b"".join(self._headers_buffer)  # type: ignore[attr-defined]
+        self._headers_buffer = []  # type: ignore[attr-defined]
+        pos = 0
+        try:
+            while pos < len(data):
+                every = config.slow_headers  # turned off at run time: the rest at once
+                n = 1 if every > 0 else len(data) - pos
+                self.wfile.write(data[pos: pos + n])
+                pos += n
+                if every > 0 and pos < len(data):
+                    time.sleep(every)
+        except OSError:
+            self.close_connection = True
+            return False
+        return True
 
 
 class _Pace:
@@ -242,7 +268,8 @@ def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
         faults = [f"{n}={v:g}" for n, v in (
             ("fail_rate", c.fail_rate), ("throttle_every", c.throttle_every),
             ("error_every", c.error_every), ("drop_download_at", c.drop_download_at),
-            ("max_concurrent", c.max_concurrent), ("submit_latency", c.submit_latency)) if v]
+            ("max_concurrent", c.max_concurrent), ("submit_latency", c.submit_latency),
+            ("slow_headers", c.slow_headers)) if v]
         if c.model_limits and not c.max_concurrent:
             faults.append("model_limits (each model's concurrent_tasks)")
         if c.fail_with:

@@ -382,7 +382,8 @@ class Emulator:
                 return json_response(200, self.stats.to_dict())
         return error(404, "NotFound", f"No admin route {path}.")
 
-    _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate", "submit_latency")
+    _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate", "submit_latency",
+                "slow_headers")
 
     def runtime_config(self) -> dict[str, object]:
         """The switches ``POST /_emulator/config`` may change, with their values."""
@@ -390,7 +391,8 @@ class Emulator:
 
     def configure(self, query: dict[str, list[str]]) -> None:
         """Change switches at run time (``max_concurrent=N``, ``model_limits=true``,
-        ``fail_with=CODE``, ``fail_rate=R``, ``submit_latency=S``); all or nothing; ValueError
+        ``fail_with=CODE``, ``fail_rate=R``, ``submit_latency=S``, ``slow_headers=S``); all or
+        nothing; ValueError
         names the bad one."""
         import dataclasses
 
@@ -413,11 +415,11 @@ class Emulator:
                     changes[name] = float(raw)
                 except ValueError:
                     raise ValueError("fail_rate must be a number between 0 and 1") from None
-            elif name == "submit_latency":
+            elif name in ("submit_latency", "slow_headers"):
                 try:
                     changes[name] = float(raw)
                 except ValueError:
-                    raise ValueError("submit_latency must be a finite number >= 0") from None
+                    raise ValueError(f"{name} must be a finite number >= 0") from None
             else:
                 changes[name] = raw
         new = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
