@@ -691,3 +691,28 @@ def test_a_submit_records_its_process_in_the_intent(run: Run, clock: FakeClock) 
     from wanvid.intents import in_flight
 
     assert not in_flight(it, holder_alive=lambda p, s: True, here=me())
+
+
+def test_a_batch_job_another_process_is_submitting_is_unresolved_and_says_so(
+        run: Run, clock: FakeClock) -> None:
+    """The same job is being submitted by a live process (another batch of this file, a
+    generate): never a second task, no settle wait, and the row says what is going on."""
+    src = jobs_file("one")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock, kill=["before"])
+        assert run(["batch", src]).code == ExitStatus.INTERRUPTED
+    with journal() as j:
+        (it,) = j.open_intents()
+    pid, started = _parent()
+    _held_by(it.intent_id, pid, started)  # as if that process's POST were in flight
+    clock.sleeps.clear()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        wan = Wan(rsps, clock)
+        r = run(["batch", src, "--json"])
+    assert r.code == ExitStatus.TIMEOUT, r.err
+    from tests.test_batch import json_rows
+
+    (row,) = [row for row in json_rows(r.out) if row.get("line") == 1]
+    assert row["status"] == "UNRESOLVED"
+    assert f"wanvid process {pid} is submitting this job right now" in row["message"]
+    assert wan.posts == 0 and wan.lists == [] and clock.sleeps == []

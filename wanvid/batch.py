@@ -356,8 +356,6 @@ def plan(source: str, service: Service, *, output: str | None = None,
     (newest first) stands for at most one job, each open submit intent blocks one job of
     its fingerprint. ``resolve``: first settle open intents against the service's task
     list (queries only; not when invalid jobs stop the batch). Submits nothing."""
-    from collections import Counter
-
     from wanvid.statuses import FAILED_STATES
 
     job_list, bad = read_jobs(source, service.env.stdin)
@@ -387,7 +385,11 @@ def plan(source: str, service: Service, *, output: str | None = None,
         j.fingerprint = fingerprint_with_output(j.fingerprint, j.output or output)
     if resolve and (skip_invalid or not bad):
         service.resolve_intents()
-    blocked = Counter(i.fingerprint for i in service.journal.open_intents() if i.fingerprint)
+    blocked: dict[str, list[int | None]] = {}  # per fingerprint: each open intent's
+    for it in service.journal.open_intents():  # holder pid when its submit is in flight
+        if it.fingerprint:
+            blocked.setdefault(it.fingerprint, []).append(
+                it.pid if service.in_flight(it) else None)
     unresolved: list[Job] = []
     now = service.env.now()
     records: dict[str, list[TaskRecord]] = {}
@@ -413,9 +415,12 @@ def plan(source: str, service: Service, *, output: str | None = None,
             j.state, j.task_id = "submitted", rec.task_id
             resumed.append((j, rec))
             continue
-        if blocked[j.fingerprint or ""] > 0:  # it may exist: never a silent second one
-            blocked[j.fingerprint or ""] -= 1
+        if blocked.get(j.fingerprint or ""):  # it may exist: never a silent second one
+            pid = blocked[j.fingerprint or ""].pop(0)
             j.state = "unresolved"
+            if pid is not None:
+                j.error = (f"wanvid process {pid} is submitting this job right now (its "
+                           "intent is open); not submitted again")
             unresolved.append(j)
             continue
         if j.dest is not None and j.dest.exists() and not force:
@@ -610,8 +615,8 @@ class Runner:
             self.summary.unsubmitted += 1
             self._row(j, {"task_id": None, "status": "UNRESOLVED",
                           "exit_code": int(ExitStatus.TIMEOUT),
-                          "message": "an earlier submit of this job may have created a task "
-                                     "(its intent is open); not submitted again",
+                          "message": j.error or "an earlier submit of this job may have "
+                                     "created a task (its intent is open); not submitted again",
                           "resume": "wanvid wait --pending"})
         self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
         for j, _ in self.plan.resumed:  # still in flight: they count against the limits

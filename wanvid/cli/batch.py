@@ -179,7 +179,8 @@ def _finish(svc: Service, jo: JsonOut | None, run: Run, source: str, *, quiet: b
 
     if run.unresolved:
         svc.env.err(f"wanvid: error: {len(run.unresolved)} job(s) not submitted: an earlier "
-                    "submit may have created their task; `wanvid wait --pending` settles "
+                    "submit may have created their task (or another wanvid process is "
+                    "submitting them right now); `wanvid wait --pending` settles "
                     f"that, then `wanvid batch {source}` does the rest")
     if run.unsubmitted:
         svc.env.err(f"wanvid: error: {len(run.unsubmitted)} job(s) not submitted before the "
