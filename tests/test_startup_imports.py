@@ -35,14 +35,29 @@ print(json.dumps({"code": code, "heavy": heavy, "lazy": lazy}), file=sys.stderr)
 """.replace("HEAVY", repr(HEAVY)).replace("LAZY", repr(LAZY))
 
 
-def probe(args: list[str], base_url: str | None = None) -> dict[str, object]:
+# The console script's own way in (wanvid.entry: `status ID` without Typer), then the
+# modules loaded, whatever the exit.
+ENTRY_PROBE = """
+import json, sys
+from wanvid.entry import main
+sys.argv = ["wanvid", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def probe(args: list[str], base_url: str | None = None, *,
+          program: str = PROBE) -> dict[str, object]:
     """Run ``wanvid ARGS`` in a fresh interpreter (WANVID_CONFIG_DIR and WANVID_STATE_DIR
     set, no config file): its exit code and which HEAVY and LAZY modules it loaded."""
     env = dict(os.environ, DASHSCOPE_API_KEY="sk-test-startup")
     assert env.get("WANVID_CONFIG_DIR") and env.get("WANVID_STATE_DIR")  # conftest's
     if base_url:
         env["DASHSCOPE_HTTP_BASE_URL"] = base_url
-    p = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", program, *args], env=env, capture_output=True,
                        text=True, timeout=60)
     last = p.stderr.strip().splitlines()[-1]
     got: dict[str, object] = json.loads(last)
@@ -88,6 +103,20 @@ def test_status_and_tasks_load_no_catalogue_no_toml_no_platformdirs(
     assert status["code"] in (0, 5) and status["lazy"] == []
     tasks = probe(["tasks", "--json"])
     assert tasks["code"] == 0 and tasks["lazy"] == []
+
+
+def test_the_console_scripts_status_loads_no_typer(emulator: Emulator) -> None:
+    """`wanvid status ID` (also with --json, -q) runs without Typer, click or rich
+    (wanvid.quick); the request still goes out through requests."""
+    for extra in ([], ["--json", "-q"]):
+        got = probe(["status", "0385dc79-5ff8-4d82-bcb6-0123456789ab", *extra],
+                    emulator.base_url, program=ENTRY_PROBE)
+        top = {m.split(".")[0] for m in got["modules"]}  # type: ignore[attr-defined]
+        assert got["code"] == 5  # an unknown id on the emulator is UNKNOWN
+        assert "requests" in top
+        assert not top & {"typer", "click", "rich", "pydantic"}
+        assert "wanvid.cli" not in got["modules"]  # type: ignore[operator]
+        assert not set(LAZY) & set(got["modules"])  # type: ignore[arg-type]
 
 
 def test_a_config_file_is_still_read_and_a_model_still_looked_up(emulator: Emulator) -> None:

@@ -2,8 +2,8 @@
 
 ``wanvid --version`` and ``wanvid models [--json]`` are answered here without importing
 Typer (which pulls in click and pydantic), requests or rich: they are used in scripts and
-completions, and must start in a few tens of milliseconds. Everything else goes to
-``wanvid.cli.main``.
+completions, and must start in a few tens of milliseconds. A plain ``wanvid status ID``
+runs without Typer too (``wanvid.quick``). Everything else goes to ``wanvid.cli.main``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ def main() -> None:
         except (BrokenPipeError, StdoutClosed):
             sys.exit(141)
         sys.exit(0)
+    if args[:1] == ["status"]:
+        from wanvid.quick import is_plain_status, run_status
+
+        if is_plain_status(args):  # without Typer (see wanvid.quick)
+            sys.exit(run_status(args))
     from wanvid.cli import main as cli_main
 
     cli_main()

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wanvid import __version__
+from wanvid import __version__, runner
 from wanvid.cli import coerce
 from wanvid.cli.common import State, _state
 from wanvid.cli.helptext import Group
-from wanvid.context import Environment, StdoutClosed
-from wanvid.errors import ExitStatus, Terminated, WanvidError, exit_status_of
+from wanvid.context import Environment
+from wanvid.errors import ExitStatus, Terminated, exit_status_of
+from wanvid.runner import Errors
 
 if TYPE_CHECKING:
     from typer._click.core import Command  # typer's own click
@@ -73,36 +74,6 @@ def _root(
         logging.basicConfig(level=logging.DEBUG, stream=st.env.stderr,
                             format="wanvid: debug: %(name)s: %(message)s")
 
-
-
-def _interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -> int:
-    from wanvid.intents import after_interrupt
-
-    what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
-    env.err(f"wanvid: {what}; {after_interrupt()}")
-    return int(status)
-
-
-_signalled: set[ExitStatus] = set()
-
-
-def _install_sigterm() -> object:
-    """SIGTERM (CI runners, `timeout`) becomes ``Terminated``, a KeyboardInterrupt: every
-    path that keeps the journal and partial downloads safe on Ctrl-C applies as well."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_term(signum: int, frame: object) -> None:
-        _signalled.add(ExitStatus.TERMINATED)  # click may turn the exception into a 130
-        raise Terminated
-
-    try:
-        return signal.signal(signal.SIGTERM, on_term)
-    except (ValueError, OSError):
-        return None
 
 
 def _is_click_exception(e: BaseException) -> bool:
@@ -168,57 +139,44 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
         from wanvid.envelope import JsonOut
 
         state.json = JsonOut(env, jc, streaming=None if "--dry-run" not in args else False)
-    _signalled.clear()
-    previous = _install_sigterm() if argv is None else None
+    runner.signalled.clear()
+    previous = runner.install_sigterm() if argv is None else None
     code: int
     try:
         code, errors = _run(command, args, state)
-        code = _finish_json(state, code, errors)
+        code = runner.finish_json(state.json, code, errors)
     except KeyboardInterrupt as e:  # a second Ctrl-C / SIGTERM while finishing
         code = int(ExitStatus.TERMINATED if isinstance(e, Terminated)
                    else ExitStatus.INTERRUPTED)
     finally:
-        if previous is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+        runner.restore_sigterm(previous)
     if argv is None:
         sys.exit(code)
     return code
 
 
-Errors = list[dict[str, object]]
-
-
 def _run(command: Command, args: list[str], state: State) -> tuple[int, Errors]:
     """Run the command: its exit status and the envelope's errors, every exception mapped
-    to its documented code here (and its one line written to stderr)."""
+    to its documented code (``wanvid.runner``; its one line written to stderr)."""
     env = state.env
     try:
         rv = command(args=args, prog_name="wanvid", standalone_mode=False, obj=state)
         code = int(rv) if isinstance(rv, int) else 0
         if code == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C into a returned 130
-            sig = Terminated() if ExitStatus.TERMINATED in _signalled else KeyboardInterrupt()
-            code = _interrupted(env, exit_status_of(sig))
-            return code, [_error(sig, code)]
+            sig = (Terminated() if ExitStatus.TERMINATED in runner.signalled
+                   else KeyboardInterrupt())
+            code = runner.interrupted(env, exit_status_of(sig))
+            return code, [runner.exception_error(sig, code)]
         return code, []
-    except WanvidError as e:
-        env.err(f"wanvid: error: {e.message}")
-        return int(e.status), [_error(e, int(e.status))]
-    except KeyboardInterrupt as e:
-        code = _interrupted(env, exit_status_of(e))
-        return code, [_error(e, code)]
     except typer.Exit as e:
         return int(getattr(e, "exit_code", 0) or 0), []
     except typer.Abort:
-        if ExitStatus.TERMINATED in _signalled:
-            code = _interrupted(env, ExitStatus.TERMINATED)
-            return code, [_error(Terminated(), code)]
+        if ExitStatus.TERMINATED in runner.signalled:
+            code = runner.interrupted(env, ExitStatus.TERMINATED)
+            return code, [runner.exception_error(Terminated(), code)]
         env.err("wanvid: aborted")
-        return int(ExitStatus.INTERRUPTED), [_error(KeyboardInterrupt(), ExitStatus.INTERRUPTED)]
-    except (BrokenPipeError, StdoutClosed):
-        state.json = None  # nobody is reading
-        return int(ExitStatus.STDOUT_CLOSED), []
+        return int(ExitStatus.INTERRUPTED), [
+            runner.exception_error(KeyboardInterrupt(), ExitStatus.INTERRUPTED)]
     except SystemExit as e:
         # click's answer to a closed stdout it met itself (help into `| head -1`) is
         # sys.exit(1) after wrapping sys.stdout; it is the documented 141, like every other
@@ -227,14 +185,19 @@ def _run(command: Command, args: list[str], state: State) -> tuple[int, Errors]:
             raise
         state.json = None
         return int(ExitStatus.STDOUT_CLOSED), []
-    except Exception as e:
+    except (Exception, KeyboardInterrupt) as e:
+        known = runner.failure(e, env)
+        if known is not None:
+            if known[0] == ExitStatus.STDOUT_CLOSED:
+                state.json = None  # nobody is reading
+            return known
+        assert isinstance(e, Exception)  # a KeyboardInterrupt is known
         if _is_click_exception(e):
             return _usage_error(e, env)
-        if "--debug" in args or env.get("WANVID_RAISE"):
+        unexpected = runner.internal(e, env, args)
+        if unexpected is None:
             raise
-        env.err(f"wanvid: internal error: {type(e).__name__}: {e} "
-                "(run with --debug for a traceback)")
-        return 1, [_error(e, 1)]
+        return unexpected
 
 
 def _usage_error(e: Exception, env: Environment) -> tuple[int, Errors]:
@@ -247,20 +210,3 @@ def _usage_error(e: Exception, env: Environment) -> tuple[int, Errors]:
     env.err(f"wanvid: error: {line}")
     code = int(ExitStatus.BAD_INPUT)
     return code, [error(code, line)]
-
-
-def _error(e: BaseException, code: int) -> dict[str, object]:
-    from wanvid.envelope import exception_error
-
-    return exception_error(e, code)
-
-
-def _finish_json(state: State, code: int, errors: Errors) -> int:
-    """The last envelope of a --json run (the result, or the summary of a stream)."""
-    if state.json is None:
-        return code
-    try:
-        state.json.finish(code, errors)
-    except (BrokenPipeError, StdoutClosed):
-        return int(ExitStatus.STDOUT_CLOSED)
-    return code

@@ -33,25 +33,10 @@ def status(
 
     Example: wanvid status 0385dc79-5ff8-4d82-bcb6-0123456789ab --json | jq -r '.data.status // empty'
     """
-    from wanvid.envelope import error, status_data
-    from wanvid.service import status_line
+    from wanvid.quick import status_command  # also run without Typer: wanvid.entry
 
     jo = _json(ctx, "status", json_out)
-    svc = service(ctx, quiet)
-    codes = []
-    ids = svc.read_ids(task_ids)
-    if jo is not None:
-        jo.expect(ids)
-    for st in svc.status(ids):
-        if jo is not None:
-            d = status_data(st)
-            errs = [error(st.exit_status, d["message"] or f"the task is {st.status}",
-                          service_code=d["code"], task_id=st.task_id)] if st.exit_status else []
-            jo.item("task", st.exit_status, d, errs)
-        else:
-            svc.env.out(status_line(st.task_id, st.output, svc.env.now()))
-        codes.append(st.exit_status)
-    return worst_of(codes)
+    return status_command(service(ctx, quiet), task_ids, jo)
 
 
 # --- wait / download ------------------------------------------------------------------------
