@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import responses
 
 from tests.conftest import FakeClock, Result
@@ -183,3 +184,45 @@ def test_a_batch_waits_for_slots_another_process_holds_and_gives_its_own_back(
             "processes hold the account's 2 slot(s)") in r.err
     assert other.held(key) == 1  # only the other's own lease remains
     other.close()
+
+
+class RefusedQueries(Service):
+    """Every task query is answered with ``status`` (400: refused; 500: failing)."""
+
+    def __init__(self, rsps: responses.RequestsMock, status: int) -> None:
+        super().__init__(rsps)
+        self.status = status
+        self.queries = 0
+
+    def _query(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.queries += 1
+        code = "InvalidParameter" if self.status == 400 else "InternalError"
+        return self.status, {}, json.dumps({"request_id": "r", "code": code,
+                                            "message": "task query refused"})
+
+
+@pytest.mark.parametrize("status,exit_code", [(400, 4), (500, 7)])
+def test_a_task_whose_wait_ends_in_an_error_gives_its_slot_to_the_next_job(
+        run: Run, clock: FakeClock, status: int, exit_code: int) -> None:
+    """wan2.2-i2v-flash allows 2 at once: both first tasks' queries are refused (or fail
+    until the loop gives up); the batch stops following them, gives their slots back and
+    submits the third job (it waited for its own slots for ever, and named them "other
+    wanvid processes'"). No lease is left."""
+    from wanvid.leases import Leases, key_for
+
+    images("q0.png", "q1.png", "q2.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = RefusedQueries(rsps, status)
+        r = run(["batch", "-", "--no-download", "--json", "--timeout", "3600"],
+                stdin=jsonl(*[{"image": f"q{i}.png", "model": "wan2.2-i2v-flash"}
+                              for i in range(3)]))
+    assert r.code == exit_code, r.err
+    assert svc.created == ["t-1", "t-2", "t-3"]
+    rows = json_rows(r.out)
+    assert sorted(row["task_id"] for row in rows) == ["t-1", "t-2", "t-3"]
+    assert "NOT_SUBMITTED" not in r.out and "not submitted" not in r.err
+    assert "other wanvid processes" not in r.err
+    assert "3 failed" in r.err
+    journal = Path(os.environ["WANVID_STATE_DIR"]) / "journal.db"
+    key = key_for("wan2.2-i2v-flash", "https://dashscope-intl.aliyuncs.com/api/v1")
+    assert Leases(journal, now=clock.now).held(key) == 0

@@ -238,3 +238,53 @@ def test_sdk_reference_model() -> None:
     assert sdk_queries(0) == 1
     assert sdk_queries(3) == 4
     assert sdk_queries(30) == 13
+
+
+def test_a_task_the_wait_gives_up_on_frees_its_slot_and_leaves_the_heartbeat(
+        clock: FakeClock, tmp_path: Path) -> None:
+    """A refused query (400), ten failed ones in a row (500) and a query that breaks end
+    the wait of their tasks, which the loop never saw end: each goes to on_drop (its slot
+    is given back: a batch's next job goes ahead), never to on_end, and the heartbeat says
+    nothing more about it (it said "still QUERYING" for ever)."""
+    import io
+
+    from wanvid.context import Environment
+    from wanvid.errors import RejectedError
+    from wanvid.poll import MAX_QUERY_ERRORS
+    from wanvid.progress import PlainReporter
+
+    class Faulty(FakeService):
+        def get_task(self, task_id: str, *, max_retries: int | None = None) -> dict[str, Any]:
+            self.calls.append((self.clock.now(), task_id))
+            if task_id == "refused":
+                raise RejectedError("the service rejected the request (400)")
+            if task_id == "broken":
+                raise ValueError("a bug")
+            if task_id == "flaky":
+                raise NetworkError("service error 500 (InternalError)")
+            return super().get_task(task_id)
+
+    svc = Faulty(clock, {"ok": [(0, "RUNNING"), (30, "SUCCEEDED")]})
+    err = io.StringIO()
+    rep = PlainReporter(Environment(environ={"CI": "true"}, stderr=err), heartbeat=30,
+                        clock=clock.now)
+    dropped: list[str] = []
+    ended: list[str] = []
+    w = Waiter(client=svc, journal=FakeJournal(), reporter=rep, options=WaitOptions(),
+               dest_for=lambda tid, out: tmp_path / f"{tid}.mp4", clock=clock.now,
+               wall=clock.now, sleep=clock.sleep,
+               downloader=lambda url, dest, **kw: FakeResult(dest),
+               on_end=ended.append, on_drop=dropped.append)
+    outs = {o.task_id: o for o in w.run(["refused", "flaky", "broken", "ok"])}
+    assert sorted(dropped) == ["broken", "flaky", "refused"]
+    assert ended == ["ok"]
+    assert outs["refused"].exit_status == ExitStatus.REJECTED
+    assert outs["flaky"].exit_status == ExitStatus.NETWORK
+    assert sum(1 for _, t in svc.calls if t == "flaky") == MAX_QUERY_ERRORS + 1
+    assert outs["ok"].ok
+    for tid in ("refused", "flaky", "broken"):
+        assert f"wanvid: {tid} ERROR (" in err.getvalue()
+    err.truncate(0), err.seek(0)
+    clock.t += 300
+    rep.beat()
+    assert err.getvalue() == ""  # none of them is "still QUERYING"

@@ -486,6 +486,7 @@ class Runner:
         self.queue = list(plan.queue)
         self.by_task: dict[str, Job] = {}
         self.throttles = 0
+        self.sent = 0  # jobs this run submitted
         self.client: Client | RoutingClient | None = None
 
     def _row(self, job: Job, data: dict[str, Any], outcome: Outcome | None = None) -> None:
@@ -543,8 +544,9 @@ class Runner:
                 if (self.retry_at is not None and not in_flight + len(new)
                         and not self.told_waiting):
                     self.told_waiting = True
-                    self.reporter.note("the batch waits (nothing sent yet): "
-                                       + self.why_waiting)
+                    sent = ("nothing sent yet" if not self.sent
+                            else f"{len(self.queue)} job(s) still to send")
+                    self.reporter.note(f"the batch waits ({sent}): {self.why_waiting}")
                 break
             i, lease = picked
             job = self.queue[i]
@@ -575,6 +577,7 @@ class Runner:
                                 "message": e.message})
                 continue
             self.throttles = 0
+            self.sent += 1
             self.queue.pop(i)
             job.state, job.task_id = "submitted", sub.task_id
             self.by_task[sub.task_id] = job

@@ -230,6 +230,7 @@ class Waiter:
                  on_outcome: Callable[[Outcome], None] | None = None,
                  realtime: bool | None = None,
                  on_end: Callable[[str], None] | None = None,
+                 on_drop: Callable[[str], None] | None = None,
                  shared_rate: Callable[[], float] | None = None) -> None:
         import time
 
@@ -251,6 +252,9 @@ class Waiter:
         self.downloader = downloader
         self.on_outcome = on_outcome
         self.on_end = on_end  # a task reached a terminal status (its account slot is free)
+        # The loop stops following a task it never saw end (its query was refused, failed
+        # too often, or broke): this process's slot for it is given back (on_drop).
+        self.on_drop = on_drop
         # Seconds to wait so that every process sharing the journal keeps, together, to
         # the account's query rate (wanvid.leases); None: this loop's own limit only.
         self.shared_rate = shared_rate
@@ -340,6 +344,7 @@ class Waiter:
         first_seen: dict[str, float] = {}
         order: list[str] = []
         timed_out = False  # --timeout passed: no more queries, no more refills
+        ended: set[str] = set()  # seen in a terminal status (on_end called)
 
         def add(ids: list[str]) -> None:
             nonlocal seq
@@ -351,6 +356,19 @@ class Waiter:
                 self.reporter.add_task(tid)
                 heapq.heappush(heap, _Due(self.clock(), seq, tid))  # first query right away
                 seq += 1
+
+        def stop(out: Outcome) -> None:
+            """The outcome of a task this loop follows no more. One it never saw end (an
+            error ended its wait; it may still run at the service) is reported as ERROR,
+            so no heartbeat says it is still being waited for, and this process's slot
+            for it is given back (``on_drop``): a batch's next job goes ahead."""
+            tid = out.task_id
+            if tid not in ended:
+                ended.add(tid)
+                self.reporter.status(tid, "ERROR", self.clock() - first_seen.get(tid, start))
+                if self.on_drop is not None:
+                    self.on_drop(tid)
+            self._emit(out, results)
 
         def more() -> None:
             if refill is not None and not timed_out:
@@ -396,7 +414,7 @@ class Waiter:
                 else:
                     ready[tid] = done.value
             while handed and handed[0] in ready:
-                self._emit(ready.pop(handed.pop(0)), results)
+                stop(ready.pop(handed.pop(0)))
 
         add(task_ids)
         more()
@@ -463,8 +481,8 @@ class Waiter:
                 else:
                     errors[tid] = errors.get(tid, 0) + 1
                     if errors[tid] > MAX_QUERY_ERRORS:  # give up on this task: exit 7
-                        self._emit(Outcome(tid, last_status.get(tid, "UNKNOWN"),
-                                           ExitStatus.NETWORK, message=e.message), results)
+                        stop(Outcome(tid, last_status.get(tid, "UNKNOWN"), ExitStatus.NETWORK,
+                                     message=e.message))
                         more()
                         continue
                     delay = retry_delay(errors[tid], cap=MAX_INTERVAL * 2)
@@ -475,14 +493,13 @@ class Waiter:
                 seq += 1
                 continue
             except WanvidError as e:
-                out = Outcome(tid, "ERROR", e.status, code=e.code, message=e.message)
-                self._emit(out, results)
+                stop(Outcome(tid, "ERROR", e.status, code=e.code, message=e.message))
                 more()
                 continue
             except Exception as e:  # isolation: one task's trouble never ends the loop
                 if self.opt.raise_unexpected:
                     raise
-                self._emit(_unexpected(tid, "ERROR", "querying the task", e), results)
+                stop(_unexpected(tid, "ERROR", "querying the task", e))
                 more()
                 continue
             errors.pop(tid, None)
@@ -503,8 +520,10 @@ class Waiter:
                     self.reporter.status(tid, status, self.clock() - first_seen[tid])
                     if status == "SUCCEEDED":
                         self._record_times(tid, output)
-                    if status in TERMINAL and self.on_end is not None:
-                        self.on_end(tid)
+                    if status in TERMINAL:
+                        ended.add(tid)
+                        if self.on_end is not None:
+                            self.on_end(tid)
                 if status not in TERMINAL:
                     age = max(self._age(tid), self.clock() - first_seen[tid])
                     due = self.clock() + self._delay(tid, status, output, age)
@@ -520,7 +539,7 @@ class Waiter:
                 busy(tid)
                 continue
             if isinstance(outcome, Outcome):
-                self._emit(outcome, results)
+                stop(outcome)
             else:  # the video comes down beside the loop, which goes on polling
                 handed.append(tid)
                 pool.submit(tid, outcome)

@@ -113,7 +113,8 @@ class PlainReporter(QuietReporter):
             w = self.waiting[task_id]
             w[0], w[1] = status, self.clock() - elapsed
         self._err(f"wanvid: {task_id} {status} ({elapsed:.0f}s)", task_id)
-        if status in TERMINAL:  # a download, if one follows, brings it back
+        # ERROR: the wait gave up on it (its query was refused, or failed too often).
+        if status in TERMINAL or status == "ERROR":  # a download, if one follows, brings it back
             with self.lock:
                 self.finished[task_id] = self.waiting.pop(task_id, [status, 0.0, 0.0])[1]
 

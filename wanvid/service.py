@@ -109,6 +109,7 @@ class Service:
     _upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _deadline: Deadline | None = field(default=None, repr=False)
     _leases: Leases | None = field(default=None, repr=False)
+    _task_lease: dict[str, int] = field(default_factory=dict, repr=False)  # task -> my lease
 
     # --- construction -----------------------------------------------------------------
 
@@ -422,9 +423,11 @@ class Service:
         """A task an earlier run submitted and this one waits for counts against its
         model's slots until a wait sees it end (no submit: never paced, never refused)."""
         try:
-            self.leases.adopt(self._limit(prepared.model)[0], task_id)
+            lease = self.leases.adopt(self._limit(prepared.model)[0], task_id)
         except WanvidError:
-            pass
+            return
+        if lease is not None:
+            self._task_lease[task_id] = lease
 
     def _take_lease(self, prepared: PreparedSubmit) -> int:
         m = prepared.model
@@ -443,6 +446,7 @@ class Service:
             pass  # the process's exit frees it too
 
     def _bind_lease(self, lease: int, task_id: str) -> None:
+        self._task_lease[task_id] = lease
         try:
             self.leases.bind(lease, task_id)
         except WanvidError:
@@ -452,11 +456,22 @@ class Service:
         """A wait saw ``task_id`` end: its slot is free, whichever process took it (one that
         holds no lease connection leaves it to the journal's status, which every lease
         purge reads)."""
+        self._task_lease.pop(task_id, None)
         if self._leases is not None:
             try:
                 self._leases.release(task_id=task_id)
             except WanvidError:
                 pass
+
+    def task_dropped(self, task_id: str) -> None:
+        """A wait stopped following ``task_id`` without seeing it end (its query was
+        refused, or failed too often): this process gives back its own slot for it (the
+        task may still run at the service: at worst a later submit is throttled and
+        retried, where keeping the slot would stall this process's next submit for good).
+        Another process's lease of the task is left alone."""
+        lease = self._task_lease.pop(task_id, None)
+        if lease is not None:
+            self._give_back(lease)
 
     def _query_delay(self) -> float:
         from wanvid.leases import ACCOUNT_QPS
@@ -729,6 +744,7 @@ class Service:
                       reporter=reporter, options=opts, dest_for=self.dest_for(output),
                       clock=self.env.monotonic, wall=self.env.now, sleep=self.env.sleep,
                       on_outcome=on_outcome, on_end=self.task_ended,
+                      on_drop=self.task_dropped,
                       shared_rate=self._query_delay,
                       downloader=partial(fetch, **self._fetch_bounds()))
 
