@@ -8,6 +8,7 @@ URIs (and so go through ``wanvid.media.probe_image``) are grouped at the end of 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import signal
 import socket
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from wanvid.emulator import Emulator, EmulatorConfig, load_fixture, padded_video
+from wanvid.emulator import Emulator, EmulatorConfig, load_fixture, padded_video, task_video
 from wanvid.errors import BadInputError
 from wanvid.models import I2V_PATH, KF2V_PATH
 
@@ -648,9 +649,9 @@ def test_list_forgets_tasks_after_a_day(api: Api) -> None:
 
 
 def test_download_full_and_ranges(api: Api) -> None:
-    fixture = load_fixture()
-    size = len(fixture)
     tid, url = api.finished_url()
+    fixture = task_video(load_fixture(), tid)
+    size = len(fixture)
     assert urlsplit(url).netloc == urlsplit(api.emu.storage_url).netloc  # the storage port
     q = parse_qs(urlsplit(url).query)
     assert set(q) == {"Expires", "OSSAccessKeyId", "Signature"}
@@ -742,12 +743,32 @@ def test_download_needs_no_key_and_records_what_it_saw(api: Api) -> None:
     assert api.emu.stats.downloads == 3
 
 
+def test_each_task_has_its_own_video_and_etag(api: Api) -> None:
+    """Two tasks' videos differ (a client that saved one under the other's name would be
+    caught), each is the fixture and one top-level free box naming the task, fetched twice
+    it is the same bytes, and its ETag is the MD5 of those bytes."""
+    fixture = load_fixture()
+    got = {}
+    for _ in range(2):
+        tid, url = api.finished_url()
+        r = requests.get(url)
+        body = r.content
+        assert body == requests.get(url).content
+        assert body.startswith(fixture)
+        box = body[len(fixture):]
+        assert int.from_bytes(box[:4], "big") == len(box) and box[4:8] == b"free"
+        assert box[8:].decode() == f"wanvid-emulator task {tid}"
+        assert r.headers["ETag"] == '"' + hashlib.md5(body).hexdigest().upper() + '"'
+        got[tid] = body
+    assert len(set(got.values())) == 2
+
+
 def test_drop_download_cuts_first_attempt_then_resume_completes(
         make: Callable[..., Api]) -> None:
     api = make(drop_download_at=0.5)
-    fixture = load_fixture()
+    tid, url = api.finished_url()
+    fixture = task_video(load_fixture(), tid)
     size, cut = len(fixture), int(len(fixture) * 0.5)
-    _, url = api.finished_url()
 
     status, headers, body = raw_get(url)
     assert status == 200 and headers["content-length"] == str(size)
@@ -824,9 +845,9 @@ def test_stats_counters(api: Api) -> None:
         requests.get(u)
     api.submit(i2v("nope"))
     s = api.emu.stats
-    size = len(load_fixture())
+    served = sum(len(task_video(load_fixture(), t)) for t in tids[:2])
     assert (s.submits, s.queries, s.downloads, s.bytes_served, s.rejected) == (
-        4, 3, 2, 2 * size, 1)
+        4, 3, 2, served, 1)
     assert s.paths["POST /api/v1" + I2V_PATH] == 5
     assert s.paths["GET /api/v1/tasks/{task_id}"] == 3
     assert s.paths["GET /api/v1/files/{task_id}.mp4"] == 2
@@ -904,7 +925,7 @@ def test_wanvid_emulator_prints_url_serves_and_stops_cleanly(sig: signal.Signals
         requests.post(root + "/_emulator/advance?seconds=1")
         out = requests.get(f"{url}/tasks/{tid}", headers=AUTH).json()["output"]
         assert out["task_status"] == "SUCCEEDED"
-        assert requests.get(out["video_url"]).content == load_fixture()
+        assert requests.get(out["video_url"]).content == task_video(load_fixture(), tid)
         assert requests.get(root + "/_emulator/stats").json()["downloads"] == 1
     finally:
         proc.send_signal(sig)

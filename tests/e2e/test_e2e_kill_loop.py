@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import WANVID
-from wanvid.emulator import load_fixture
+from wanvid.emulator import load_fixture, task_video
 
 SEED = 15
 LANES = 2
@@ -142,11 +142,11 @@ def test_kill_loop_loses_no_task_and_pays_for_no_job_twice(emulator, wv_env, ima
     elapsed = time.monotonic() - started
 
     created = [t for emu in emus for t in _admin(emu, "tasks")["tasks"]]
-    served = bytes(load_fixture())
+    fixture = bytes(load_fixture())
     saved: dict[str, bytes | None] = {}
     for lane in lanes:
         saved.update(lane.saved())
-    lost = [t["task_id"] for t in created if saved.get(t["task_id"]) != served]
+    lost = [t["task_id"] for t in created if saved.get(t["task_id"]) != task_video(fixture, t["task_id"])]
     per_job = Counter(t["prompt"] for t in created)
     duplicates = sum(n - 1 for n in per_job.values())
     kills = sum(lane.kills for lane in lanes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from wanvid.emulator import load_fixture
+from wanvid.emulator import load_fixture, task_video
 
 
 def test_generate_i2v_saves_the_emulators_video_byte_identical(emulator, wv, images,
@@ -15,7 +15,8 @@ def test_generate_i2v_saves_the_emulators_video_byte_identical(emulator, wv, ima
     assert r.code == 0, r.err
     path = tmp_path / "work" / r.out.strip()  # printed relative to the working directory
     assert path.is_file() and r.out.count("\n") == 1
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(load_fixture()).hexdigest()
+    served = task_video(load_fixture(), path.stem)  # the default name is the task id
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(served).hexdigest()
     assert emu.stats()["submits"] == 1
 
 

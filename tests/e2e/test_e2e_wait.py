@@ -24,7 +24,7 @@ import pytest
 
 from tests import envelope_schema
 from tests.e2e.conftest import E2E_KEY, WANVID, Run, is_sidecar
-from wanvid.emulator import FAIL_CODE, FAIL_MESSAGE, MIB, load_fixture, padded_video
+from wanvid.emulator import FAIL_CODE, FAIL_MESSAGE, MIB, load_fixture, padded_video, task_video
 from wanvid.models import I2V_PATH, KF2V_PATH
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -51,7 +51,9 @@ def sha(data: bytes | bytearray) -> str:
 
 
 FIXTURE = load_fixture()
-FIXTURE_SHA = sha(FIXTURE)
+def video_sha(task_id: str) -> str:
+    """The sha256 of the video the emulator serves for ``task_id`` (each task's own)."""
+    return sha(task_video(FIXTURE, task_id))
 
 
 def file_sha(path: Path) -> str:
@@ -145,7 +147,7 @@ def test_generate_prints_only_the_path_and_submits_once_on_the_right_route(
     [rec] = journal(wv)
     tid = rec["task_id"]
     assert r.out == f"{tid}.mp4\n"  # the path only, relative to the working directory
-    assert file_sha(work / f"{tid}.mp4") == FIXTURE_SHA
+    assert file_sha(work / f"{tid}.mp4") == video_sha(tid)
     assert rec["model"] == ("wan2.2-kf2v-flash" if kind == "kf2v" else "wan2.2-i2v-flash")
     assert rec["status"] == "SUCCEEDED" and rec["path"] == str(work / f"{tid}.mp4")  # absolute
     assert f"wanvid: submitted {tid} ({rec['model']}, 720P, 5 s)" in r.err.splitlines()
@@ -178,7 +180,7 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
     assert sorted(r.out.splitlines()) == sorted(f"out/{i}.mp4" for i in ids)
     assert r.out.endswith("\n") and r.out.count("\n") == 3
     for i in ids:
-        assert file_sha(work / "out" / f"{i}.mp4") == FIXTURE_SHA
+        assert file_sha(work / "out" / f"{i}.mp4") == video_sha(i)
     saved = sorted(p.name for p in (work / "out").iterdir() if not is_sidecar(p))
     assert saved == sorted(f"{i}.mp4" for i in ids)
 
@@ -192,7 +194,7 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
         assert set(o) == WAIT_JSON_KEYS, o
         assert o["status"] == "SUCCEEDED" and o["exit_code"] == 0
         assert o["path"] == f"out/{o['task_id']}.mp4"
-        assert o["size"] == len(FIXTURE) and o["sha256"] == FIXTURE_SHA
+        assert o["size"] == len(task_video(FIXTURE, o["task_id"])) and o["sha256"] == video_sha(o["task_id"])
         assert o["video_url"].startswith(storage_root(emu.root) + "/api/v1/files/"
                                          + o["task_id"] + ".mp4?")
     assert emu.stats()["downloads"] == 3
@@ -218,7 +220,7 @@ def test_throttled_submits_create_every_job_exactly_once(emulator, wv, images,
     human_lines_only(r.err)
     assert sorted(r.out.splitlines()) == sorted(f"{i}.mp4" for i in ids)
     for i in ids:
-        assert file_sha(work / f"{i}.mp4") == FIXTURE_SHA
+        assert file_sha(work / f"{i}.mp4") == video_sha(i)
     rows = journal(wv)
     assert len(rows) == 6 and all(t["path"] == str(work / f"{t['task_id']}.mp4") for t in rows)
     stats = emu.stats()
@@ -235,7 +237,7 @@ def test_500_on_every_third_query_is_not_surfaced(emulator, wv, images, work: Pa
     human_lines_only(r.err)  # notes about retries at most; no error line
     assert sorted(r.out.splitlines()) == sorted(f"{i}.mp4" for i in ids)
     for i in ids:
-        assert file_sha(work / f"{i}.mp4") == FIXTURE_SHA
+        assert file_sha(work / f"{i}.mp4") == video_sha(i)
     assert emu.stats()["errors"] >= 1
 
 
@@ -342,7 +344,7 @@ def test_timeout_exits_6_naming_the_resume_command_then_pending_finishes(
     assert r.code == 0, r.err
     human_lines_only(r.err)
     assert r.out == f"{tid}.mp4\n"
-    assert file_sha(work / f"{tid}.mp4") == FIXTURE_SHA
+    assert file_sha(work / f"{tid}.mp4") == video_sha(tid)
     [rec] = journal(wv)
     assert rec["status"] == "SUCCEEDED" and rec["path"] == str(work / f"{tid}.mp4")  # absolute
 
@@ -499,7 +501,7 @@ def test_api_key_never_reaches_storage_journal_or_disk(emulator, wv, wv_env, ima
            base_url=emu.base_url)
     assert r.code == 0, r.err
     [obj] = envelope_schema.rows(r.out, drop_null=True)
-    assert obj["path"] == "a.mp4" and obj["sha256"] == FIXTURE_SHA
+    assert obj["path"] == "a.mp4" and obj["sha256"] == video_sha(obj["task_id"])
     tid = obj["task_id"]
     r = wv("--debug", "download", tid, "-o", "b.mp4", base_url=emu.base_url)
     assert r.code == 0, r.err

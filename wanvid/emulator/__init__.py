@@ -95,9 +95,11 @@ Behaviour and its limits:
   when ``floor(n * fail_rate)`` steps up). Wall-clock fields (``submit_time`` ...,
   ``Expires``) are the real time at start plus emulator-clock elapsed time, formatted like
   the service (``YYYY-MM-DD HH:MM:SS.mmm``) in UTC+8 (Beijing time, the service's zone).
-* Every video is the bundled fixture ``wanvid/data/sample.mp4`` (real H.264, 1.2 s),
-  optionally padded to ``video_mb`` MiB with a trailing top-level ``free`` box (still a
-  valid MP4, byte-identical on every fetch).
+* Each task's video is the bundled fixture ``wanvid/data/sample.mp4`` (real H.264, 1.2 s)
+  with a trailing top-level ``free`` box naming the task (``task_video``): still a valid
+  MP4, byte-identical on every fetch, and different from every other task's, so a video
+  saved under the wrong task's name is seen. Padded to ``video_mb`` MiB (a trailing
+  ``free`` box of zeros), one video is shared by every task (a copy per task would not fit).
 * ``usage`` follows the model (wan-api-2026 §5): wan2.1 ``video_duration``/``video_ratio``;
   wan2.2/2.5 ``duration`` + ``SR``; newer models (wan2.6, wan2.7, HappyHorse, any added one)
   also ``input_video_duration`` (the clip's seconds, 0 without) and
@@ -129,7 +131,13 @@ Behaviour and its limits:
 from wanvid.emulator.config import EmulatorConfig, EmulatorStats
 from wanvid.emulator.server import serve_forever
 from wanvid.emulator.service import Emulator
-from wanvid.emulator.storage import OSS_ACCESS_KEY_ID, load_fixture, padded_video, parse_range
+from wanvid.emulator.storage import (
+    OSS_ACCESS_KEY_ID,
+    load_fixture,
+    padded_video,
+    parse_range,
+    task_video,
+)
 from wanvid.emulator.tasks import TASK_TTL
 from wanvid.emulator.wire import (
     ADMIN_PREFIX,
@@ -150,5 +158,5 @@ __all__ = [
     "ADMIN_PREFIX", "API_PREFIX", "CONCURRENT_CODE", "DATA_INSPECTION", "FAIL_CODE", "FAIL_MESSAGE",
     "INTERNAL_CODE", "INTERNAL_MESSAGE", "MIB", "OSS_ACCESS_KEY_ID", "TASK_FAULTS", "TASK_TTL",
     "THROTTLE_CODE", "THROTTLE_MESSAGE", "Emulator", "EmulatorConfig", "EmulatorStats",
-    "load_fixture", "padded_video", "parse_range", "serve_forever",
+    "load_fixture", "padded_video", "parse_range", "serve_forever", "task_video",
 ]

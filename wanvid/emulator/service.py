@@ -186,9 +186,10 @@ class Emulator:
         self.stop()
 
     # ----------------------------------------------------------------- video
-    def video_bytes(self) -> memoryview:
-        """The served MP4 (built once, then shared by every download)."""
-        return self.storage.video_bytes()
+    def video_bytes(self, task_id: str | None = None) -> memoryview:
+        """The MP4 served for ``task_id`` (each task's own, unless padded to ``video_mb``:
+        then one shared by every task; see ``Storage.video_bytes``)."""
+        return self.storage.video_bytes(task_id)
 
     def video_url(self, task_id: str, host: str | None = None) -> str:
         """The signed URL of a task's video (valid ``url_ttl`` s after the task ended)."""

@@ -74,12 +74,27 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+def _oss_etag(data: bytes | bytearray) -> str:
+    """OSS: a simply uploaded object's ETag is the upper-case MD5 of its bytes, quoted."""
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest().upper() + '"'
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def task_video(fixture: bytes, task_id: str) -> bytes:
+    """``fixture`` followed by a top-level ``free`` box naming ``task_id``: each task's
+    video differs from every other's (players skip ``free`` boxes), so a client that saves
+    one task's video under another's name, or takes an old file for a new task's, is seen."""
+    payload = b"wanvid-emulator task " + task_id.encode("utf-8", "replace")
+    return fixture + (8 + len(payload)).to_bytes(4, "big") + b"free" + payload
+
+
 class Storage:
-    """The bucket: one video for every task, URLs signed with a per-process secret."""
+    """The bucket: each task's own small video (the fixture with the task id in a ``free``
+    box), or, padded to ``video_mb``, one large video shared by every task (built once: a
+    copy per task of hundreds of MiB would not fit), URLs signed with a per-process secret."""
 
     def __init__(self, video_mb: float, drop_download_at: float) -> None:
         self.video_mb = video_mb
@@ -87,22 +102,37 @@ class Storage:
         self._secret = os.urandom(32)
         self._lock = threading.Lock()
         self._video: memoryview | None = None
+        self._fixture: bytes | None = None
+        self._per_task: dict[str, tuple[memoryview, str]] = {}
         self._cut: set[tuple[str, int]] = set()
         self.etag = ""
 
-    def video_bytes(self) -> memoryview:
-        """The served MP4 (built once, then shared by every download)."""
+    def video_bytes(self, task_id: str | None = None) -> memoryview:
+        """The MP4 served for ``task_id``: its own (see ``task_video``) unless the video is
+        padded to ``video_mb``, then the one shared by every task (built once); no task id:
+        the shared one (the bare fixture when not padded)."""
+        return self._video_and_etag(task_id)[0]
+
+    def _video_and_etag(self, task_id: str | None) -> tuple[memoryview, str]:
+        if task_id is not None and self.video_mb <= 0:
+            with self._lock:
+                got = self._per_task.get(task_id)
+                if got is None:
+                    if self._fixture is None:
+                        self._fixture = load_fixture()
+                    data = task_video(self._fixture, task_id)
+                    got = (memoryview(data).toreadonly(), _oss_etag(data))
+                    self._per_task[task_id] = got
+                return got
         with self._lock:
             if self._video is None:
                 fixture = load_fixture()
                 data: bytes | bytearray = fixture
                 if self.video_mb > 0:
                     data = padded_video(fixture, int(round(self.video_mb * MIB)))
-                # OSS: a simply uploaded object's ETag is the upper-case MD5 of its bytes.
-                digest = hashlib.md5(data, usedforsecurity=False)
-                self.etag = '"' + digest.hexdigest().upper() + '"'
+                self.etag = _oss_etag(data)
                 self._video = memoryview(data).toreadonly()
-            return self._video
+            return self._video, self.etag
 
     def sign(self, task_id: str, expires: int) -> str:
         msg = f"GET\n\nvideo/mp4\n{expires}\n/{task_id}.mp4".encode()
@@ -139,14 +169,14 @@ class Storage:
                 "Expires": _iso(expires), "ServerTime": _iso(wall_now)})
         if not ready:
             return oss_error(404, "NoSuchKey", "The specified key does not exist.")
-        data = self.video_bytes()
+        data, etag = self._video_and_etag(task_id)
         size = len(data)
-        common = {"Accept-Ranges": "bytes", "ETag": self.etag,
+        common = {"Accept-Ranges": "bytes", "ETag": etag,
                   "Last-Modified": http_date(modified),
                   "x-oss-request-id": uuid.uuid4().hex[:24].upper()}
         if_range = headers.get("If-Range")
         range_value = headers.get("Range")
-        if if_range and if_range.strip() != self.etag:
+        if if_range and if_range.strip() != etag:
             range_value = None
         try:
             rng = parse_range(range_value, size)
