@@ -703,10 +703,23 @@ SECRET_CASES: list[tuple[str, list[str], Callable[[responses.RequestsMock], None
     ("submit-read-timeout", ["submit", IMG],
      lambda rsps: rsps.add(responses.POST, I2V_URL, body=requests.exceptions.ReadTimeout("x")), 7),
     ("submit-validation", ["submit", IMG, "-d", "10"], None, 2),
+    # a server that echoes the key back, plainly or JSON-escaped: it goes no further
+    ("submit-400-echo", ["submit", IMG, "--json"],
+     lambda rsps: rsps.add(responses.POST, I2V_URL, status=400, json={
+         "request_id": "r", "code": "InvalidParameter", "message": f"bad key {KEY}"}), 4),
+    ("status-failed-echo", ["status", "t-1", "--json"],
+     lambda rsps: rsps.add(responses.GET, INTL + "/tasks/t-1", body=(
+         '{"request_id": "r", "output": {"task_id": "t-1", "task_status": "FAILED", '
+         '"code": "InternalError", "message": "key \\u0073' + KEY[1:] + '"}}')), 5),
+    ("submit-echo-then-wait", ["generate", IMG, "-p", "x", "--json"],
+     lambda rsps: (_ok_submit(rsps), rsps.add(responses.GET, INTL + "/tasks/t-1", json={
+         "request_id": KEY, "output": {"task_id": "t-1", "task_status": "FAILED",
+                                       "code": KEY, "message": f"{KEY} rejected"}})), 5),
 ]
 SECRET_CASES += [(f"debug-{name}", ["--debug", *args], setup, code)
                  for name, args, setup, code in SECRET_CASES
                  if name in ("submit", "submit-dry-run", "status", "status-401", "submit-400",
+                             "submit-400-echo", "status-failed-echo",
                              "submit-500", "status-500", "submit-connection-error",
                              "status-connection-error", "config-list")]
 
@@ -760,3 +773,19 @@ def test_body_size_equals_the_real_body(tmp_path: Path) -> None:
                            default_kf2v_model="wan2.2-kf2v-flash", region="intl",
                            warn=lambda m: None)
         assert p.body_size() == len(p.body())
+
+
+def test_scrub_secret_replaces_plain_and_json_escaped_copies() -> None:
+    from wanvid.sanitize import SECRET_REDACTED, scrub_secret
+
+    body = b'{"m": "ok"}'
+    assert scrub_secret(body, KEY) is body  # no copy: the same bytes, untouched
+    plain = json.dumps({"message": f"bad {KEY}!", "code": KEY}).encode()
+    out = scrub_secret(plain, KEY)
+    assert KEY.encode() not in out
+    assert json.loads(out) == {"message": f"bad {SECRET_REDACTED}!", "code": SECRET_REDACTED}
+    escaped = ('{"message": "\\u00e9 \\u0073' + KEY[1:] + '"}').encode()
+    out = scrub_secret(escaped, KEY)
+    assert json.loads(out) == {"message": f"é {SECRET_REDACTED}"}
+    assert scrub_secret(b"not json \\ " + KEY.encode(), KEY) == b"not json \\ " + SECRET_REDACTED.encode()
+    assert scrub_secret(b"abc", "ab") == b"abc"  # too short to be a key: left alone

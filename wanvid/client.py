@@ -42,7 +42,7 @@ from wanvid.retry import (
     should_retry_status,
     wait_to_retry,
 )
-from wanvid.sanitize import ProtocolError, one_line
+from wanvid.sanitize import ProtocolError, one_line, scrub_secret
 from wanvid.sanitize import task_id as checked_task_id
 
 log = logging.getLogger("wanvid.client")
@@ -155,7 +155,10 @@ class Client:
                         headers=self._headers(extra_headers), allow_redirects=False,
                         stream=True)
                     with resp:
-                        read_capped(resp, self.json_max)
+                        answer = read_capped(resp, self.json_max)
+                    clean = scrub_secret(answer, self._key)  # an echoed key goes no further
+                    if clean is not answer:
+                        resp._content = clean  # type: ignore[attr-defined]
             except TooLarge as e:
                 raise TooLarge(f"{method} {path}: {e.message}") from None
             except requests.exceptions.RequestException as e:

@@ -10,6 +10,10 @@
 * ``is_task_id`` / ``task_id`` check a task id against a safe pattern before it is
   printed, journaled or used in a path or URL (the service's ids are UUIDs).
 
+* ``scrub_secret(body, key)`` takes the API key out of an answer before anything reads
+  it, so a server that echoes the key back (in an error or a task's message) cannot make
+  wanvid print or journal it.
+
 File names made from service values go through ``wanvid.outputs.sanitize``.
 """
 
@@ -73,3 +77,30 @@ def task_id(value: object) -> str:
     if is_task_id(value):
         return value  # type: ignore[return-value]
     raise ProtocolError(describe(value))
+
+
+SECRET_REDACTED = "[API key redacted]"
+_SECRET_MIN = 8  # a shorter "key" is no secret worth a search (and would mangle answers)
+
+
+def scrub_secret(body: bytes, secret: str) -> bytes:
+    """``body`` with every copy of ``secret`` replaced by ``[API key redacted]``; ``body``
+    itself (the same object) when it holds none.
+
+    A JSON body with escapes is checked decoded too (``\\u0073k-...`` is the key once
+    parsed): when the decoded form holds the key, the body is the JSON re-encoded with the
+    key replaced."""
+    if len(secret) < _SECRET_MIN:
+        return body
+    raw = secret.encode("utf-8")
+    out = body.replace(raw, SECRET_REDACTED.encode()) if raw in body else body
+    if b"\\" in out:
+        import json
+
+        try:
+            text = json.dumps(json.loads(out), ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return out
+        if secret in text:
+            out = text.replace(secret, SECRET_REDACTED).encode("utf-8")
+    return out
