@@ -586,7 +586,7 @@ def test_slow_headers_trickle_a_download_until_turned_off(make: Callable[..., Ap
     import socket
 
     api = make(slow_headers=0.2)
-    _, url = api.finished_url()
+    tid, url = api.finished_url()
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: x\r\n"
@@ -599,7 +599,7 @@ def test_slow_headers_trickle_a_download_until_turned_off(make: Callable[..., Ap
         while chunk := sock.recv(1 << 20):  # the rest at once, then the whole video
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK") and body == load_fixture()
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == task_video(load_fixture(), tid)
     assert api.emu.stats.downloads == 1
     r = requests.post(api.root + "/_emulator/config", params={"slow_headers": "-1"})
     assert r.status_code == 400 and "slow_headers" in r.text
