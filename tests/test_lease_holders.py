@@ -88,3 +88,44 @@ def test_a_wait_in_another_process_frees_the_slot_of_the_task_it_sees_end(
     assert r.code == 0, r.err
     assert peer.held(KEY) == 0
     peer.close()
+
+
+GONE = 2 ** 22 + 12345  # above pid_max's default: no process has it
+
+
+def test_a_generate_waits_for_the_tasks_a_killed_process_left_and_asks_about_them(
+        run: Run, clock: FakeClock) -> None:
+    """Two generates were killed -9 after their submits: their tasks t-8 and t-9 still run
+    at the service and hold both slots of the model. The next generate used to see the
+    holders gone and submit at once (throttled by the service); it waits instead, asks the
+    service about the two tasks itself, and submits once t-8 has ended."""
+    from wanvid.journal import Journal
+
+    journal = Path(os.environ["WANVID_STATE_DIR"]) / "journal.db"
+    gone = Leases(journal, now=clock.now, pid=GONE)
+    with Journal(journal, now=clock.now) as j:
+        for tid in ("t-8", "t-9"):
+            lease, _ = gone.try_take(KEY, Limit(2, 0))
+            assert lease is not None
+            gone.bind(lease, tid)
+            j.record_submit(tid, model=MODEL, base_url=INTL, params={}, inputs=[],
+                            status="RUNNING")
+    gone.close()
+    clock.sleep(5)
+    images("a.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        Service(rsps, states={"t-8": ["RUNNING", "RUNNING", "SUCCEEDED"],
+                              "t-9": ["RUNNING"] * 50})
+        r = run(["generate", "a.png", "-m", MODEL, "-r", "480P", "-o", "out.mp4"])
+        calls = [(c.request.method, c.request.url.split("?")[0].rsplit("/", 1)[-1])
+                 for c in rsps.calls]
+    assert r.code == 0, r.err
+    post = next(i for i, c in enumerate(calls) if c[0] == "POST")
+    assert calls[:post].count(("GET", "t-8")) == 3  # submitted once t-8 was seen to end
+    assert r.err.count(f"2 {MODEL} task(s) of other wanvid processes (2 of them left by a "
+                       "wanvid process that exited, not seen to end yet) hold the account's "
+                       "2 slot(s); waiting for one to end (nothing sent yet)") == 1
+    assert Path("out.mp4").exists()
+    peer = other(clock)
+    assert peer.held(KEY) == 1  # t-9's slot: still running
+    peer.close()

@@ -4,12 +4,14 @@ fake clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FakeClock
 from wanvid.errors import DeadlineExceeded
+from wanvid.journal import Journal
 from wanvid.leases import POLL, RATE, SLOTS, Leases, Limit, Wait, admit, alive, key_for
 
 KEY = key_for("wan2.2-i2v-flash", "http://127.0.0.1:1/api/v1/")
@@ -345,3 +347,224 @@ def test_a_wait_for_the_submit_rate_says_so_not_that_slots_are_held(
     slow = Wait(1.5, RATE, Limit(0, 0.5), since_last=0.5)
     assert slow.describe("m") == ("the last m submit was 0.5 s ago; the account allows one "
                                   "every 2 s; waiting 1.5 s")
+
+
+# --- a gone holder's task still runs: its lease is orphaned, not dropped (review finding 5)
+
+
+M = "wan2.2-i2v-flash"
+ROOT = "http://127.0.0.1:1/api/v1/"
+
+
+def proc(tmp_path: Path, clock: FakeClock, pid: int, dead: set[int]) -> Leases:
+    """A process of its own: pid, a start time of its own, dead once in ``dead``."""
+    return Leases(tmp_path / "journal.db", now=clock.now, pid=pid,
+                  is_alive=lambda p: p not in dead, started_of=lambda p: f"boot/{p}")
+
+
+def journal(tmp_path: Path, clock: FakeClock) -> Journal:
+    return Journal(tmp_path / "journal.db", now=clock.now)
+
+
+def submitted(tmp_path: Path, clock: FakeClock, task_id: str, status: str = "RUNNING",
+              ) -> None:
+    with journal(tmp_path, clock) as j:
+        j.record_submit(task_id, model=M, base_url=ROOT, params={}, inputs=[])
+        j.update_status(task_id, status)
+
+
+@pytest.mark.parametrize("end", ["journal", "another wait", "max age"])
+def test_a_dead_holders_lease_keeps_its_slot_while_its_task_runs(
+        tmp_path: Path, clock: FakeClock, end: str) -> None:
+    """`generate` killed -9 after its submit: the service still runs its task. The slot
+    used to be free at once, and the next process's submit was throttled (3 throttled
+    submits against --max-concurrent 2)."""
+    from wanvid.leases import ORPHAN_MIN_AGE
+
+    dead: set[int] = set()
+    a, b, c = (proc(tmp_path, clock, pid, dead) for pid in (211, 212, 213))
+    lim = Limit(concurrent=1, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    assert la is not None
+    a.bind(la, "task-a")
+    submitted(tmp_path, clock, "task-a")
+    dead.add(211)  # kill -9: the task runs on
+    clock.sleep(60)
+    assert b.try_take(KEY, lim)[0] is None
+    why = b.last_wait
+    assert why is not None and (why.reason, why.others, why.orphans) == (SLOTS, 1, ("task-a",))
+    assert why.describe(M) == (
+        f"1 {M} task(s) of other wanvid processes (1 of them left by a wanvid process that "
+        "exited, not seen to end yet) hold the account's 1 slot(s); waiting for one to end")
+    assert c.adopt(KEY, "task-a") is None  # `wait --pending` follows it: still one slot
+    assert b.held(KEY) == 1
+    if end == "journal":  # whoever saw it end wrote it down
+        with journal(tmp_path, clock) as j:
+            j.update_status("task-a", "SUCCEEDED")
+    elif end == "another wait":
+        c.release(task_id="task-a")
+    else:  # nobody follows it: not for ever
+        clock.sleep(ORPHAN_MIN_AGE - 60 - 1)
+        assert b.try_take(KEY, lim)[0] is None
+        clock.sleep(2)
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+def test_an_orphans_task_unknown_to_the_journal_still_holds_its_slot(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """Killed between binding the task to its lease and journaling it: the task id is
+    known (the lease's), its end is not."""
+    dead: set[int] = set()
+    a, b = proc(tmp_path, clock, 221, dead), proc(tmp_path, clock, 222, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    assert la is not None
+    a.bind(la, "task-x")
+    dead.add(221)
+    assert b.try_take(KEY, lim)[0] is None
+    assert b.last_wait is not None and b.last_wait.orphans == ("task-x",)
+
+
+def test_an_orphan_is_kept_twice_as_long_as_the_models_longest_task(
+        tmp_path: Path, clock: FakeClock) -> None:
+    from wanvid.leases import ORPHAN_MIN_AGE
+
+    with journal(tmp_path, clock) as j:  # a task of the model once took 1500 s, end to end
+        j.record_times("old", model=M, resolution="480P", duration=5,
+                       submitted=clock.now() - 9000, scheduled=clock.now() - 8000,
+                       ended=clock.now() - 7500)
+    dead: set[int] = set()
+    a, b = proc(tmp_path, clock, 231, dead), proc(tmp_path, clock, 232, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    assert la is not None
+    a.bind(la, "task-a")
+    dead.add(231)
+    clock.sleep(ORPHAN_MIN_AGE + 1)
+    assert b.try_take(KEY, lim)[0] is None
+    clock.sleep(3000 - ORPHAN_MIN_AGE)
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+@pytest.fixture
+def as_holder(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Intents written as process ``pid`` (the journal asks ``wanvid.leases.me``)."""
+    import wanvid.leases
+
+    def be(pid: int) -> None:
+        monkeypatch.setattr(wanvid.leases, "me", lambda: (pid, f"boot/{pid}"))
+
+    return be
+
+
+def intent(tmp_path: Path, clock: FakeClock, *, model: str = M) -> int:
+    with journal(tmp_path, clock) as j:
+        return j.open_intent(model=model, model_name=model, base_url=ROOT, prompt="p",
+                             params={}, inputs=[])
+
+
+def test_a_holder_that_died_before_writing_its_intent_sent_nothing(
+        tmp_path: Path, clock: FakeClock, as_holder: Callable[[int], None]) -> None:
+    """No intent of its own after the lease (only another process's, another model's, or
+    one from before the lease): no POST was made, the slot is free at once."""
+    dead: set[int] = set()
+    a, b = proc(tmp_path, clock, 241, dead), proc(tmp_path, clock, 242, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    as_holder(241)
+    intent(tmp_path, clock)  # an earlier submit's, before this lease
+    clock.sleep(1)
+    assert a.try_take(KEY, lim)[0] is not None
+    clock.sleep(1)
+    intent(tmp_path, clock, model="wan2.7-i2v")
+    as_holder(242)
+    intent(tmp_path, clock)
+    dead.add(241)
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+@pytest.mark.parametrize("answer", ["none yet", "not created", "created", "adopted"])
+def test_a_holder_that_died_in_its_post_keeps_the_slot_as_its_intent_says(
+        tmp_path: Path, clock: FakeClock, as_holder: Callable[[int], None],
+        answer: str) -> None:
+    """Killed with the POST in flight: a task may exist. The open intent keeps the slot a
+    short while; an intent settled as not created frees it; one that names its task (the
+    answer was journaled, or `wait --pending` found the task) makes the lease that task's."""
+    from wanvid.leases import POSTING_MAX_AGE
+
+    dead: set[int] = set()
+    a, b = proc(tmp_path, clock, 251, dead), proc(tmp_path, clock, 252, dead)
+    lim = Limit(concurrent=1, per_second=0)
+    assert a.try_take(KEY, lim)[0] is not None
+    as_holder(251)
+    clock.sleep(0.01)
+    iid = intent(tmp_path, clock)
+    dead.add(251)
+    assert b.try_take(KEY, lim)[0] is None
+    assert b.last_wait is not None and (b.last_wait.orphans, b.last_wait.unnamed) == ((), 1)
+    with journal(tmp_path, clock) as j:
+        if answer == "not created":
+            j.close_intent(iid, note="throttled")
+        elif answer == "created":
+            j.record_submit("task-p", model=M, base_url=ROOT, params={}, inputs=[],
+                            status="RUNNING", intent=iid)
+        elif answer == "adopted":
+            j.adopt_intent(iid, "task-p", status="RUNNING")
+    if answer == "not created":
+        assert b.try_take(KEY, lim)[0] is not None
+        return
+    clock.sleep(POSTING_MAX_AGE - 1)
+    assert b.try_take(KEY, lim)[0] is None
+    clock.sleep(2)
+    if answer == "none yet":  # nothing names a task: not for long
+        assert b.try_take(KEY, lim)[0] is not None
+        return
+    assert b.try_take(KEY, lim)[0] is None  # the task's now: kept while it runs
+    assert b.last_wait is not None and b.last_wait.orphans == ("task-p",)
+    b.release(task_id="task-p")  # a wait saw task-p end
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+# --- a submit rate under one a minute (review finding 7) -------------------------------------
+
+
+def test_a_submit_rate_slower_than_a_minute_is_kept(tmp_path: Path, clock: FakeClock) -> None:
+    """`submits_per_second = 0.01` in models.toml: one every 100 s. The purge forgot every
+    submit older than 60 s and admitted the next at 61 s."""
+    dead: set[int] = set()
+    a, b = proc(tmp_path, clock, 261, dead), proc(tmp_path, clock, 262, dead)
+    lim = Limit(concurrent=0, per_second=0.01)
+    a.release(a.take(KEY, lim, sleep=clock.sleep))
+    clock.sleep(61)
+    b.held(key_for("wan2.7-i2v", ROOT))  # another model's look purges too
+    assert b.try_take(KEY, lim) == (None, pytest.approx(39.0))
+    clock.sleep(38.9)
+    assert b.try_take(KEY, lim)[0] is None
+    clock.sleep(0.2)
+    assert b.try_take(KEY, lim)[0] is not None
+
+
+def test_old_submits_are_still_forgotten(tmp_path: Path, clock: FakeClock) -> None:
+    import sqlite3
+
+    dead: set[int] = set()
+    a = proc(tmp_path, clock, 271, dead)
+    lim = Limit(concurrent=0, per_second=2)
+    for _ in range(400):  # 200 s of submits at 2 a second
+        a.release(a.take(KEY, lim, sleep=clock.sleep))
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        (n,), = db.execute("SELECT COUNT(*) FROM lease_submits").fetchall()
+    db.close()
+    assert 100 <= n <= 122  # the last minute's, no more
+
+
+def test_a_fast_submit_rate_counts_every_submit_of_its_second(tmp_path: Path,
+                                                              clock: FakeClock) -> None:
+    """A user's 40 a second: only 32 submits were read back, so the window never filled."""
+    dead: set[int] = set()
+    a = proc(tmp_path, clock, 281, dead)
+    lim = Limit(concurrent=0, per_second=40)
+    for _ in range(40):
+        lease, _ = a.try_take(KEY, lim)
+        assert lease is not None
+        a.release(lease)
+    assert a.try_take(KEY, lim)[0] is None

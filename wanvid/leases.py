@@ -13,11 +13,19 @@ before it submits:
   last second; otherwise the process waits, polling the table, and says once on stderr
   which of the two it waits for (``Wait.describe``);
 * ``generate`` keeps its lease until its wait sees the task end (then the next process
-  in line goes). A lease is dropped by the next process to look when its holder is gone:
-  no process has its pid, or the process with that pid started at another time (the pid
-  was reused: a container's pid 1 after a restart, a recycled pid after a reboot; Linux
-  says when a process started, elsewhere the pid alone decides); or when the journal shows
-  its task ended (a terminal status, or its video saved), whoever saw it end;
+  in line goes). A lease is dropped when the journal shows its task ended (a terminal
+  status, or its video saved), whoever saw it end;
+* a holder that is gone (no process has its pid, or the process with that pid started at
+  another time: the pid was reused, a container's pid 1 after a restart, a recycled pid
+  after a reboot; Linux says when a process started, elsewhere the pid alone decides)
+  does not free its slot by going: its task may still run at the service. The next
+  process to look keeps such a lease *orphaned* (``orphan_keeps``): one whose task is
+  known stays until any wanvid process sees that task end (its wait, ``wait --pending``,
+  or a submit waiting for the slot, which asks the service about the orphans' tasks
+  itself) or ``orphan_age`` passes; one that names no task yet follows the submit intent
+  its holder wrote (``wanvid.intents``): none, or one closed as not created, means no
+  task exists (dropped now); one that names the task makes the lease that task's; one
+  still open (killed during the POST) keeps the slot ``POSTING_MAX_AGE`` at most;
 * task queries of all the processes together keep under the account's rate (20 a second
   by default): each books the next free moment in a shared schedule (``query_delay``);
 * the decisions are pure functions (``admit``, ``admission``) over what the table holds;
@@ -45,6 +53,17 @@ POLL = 0.25  # seconds between looks at the table while waiting for a slot
 ACCOUNT_QPS = 20.0  # task queries per second the account allows, all processes together
 BUSY_TIMEOUT_MS = 30_000
 MAX_AGE = 86400.0  # a lease older than this is dropped whatever its pid (24 h: tasks expire)
+# An orphaned lease (its holder is gone, its task not seen to end) is kept at most this long
+# after it was taken, or twice the longest the journal saw a task of its model take, if
+# longer (never beyond MAX_AGE): a task nobody follows cannot block its slot for ever.
+ORPHAN_MIN_AGE = 1800.0
+# ... and one whose holder died during its submit's POST (its intent still open: a task may
+# exist, and nothing names it) this long at most, unless the intent is settled sooner.
+POSTING_MAX_AGE = 300.0
+ORPHAN_POLL = 5.0  # seconds between a waiting submit's questions about orphaned tasks
+# Submits counted for the submits-per-second rule are kept this long, and the last of each
+# model always (the rule of a rate under one a second looks at the last one alone).
+SUBMITS_KEPT = 60.0
 SLOTS, RATE = "slots", "rate"  # what a submit waits for (``Wait.reason``)
 # A task in one of these states (or saved) holds no slot at the service.
 ENDED = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "EXPIRED")
@@ -69,13 +88,19 @@ class Wait:
     mine: int = 0  # ... and by this one
     recent: int = 0  # submits of the model in the last second (RATE), all processes
     since_last: float = 0.0  # seconds since the model's last submit (RATE)
+    orphans: tuple[str, ...] = ()  # task ids of ``others`` whose holder is gone (SLOTS)
+    unnamed: int = 0  # ``others`` whose holder died during its POST (no task id known)
 
     def describe(self, model: str) -> str:
         """The wait in words, for the one line on stderr that says a submit waits."""
         if self.reason == SLOTS:
             own = f" (and {self.mine} of this one)" if self.mine else ""
-            return (f"{self.others} {model} task(s) of other wanvid processes{own} hold the "
-                    f"account's {self.limit.concurrent} slot(s); waiting for one to end")
+            gone = len(self.orphans) + self.unnamed
+            left = (f" ({gone} of them left by a wanvid process that exited, not seen to "
+                    "end yet)" if gone else "")
+            return (f"{self.others} {model} task(s) of other wanvid processes{left}{own} "
+                    f"hold the account's {self.limit.concurrent} slot(s); waiting for one "
+                    "to end")
         if self.limit.per_second < 1:
             return (f"the last {model} submit was {self.since_last:.1f} s ago; the account "
                     f"allows one every {1 / self.limit.per_second:g} s; waiting "
@@ -273,37 +298,57 @@ class Leases:
             return True
         return holder_alive(pid, started, is_alive=self.is_alive, started_of=self.started_of)
 
-    def _purge(self, db: sqlite3.Connection, now: float) -> None:
+    def _purge(self, db: sqlite3.Connection, now: float) -> dict[int, str | None]:
+        """Drop the leases that hold no slot; the orphaned ones kept (their holder is
+        gone), by id: their task id, None when no task is named yet."""
         # A task the journal shows ended holds no slot, whoever took the lease for it and
         # whoever saw it end (``wait --pending`` in another process, ``status``).
         marks = ", ".join("?" * len(ENDED))
         db.execute("DELETE FROM leases WHERE task_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
                    "tasks t WHERE t.task_id = leases.task_id AND (t.status IN "
                    f"({marks}) OR t.downloaded_at IS NOT NULL))", ENDED)
-        for lid, pid, started, taken in db.execute(
-                "SELECT id, pid, started, taken_at FROM leases").fetchall():
-            if now - taken > MAX_AGE or not self._holds(
-                    int(pid), None if started is None else str(started)):
+        orphans: dict[int, str | None] = {}
+        for lid, key, pid, started, task, taken in db.execute(
+                "SELECT id, key, pid, started, task_id, taken_at FROM leases").fetchall():
+            st = None if started is None else str(started)
+            if now - taken <= MAX_AGE and self._holds(int(pid), st):
+                continue
+            kept, task = orphan_keeps(db, now, key=str(key), pid=int(pid), started=st,
+                                      task_id=None if task is None else str(task),
+                                      taken_at=float(taken))
+            if not kept:
                 db.execute("DELETE FROM leases WHERE id = ?", (lid,))
-        db.execute("DELETE FROM lease_submits WHERE at < ?", (now - 60.0,))
+                continue
+            if task is not None:
+                db.execute("UPDATE leases SET task_id = ? WHERE id = ?", (task, lid))
+            orphans[int(lid)] = task
+        # Every submit of the last minute, and each model's last one whatever its age: a
+        # rate under one a second (``submits_per_second = 0.01`` in models.toml: one every
+        # 100 s) is judged by the time of the last submit (``admission``).
+        db.execute("DELETE FROM lease_submits WHERE at < ? AND at < (SELECT MAX(s.at) FROM "
+                   "lease_submits s WHERE s.key = lease_submits.key)", (now - SUBMITS_KEPT,))
+        return orphans
 
     def try_take(self, key: str, limit: Limit) -> tuple[int | None, float]:
         """(lease id, 0) when a slot was free and is now held; (None, seconds to wait),
         and ``last_wait`` says why."""
         def body(db: sqlite3.Connection) -> tuple[int | None, float | Wait]:
             now = self.now()
-            self._purge(db, now)
+            orphans = self._purge(db, now)
             ids = [int(r[0]) for r in db.execute("SELECT id FROM leases WHERE key = ?",
                                                   (key,)).fetchall()]
             recent = [float(r[0]) for r in db.execute(
-                "SELECT at FROM lease_submits WHERE key = ? ORDER BY at DESC LIMIT 32",
-                (key,)).fetchall()]
+                "SELECT at FROM lease_submits WHERE key = ? ORDER BY at DESC LIMIT ?",
+                (key, max(32, int(limit.per_second) + 1))).fetchall()]
             wait, reason = admission(len(ids), recent, limit, now)
             if wait > 0:
                 mine = sum(1 for i in ids if i in self.mine)
+                left = [orphans[i] for i in ids if i in orphans and i not in self.mine]
                 return None, Wait(wait, reason, limit, others=len(ids) - mine, mine=mine,
                                   recent=sum(1 for t in recent if now - 1.0 < t <= now),
-                                  since_last=now - max(recent) if recent else 0.0)
+                                  since_last=now - max(recent) if recent else 0.0,
+                                  orphans=tuple(sorted({t for t in left if t is not None})),
+                                  unnamed=sum(1 for t in left if t is None))
             cur = db.execute("INSERT INTO leases (key, pid, started, taken_at) "
                              "VALUES (?, ?, ?, ?)", (key, self.pid, self.started, now))
             db.execute("INSERT INTO lease_submits (key, at) VALUES (?, ?)", (key, now))
@@ -375,7 +420,7 @@ class Leases:
     def adopt(self, key: str, task_id: str) -> int | None:
         """Hold a lease for a task already created (an earlier run's, waited for now):
         taken whatever the limit (the task runs either way), no submit counted; None when
-        a live process holds one for it already."""
+        a lease holds its slot already (a live process's, or one its gone holder left)."""
         def body(db: sqlite3.Connection) -> int | None:
             now = self.now()
             self._purge(db, now)
@@ -429,4 +474,53 @@ class Leases:
 def key_for(model: str, base_url: str) -> str:
     """Leases are per model and API root (a root stands for a region's account)."""
     return f"{base_url.rstrip('/')}|{model}"
+
+
+def orphan_age(db: sqlite3.Connection, model: str) -> float:
+    """How long after it was taken an orphaned lease of ``model`` is kept at most: twice
+    the longest a task of the model took from submit to end in the journal's history,
+    at least ``ORPHAN_MIN_AGE``, at most ``MAX_AGE``."""
+    row = db.execute("SELECT MAX(ended - submitted) FROM task_times WHERE model = ?",
+                     (model,)).fetchone()
+    longest = float(row[0]) if row is not None and row[0] is not None else 0.0
+    return min(MAX_AGE, max(ORPHAN_MIN_AGE, 2 * longest))
+
+
+def orphan_keeps(db: sqlite3.Connection, now: float, *, key: str, pid: int,
+                 started: str | None, task_id: str | None, taken_at: float,
+                 ) -> tuple[bool, str | None]:
+    """Whether a lease whose holder is gone still holds its slot, and the task it stands
+    for (None: unknown). The holder's death ends nothing at the service:
+
+    * a lease that names its task holds the slot until the task is seen to end (its lease
+      is dropped then, by the journal's status or by whoever saw it) or ``orphan_age``
+      passes since the lease was taken;
+    * one that names no task (the holder died between taking the slot and binding the
+      task to it) follows the intent its holder wrote before the POST (``wanvid.intents``:
+      the first of the lease's model and root, by that pid and start time, at or after
+      the lease): no intent means no POST was made, and one closed as not created that
+      no task exists: the slot is free. An intent that names its task (the answer came;
+      or ``wait --pending`` found the task) makes the lease that task's. An open one (the
+      POST was in flight: a task may exist) keeps the slot ``POSTING_MAX_AGE`` at most.
+    """
+    base, _, model = key.rpartition("|")
+    if now - taken_at > MAX_AGE:
+        return False, task_id
+    if task_id is None:
+        row = db.execute(
+            "SELECT state, task_id FROM intents WHERE pid = ? AND started IS ? AND model = ? "
+            "AND rtrim(base_url, '/') = ? AND created_at >= ? "
+            "ORDER BY created_at, intent_id LIMIT 1",
+            (pid, started, model, base, taken_at)).fetchone()
+        if row is None:
+            return False, None  # died before its POST: nothing was sent
+        state, named = row
+        if named is None:
+            return state == "open" and now - taken_at <= POSTING_MAX_AGE, None
+        task_id = str(named)
+        marks = ", ".join("?" * len(ENDED))
+        if db.execute(f"SELECT 1 FROM tasks WHERE task_id = ? AND (status IN ({marks}) OR "
+                      "downloaded_at IS NOT NULL)", (task_id, *ENDED)).fetchone():
+            return False, task_id
+    return now - taken_at <= orphan_age(db, model), task_id
 

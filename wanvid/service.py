@@ -110,6 +110,7 @@ class Service:
     _deadline: Deadline | None = field(default=None, repr=False)
     _leases: Leases | None = field(default=None, repr=False)
     _task_lease: dict[str, int] = field(default_factory=dict, repr=False)  # task -> my lease
+    _orphans_asked: float | None = field(default=None, repr=False)  # env.now() of the last
 
     # --- construction -----------------------------------------------------------------
 
@@ -409,7 +410,10 @@ class Service:
         (lease, 0); else (None, seconds worth waiting before looking again; ``slot_wait``
         says why). Batch asks here, so its polling loop goes on while other processes hold
         the slots."""
-        return self.leases.try_take(*self._limit(prepared.model))
+        lease, wait = self.leases.try_take(*self._limit(prepared.model))
+        if lease is None:
+            self._follow_orphans()
+        return lease, wait
 
     def slot_wait(self, prepared: PreparedSubmit) -> str:
         """Why the last ``try_slot`` found no slot, in words (every slot held, or the
@@ -436,8 +440,40 @@ class Service:
         def waiting(why: Wait) -> None:
             self.env.note(f"{why.describe(m.name)} (nothing sent yet)")
 
-        return self.leases.take(key, limit, sleep=self.env.sleep,
+        def nap(seconds: float) -> None:
+            self._follow_orphans()
+            self.env.sleep(seconds)
+
+        return self.leases.take(key, limit, sleep=nap,
                                 deadline_left=self.deadline.remaining, on_wait=waiting)
+
+    def _follow_orphans(self) -> None:
+        """Waiting for a slot that tasks of gone wanvid processes hold (orphaned leases,
+        ``wanvid.leases``): ask the service about those tasks (every ``ORPHAN_POLL``
+        seconds, within the account's shared query rate) and free the slot of each that
+        ended. Nobody else may be following them; a failed query is tried again later."""
+        from wanvid.leases import ENDED, ORPHAN_POLL, SLOTS
+
+        why = self.leases.last_wait
+        if why is None or why.reason != SLOTS or not why.orphans:
+            return
+        now = self.env.now()
+        if self._orphans_asked is not None and now - self._orphans_asked < ORPHAN_POLL:
+            return
+        self._orphans_asked = now
+        try:
+            client = self.client()
+            for task_id in why.orphans:
+                self.env.sleep(self._query_delay())
+                out = client.get_task(task_id, max_retries=0).get("output")
+                status = str(out.get("task_status") or "") if isinstance(out, dict) else ""
+                if status.upper() in ENDED:
+                    self.leases.release(task_id=task_id)
+        except WanvidError as e:
+            import logging
+
+            logging.getLogger("wanvid.service").debug("orphaned tasks not followed: %s",
+                                                      e.message)
 
     def _give_back(self, lease: int) -> None:
         try:
