@@ -250,6 +250,20 @@ def test_deadline_cuts_an_api_request_in_progress(
     assert len(srv.requests) == 1
 
 
+def test_an_api_answer_announced_beyond_the_cap_is_refused_in_plain_words(
+        server: Callable[..., standin.StandIn]) -> None:
+    def announced(req: standin.Request) -> Iterator[bytes | float]:
+        yield standin.head(Content_Type="application/json", Content_Length=str(5 << 20))
+        yield b"{"
+
+    srv = server(announced)
+    client = Client(srv.url + "/api/v1", KEY, sleep=no_sleep)
+    with pytest.raises(TooLarge) as ei:
+        client.get_task("t-1")
+    assert "announced an answer of 5242880 bytes; wanvid reads at most 4 MiB" in ei.value.message
+    assert len(srv.requests) == 1
+
+
 def test_endless_chunked_status_answer_is_refused_in_bounded_memory(
         server: Callable[..., standin.StandIn]) -> None:
     srv = server(standin.endless_chunked_json())
@@ -261,7 +275,7 @@ def test_endless_chunked_status_answer_is_refused_in_bounded_memory(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert "longer than 4 MiB" in ei.value.message
+    assert "sent an answer longer than 4 MiB" in ei.value.message
     assert peak < 16 << 20, peak
     assert len(srv.requests) == 1  # a too-large answer is not retried
 

@@ -85,6 +85,17 @@ def test_read_ids_refuses_what_cannot_be_a_task_id(clock: FakeClock) -> None:
     assert svc.read_ids(["abc-1", " "]) == ["abc-1"]
 
 
+def test_a_refused_task_id_is_escaped_once_and_quoted_once(clock: FakeClock) -> None:
+    svc = make(clock)
+    with pytest.raises(BadInputError) as e:
+        svc.read_ids(["bad\x1bid"])
+    # the escape character is shown as \u001b (one backslash), the value in one pair of quotes
+    assert e.value.message.startswith("'bad\\u001bid' is not a task id"), e.value.message
+    with pytest.raises(BadInputError) as e:
+        svc.read_ids(["it's"])
+    assert e.value.message.startswith("'it's' is not a task id"), e.value.message
+
+
 # --- batch plan ---------------------------------------------------------------------------
 
 def test_plan_sends_nothing_and_sorts_jobs_into_queue_invalid(clock: FakeClock) -> None:

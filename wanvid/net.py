@@ -336,6 +336,11 @@ def content_length(resp: requests.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "an answer", "a video"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "answer") -> bytes:
     """The body of a ``stream=True`` response, at most ``cap`` bytes (decoded), else
     ``TooLarge``. The bytes are also cached on ``resp`` (``resp.json()`` works after)."""
@@ -343,7 +348,7 @@ def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "an
     host = urlsplit(resp.url or "").hostname or "the server"
     if declared is not None and declared > cap:
         resp.close()
-        raise TooLarge(f"{host} announced a {what} of {declared} bytes; wanvid reads at most "
+        raise TooLarge(f"{host} announced {_a(what)} of {declared} bytes; wanvid reads at most "
                        f"{cap >> 20} MiB, so it was refused")
     buf = bytearray()
     raw = resp.raw
@@ -356,7 +361,7 @@ def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "an
             buf += chunk
             if len(buf) > cap:
                 resp.close()
-                raise TooLarge(f"{host} sent a {what} longer than {cap >> 20} MiB; refused "
+                raise TooLarge(f"{host} sent {_a(what)} longer than {cap >> 20} MiB; refused "
                                "(a sound answer is a few KiB)")
     # What urllib3 raises while reading a body, as requests would have named it: a
     # transport error the caller may retry.

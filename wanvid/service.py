@@ -602,7 +602,7 @@ class Service:
         got = [t for t in (task_id_of(line) for line in got) if t is not None]
         for tid in got:
             if not is_task_id(tid):
-                raise BadInputError(f"{one_line(tid, 60)!r} is not a task id (letters, digits "
+                raise BadInputError(f"'{one_line(tid, 60)}' is not a task id (letters, digits "
                                     "and -_.: only, as the service's ids are); nothing was "
                                     "queried")
         return got
