@@ -359,6 +359,9 @@ def _offered(lines: list[str]) -> list[str]:
 # how many matches were added, would go on to offer every file, as it never does in a real
 # shell. Each read waits for a whole line ($'*\n'): a bare `zpty -r` returns what has
 # arrived, and on a loaded machine "<<M>>wan2.5-i2v-preview" came in two pieces and was lost.
+# The line is typed only once the line editor is waiting for it (zle-line-init's READY after
+# START's output; both markers are split in the commands, so their echo cannot match): typed
+# ahead while zsh still ran the set-up, the TAB completed nothing now and then under load.
 ZSH_CAPTURE = r"""
 zmodload zsh/zpty || exit 3
 zpty z zsh -f -i
@@ -374,9 +377,10 @@ zpty -w z 'compadd () {
   builtin compadd "$@"
 }'
 zpty -w z "bindkey '^I' complete-word"
-zpty -w z "print -r -- '<<START>>'"
+zpty -w z 'zle-line-init() { print -r -- "<<RE""ADY>>" }; zle -N zle-line-init'
+zpty -w z 'print -r -- "<<ST""ART>>"'
 zpty -r z line '*<<START>>*'
-zpty -r z line $'*\n'
+zpty -r z line '*<<READY>>*'
 zpty -w -n z "$2"$'\t'
 while zpty -r z line $'*\n'; do
   [[ $line == *'<<END>>'* ]] && { print -r -- '<<DONE>>'; break; }
