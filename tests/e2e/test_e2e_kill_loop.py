@@ -32,7 +32,7 @@ from wanvid.emulator import load_fixture, task_video
 SEED = 15
 LANES = 2
 KILLS = 10  # per lane
-MAX_ROUNDS = 20  # per lane
+MAX_ROUNDS = 40  # per lane: on an idle machine more commands end before their kill
 SETTLE = "1.5"  # s: a submit's request reaches the local emulator well within this
 
 
