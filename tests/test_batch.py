@@ -751,7 +751,8 @@ def test_jobs_not_submitted_before_the_timeout_are_reported(run: Run) -> None:
     assert r.code == 6
     assert rows[1]["exit_code"] == 6 and rows[1]["task_id"] == "t-1"
     assert rows[2]["status"] == rows[3]["status"] == "NOT_SUBMITTED"
-    assert rows[2]["resume"] == "wanvid batch -"
+    # the command as run: its -o and options make the jobs' fingerprints
+    assert rows[2]["resume"] == "wanvid batch - -j 1 --timeout 10 --json"
     assert "2 not submitted" in r.err
 
 

@@ -40,7 +40,7 @@ from wanvid.params import PreparedSubmit, SubmitOptions
 
 if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
-    from wanvid.journal import TaskRecord
+    from wanvid.journal import IntentRecord, TaskRecord
     from wanvid.poll import Outcome, Reporter
     from wanvid.service import Service
 
@@ -66,8 +66,9 @@ class Job:
     # filled while running
     task_id: str | None = None
     dest: Path | None = None  # where its video goes, when known before submitting
-    state: str = "queued"  # queued | skipped | submitted | invalid | error
+    state: str = "queued"  # queued | skipped | submitted | invalid | error | unresolved
     result: dict[str, Any] = field(default_factory=dict)
+    intent: IntentRecord | None = None  # unresolved: another live process's submit of it
 
 
 def _coerce(name: str, value: Any, line: int) -> Any:
@@ -222,6 +223,9 @@ class Summary:
     invalid: int = 0
     unsubmitted: int = 0
     billed_seconds: int = 0
+    # Ctrl-C or SIGTERM: submitted jobs not finished, and what to run to finish the batch
+    unfinished: int = 0
+    resume: str | None = None
 
     def line(self) -> str:
         return (f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
@@ -244,6 +248,10 @@ class Plan:
     queue: list[Job]  # to be submitted, in order
     # an earlier submit of the job may have created a task (its intent is open): not sent
     unresolved: list[Job] = field(default_factory=list)
+    # what the journal held when the plan was made: a task or an open intent of a job's
+    # fingerprint beyond these, found when it is submitted, is another process's
+    seen_tasks: set[str] = field(default_factory=set)
+    seen_intents: set[int] = field(default_factory=set)
 
     @property
     def billed_seconds(self) -> int:
@@ -385,16 +393,19 @@ def plan(source: str, service: Service, *, output: str | None = None,
         j.fingerprint = fingerprint_with_output(j.fingerprint, j.output or output)
     if resolve and (skip_invalid or not bad):
         service.resolve_intents()
-    blocked: dict[str, list[int | None]] = {}  # per fingerprint: each open intent's
-    for it in service.journal.open_intents():  # holder pid when its submit is in flight
+    blocked: dict[str, list[IntentRecord | None]] = {}  # per fingerprint: each open
+    seen_intents: set[int] = set()  # intent, when its submit is in flight (its holder runs)
+    for it in service.journal.open_intents():
+        seen_intents.add(it.intent_id)
         if it.fingerprint:
-            blocked.setdefault(it.fingerprint, []).append(
-                it.pid if service.in_flight(it) else None)
+            blocked.setdefault(it.fingerprint, []).append(it if service.in_flight(it) else None)
     unresolved: list[Job] = []
     now = service.env.now()
     records: dict[str, list[TaskRecord]] = {}
+    seen_tasks: set[str] = set()
     for rec in sorted(service.journal.list(), key=lambda r: r.submitted_at or 0, reverse=True):
         if rec.fingerprint:
+            seen_tasks.add(rec.task_id)
             records.setdefault(rec.fingerprint, []).append(rec)
     done: list[tuple[Job, TaskRecord]] = []
     resumed: list[tuple[Job, TaskRecord]] = []
@@ -416,11 +427,10 @@ def plan(source: str, service: Service, *, output: str | None = None,
             resumed.append((j, rec))
             continue
         if blocked.get(j.fingerprint or ""):  # it may exist: never a silent second one
-            pid = blocked[j.fingerprint or ""].pop(0)
+            j.intent = blocked[j.fingerprint or ""].pop(0)
             j.state = "unresolved"
-            if pid is not None:
-                j.error = (f"wanvid process {pid} is submitting this job right now (its "
-                           "intent is open); not submitted again")
+            if j.intent is not None:
+                j.error = in_flight_message(j.intent)
             unresolved.append(j)
             continue
         if j.dest is not None and j.dest.exists() and not force:
@@ -430,7 +440,29 @@ def plan(source: str, service: Service, *, output: str | None = None,
             bad.append(j)
     bad.sort(key=lambda j: j.line)
     return Plan(source, job_list, bad, done, resumed,
-                [j for j in job_list if j.state == "queued"], unresolved)
+                [j for j in job_list if j.state == "queued"], unresolved, seen_tasks,
+                seen_intents)
+
+
+def in_flight_message(it: IntentRecord) -> str:
+    return (f"wanvid process {it.pid} is submitting this job right now (its intent is open); "
+            "not submitted again")
+
+
+INTERRUPTED_MESSAGE = ("an earlier submit of this job may have created a task (its intent "
+                       "is open); not submitted again")
+
+
+class Taken(WanvidError):
+    """Raised inside the transaction that would write a job's submit intent (nothing is
+    written, nothing sent): since the plan, the journal got a task of the job's fingerprint
+    (``task_id``), or an open intent (``intent``), that is not this run's: another process
+    submitted the job meanwhile, or is submitting it now."""
+
+    def __init__(self, *, task_id: str | None = None,
+                 intent: IntentRecord | None = None) -> None:
+        super().__init__("another wanvid process submitted this job")
+        self.task_id, self.intent = task_id, intent
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -458,19 +490,31 @@ class Run:
     journal_error: str | None = None
     unrecorded: list[str] = field(default_factory=list)
     unresolved: list[Job] = field(default_factory=list)  # blocked by an open submit intent
+    resume: str = "wanvid batch FILE"  # the command that finishes the batch
 
 
 class Runner:
     """Runs a plan: at most ``jobs`` tasks in flight, each submit holding one of its
     model's account slots (``Service.try_slot``) until its task ends; a 429 on submit
     slows the whole batch (never a failure); each job's result goes to ``on_row`` as it
-    is known."""
+    is known.
+
+    Another process running the same jobs (the same batch started twice) never makes a
+    job billed twice: each submit's intent is written only if, in the same transaction,
+    the journal holds no task and no open intent of the job's fingerprint that the plan
+    did not see (``Taken``). A task found there is followed instead (its video saved by
+    whichever process gets to it first, the other finding it saved); an intent whose
+    holder is submitting it now is waited for (until its task is journaled, or at most
+    the settle time of an intent), then its task is followed, or the job submitted if the
+    holder's submit proved that none was created.
+
+    ``resume``: the command that finishes the batch (printed for jobs left undone)."""
 
     def __init__(self, service: Service, plan: Plan, *, jobs: int | None, reporter: Reporter,
                  output: str | None = None, timeout: float | None = None,
                  interval: float | None = None, download: bool = True, force: bool = False,
                  on_row: Callable[[dict[str, Any], Job, Outcome | None], None] | None = None,
-                 ) -> None:
+                 resume: str | None = None) -> None:
         if jobs is not None and jobs < 1:
             raise BadInputError("--jobs must be at least 1")
         self.service, self.plan, self.jobs = service, plan, jobs
@@ -488,6 +532,14 @@ class Runner:
         self.throttles = 0
         self.sent = 0  # jobs this run submitted
         self.client: Client | RoutingClient | None = None
+        self.resume = resume or f"wanvid batch {plan.source}"
+        self.known_tasks = set(plan.seen_tasks)  # and every task this run follows
+        self.known_intents = set(plan.seen_intents)  # and every intent a job waits on
+        self.awaiting: list[Job] = []  # another process is submitting it (job.intent)
+        self.followed: set[str] = set()  # tasks another running process submitted
+        self.unresolved: list[Job] = []  # not submitted: an open intent may be its task
+        self.submitting: tuple[Job, set[int]] | None = None  # (job, intents before it)
+        self.hint: str | None = None  # after Ctrl-C or SIGTERM: what to run to finish
 
     def _row(self, job: Job, data: dict[str, Any], outcome: Outcome | None = None) -> None:
         row = {"line": job.line, **data}
@@ -518,11 +570,106 @@ class Runner:
         return None
 
     def retry_in(self) -> float | None:
-        """Seconds until a job waiting for a slot is worth another look (the loop's
-        ``retry``), or None."""
-        if self.retry_at is None or not self.queue:
-            return None
-        return max(0.0, self.retry_at - self.service.env.monotonic())
+        """Seconds until a job waiting for a slot, or for another process's submit of it,
+        is worth another look (the loop's ``retry``), or None."""
+        waits: list[float] = []
+        if self.retry_at is not None and self.queue:
+            waits.append(max(0.0, self.retry_at - self.service.env.monotonic()))
+        if self.awaiting:
+            waits.append(self.interval or self.service.settings.poll_interval)
+        return min(waits) if waits else None
+
+    # -- another process's submit of a job ---------------------------------------------
+
+    def _check(self, tasks: list[str], intents: list[IntentRecord]) -> None:
+        """In the transaction that writes a job's intent (``Service.submit(check=)``):
+        a task or open intent of its fingerprint this run has not accounted for is
+        another process's (``Taken``: nothing written, nothing sent)."""
+        for tid in tasks:
+            if tid not in self.known_tasks:
+                raise Taken(task_id=tid)
+        mine = self.service.journal.opened
+        for it in intents:
+            if it.intent_id not in self.known_intents and it.intent_id not in mine:
+                raise Taken(intent=it)
+
+    def _follow(self, job: Job, task_id: str) -> None:
+        """Follow the task another process submitted for ``job`` (as an earlier run's)."""
+        self.known_tasks.add(task_id)
+        self.followed.add(task_id)  # billed in that process's summary, not this one's
+        job.state, job.task_id = "submitted", task_id
+        self.by_task[task_id] = job
+        self._started(job)
+        if job.prepared is not None:
+            self.service.adopt_slot(job.prepared, task_id)
+        self.reporter.note(f"line {job.line}: another wanvid process submitted this job "
+                           f"meanwhile (task {task_id}); following that task instead of "
+                           "submitting it again")
+
+    def _worth_waiting(self, it: IntentRecord) -> bool:
+        """Its holder runs and its POST may still be under way (within the settle time)."""
+        from wanvid import intents
+
+        settle = intents.settle_seconds(self.service.env.get(intents.SETTLE_ENV))
+        return self.service.in_flight(it) and self.service.env.now() < it.created_at + settle
+
+    def _hold(self, job: Job, it: IntentRecord) -> None:
+        """``job``'s submit is ``it``, another process's: wait for it, or give up now."""
+        self.known_intents.add(it.intent_id)  # each open intent stands for one job
+        job.intent = it
+        if self._worth_waiting(it):
+            job.state = "waiting"
+            self.awaiting.append(job)
+            self.reporter.note(f"line {job.line}: wanvid process {it.pid} is submitting this "
+                               "job right now; waiting for its task instead of submitting "
+                               "it again")
+        else:
+            self._give_up(job)
+
+    def _give_up(self, job: Job) -> None:
+        it = job.intent
+        job.state = "unresolved"
+        job.error = (in_flight_message(it) if it is not None and self.service.in_flight(it)
+                     else INTERRUPTED_MESSAGE)
+        self.unresolved.append(job)
+        self._unresolved_row(job)
+
+    def _unresolved_row(self, job: Job, code: ExitStatus = ExitStatus.TIMEOUT,
+                        resume: str = "wanvid wait --pending") -> None:
+        self.summary.unsubmitted += 1
+        self._row(job, {"task_id": None, "status": "UNRESOLVED", "exit_code": int(code),
+                        "message": job.error or INTERRUPTED_MESSAGE, "resume": resume})
+
+    def _recheck(self) -> list[str]:
+        """The jobs waiting for another process's submit: its task is followed once
+        journaled; a submit that created none sends the job back to the queue; one whose
+        holder is gone (or that outlived the settle time) leaves the job unresolved."""
+        from wanvid.journal import INTENT_OPEN
+
+        if not self.awaiting:
+            return []
+        try:
+            now = {it.intent_id: it for it in self.service.journal.intents()}
+        except WanvidError:
+            return []
+        new: list[str] = []
+        still: list[Job] = []
+        for job in self.awaiting:
+            assert job.intent is not None
+            it = now.get(job.intent.intent_id, job.intent)
+            if it.state != INTENT_OPEN and it.task_id and it.task_id not in self.known_tasks:
+                self._follow(job, it.task_id)
+                new.append(it.task_id)
+            elif it.state != INTENT_OPEN:  # no task: the job is this run's to submit
+                job.state, job.intent = "queued", None
+                self.queue.append(job)
+                self.queue.sort(key=lambda j: j.line)
+            elif self._worth_waiting(it):
+                still.append(job)
+            else:
+                self._give_up(job)
+        self.awaiting = still
+        return new
 
     def _started(self, job: Job) -> None:
         if job.prepared is not None:
@@ -536,7 +683,7 @@ class Runner:
         from wanvid.retry import retry_delay
 
         env = self.service.env
-        new: list[str] = []
+        new: list[str] = self._recheck()
         self.retry_at = None
         while self.queue and (self.jobs is None or in_flight + len(new) < self.jobs):
             picked = self._next()
@@ -551,11 +698,22 @@ class Runner:
             i, lease = picked
             job = self.queue[i]
             assert job.prepared is not None
+            self.submitting = job, set(self.service.journal.opened)
             try:
                 sub = self.service.submit(job.prepared, output=job.output or self.output,
                                           fingerprint=job.fingerprint, client=self.client,
-                                          hold=True, lease=lease)
+                                          hold=True, lease=lease, check=self._check)
+            except Taken as t:  # another process has it: nothing sent, the slot given back
+                self.submitting = None
+                self.queue.pop(i)
+                if t.task_id is not None:
+                    self._follow(job, t.task_id)
+                    new.append(t.task_id)
+                elif t.intent is not None:
+                    self._hold(job, t.intent)
+                continue
             except WanvidError as e:  # the slot was given back
+                self.submitting = None
                 if isinstance(e, AuthError):
                     raise
                 if is_throttled(e):
@@ -576,9 +734,11 @@ class Runner:
                 self._row(job, {"task_id": None, "status": "ERROR", "exit_code": int(e.status),
                                 "message": e.message})
                 continue
+            self.submitting = None
             self.throttles = 0
             self.sent += 1
             self.queue.pop(i)
+            self.known_tasks.add(sub.task_id)
             job.state, job.task_id = "submitted", sub.task_id
             self.by_task[sub.task_id] = job
             self._started(job)
@@ -594,7 +754,7 @@ class Runner:
             self.running[name] = max(0, self.running.get(name, 0) - 1)
         if o.ok:
             self.summary.succeeded += 1
-            if job is not None and job.prepared is not None:
+            if job is not None and job.prepared is not None and o.task_id not in self.followed:
                 billed = usage_seconds(o.usage)
                 self.summary.billed_seconds += int(billed if billed is not None
                                                    else job.prepared.duration)
@@ -615,12 +775,11 @@ class Runner:
             self._row(j, {"task_id": rec.task_id, "status": "SKIPPED",
                           "path": _as_given(rec.path, j.dest), "exit_code": 0})
         for j in self.plan.unresolved:
-            self.summary.unsubmitted += 1
-            self._row(j, {"task_id": None, "status": "UNRESOLVED",
-                          "exit_code": int(ExitStatus.TIMEOUT),
-                          "message": j.error or "an earlier submit of this job may have "
-                                     "created a task (its intent is open); not submitted again",
-                          "resume": "wanvid wait --pending"})
+            if j.intent is not None:  # another process is submitting it: wait for that
+                self._hold(j, j.intent)
+            else:
+                self.unresolved.append(j)
+                self._unresolved_row(j)
         self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
         for j, _ in self.plan.resumed:  # still in flight: they count against the limits
             if j.task_id:
@@ -636,21 +795,104 @@ class Runner:
         outcomes: list[Outcome] = []
         try:
             outcomes = waiter.run(list(self.by_task), refill=self.refill, retry=self.retry_in)
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM: every job said, then the exit
+            from wanvid.errors import exit_status_of
+
+            self._interrupted(exit_status_of(e))
+            raise
         finally:
             svc.release_leases()  # a killed batch's slots go with its pid (wanvid.leases)
             self.reporter.close()
+        for j in self.awaiting:  # the wait timed out first: the other process's submit
+            self._give_up(j)     # is still open
+        self.awaiting = []
         for j in self.queue:  # never submitted: the wait timed out first
             self.summary.unsubmitted += 1
             self._row(j, {"task_id": None, "status": "NOT_SUBMITTED",
-                          "exit_code": int(ExitStatus.TIMEOUT),
-                          "resume": f"wanvid batch {self.plan.source}"})
+                          "exit_code": int(ExitStatus.TIMEOUT), "resume": self.resume})
         waited = svc._wait_result(outcomes, waiter)
         # Invalid lines skipped on request (--skip-invalid) are in the summary, not the exit
         # code: 2 promises that nothing was sent.
         code = overall_exit(outcomes) or waited.exit_status or ExitStatus.OK
         if not code and self.summary.failed:
             code = ExitStatus.TASK_FAILED
-        if not code and (self.queue or self.plan.unresolved):
+        if not code and (self.queue or self.unresolved):
             code = ExitStatus.TIMEOUT
         return Run(self.rows, self.summary, code, list(self.queue), waited.journal_error,
-                   waited.unrecorded, list(self.plan.unresolved))
+                   waited.unrecorded, list(self.unresolved), self.resume)
+
+    def _interrupted(self, code: ExitStatus) -> None:
+        """Ctrl-C or SIGTERM: a row for every job not reported yet (the one whose submit
+        was cut, those submitted and not finished, those never sent), the summary's
+        ``unfinished`` and ``resume``, and ``hint``: the line that says what to run."""
+        from wanvid.journal import INTENT_OPEN
+
+        said = {row["line"] for row in self.rows}
+        cut: tuple[Job, IntentRecord | None] | None = None
+        if self.submitting is not None:
+            job, before = self.submitting
+            mine = self.service.journal.opened - before
+            try:
+                its = [it for it in self.service.journal.intents() if it.intent_id in mine]
+            except WanvidError:
+                its = []
+            cut = job, (its[0] if its else None)
+            if cut[1] is not None and cut[1].state != INTENT_OPEN and cut[1].task_id:
+                job.state, job.task_id = "submitted", cut[1].task_id  # its answer came
+                cut = None
+            elif cut[1] is None or cut[1].state != INTENT_OPEN:
+                cut = None  # nothing was sent, or the service refused it: still queued
+        in_flight = False
+        for job in self.plan.jobs:
+            if job.line in said or job.state in ("invalid", "skipped"):
+                continue
+            if cut is not None and job is cut[0]:
+                in_flight = True
+                job.error = ("interrupted while its submit was in flight: the service may "
+                             "have created the task; the batch run again finds it (or finds "
+                             "that none was created)")
+                self.summary.unsubmitted += 1
+                self._row(job, {"task_id": None, "status": "UNRESOLVED",
+                                "exit_code": int(code), "message": job.error,
+                                "resume": self.resume})
+            elif job.state == "waiting" and job.intent is not None:
+                job.error = in_flight_message(job.intent)
+                self._unresolved_row(job, code, self.resume)
+            elif job.task_id is not None and job.state == "submitted":
+                status = "PENDING"
+                try:
+                    rec = self.service.journal.get(job.task_id)
+                except WanvidError:
+                    rec = None
+                if rec is not None and rec.status:
+                    status = rec.status
+                self.summary.unfinished += 1
+                self._row(job, {"task_id": job.task_id, "status": status,
+                                "exit_code": int(code),
+                                "message": (
+                                    "its video was not saved yet when the batch was "
+                                    "interrupted" if status == "SUCCEEDED" else
+                                    f"still {status} when the batch was interrupted (the "
+                                    "task goes on at the service)"),
+                                "resume": self.resume})
+            elif job.state == "queued":
+                self.summary.unsubmitted += 1
+                self._row(job, {"task_id": None, "status": "NOT_SUBMITTED",
+                                "exit_code": int(code),
+                                "message": "not submitted: the batch was interrupted first",
+                                "resume": self.resume})
+        left = self.summary.unsubmitted + self.summary.unfinished
+        if not left:
+            return
+        self.summary.resume = self.resume
+        what = [f"{n} {label}" for n, label in (
+            (self.summary.unsubmitted, "job(s) not submitted"),
+            (self.summary.unfinished, "submitted and not finished")) if n]
+        stdin = " with the same jobs on stdin" if self.plan.source == "-" else ""
+        self.hint = (", ".join(what) + f"; run `{self.resume}` again{stdin}: it skips the "
+                     "jobs done, "
+                     "waits for the submitted ones and submits the rest"
+                     + (" (a submit was in flight: the service may have created the "
+                        "task; the batch run again finds it, or finds that none was "
+                        "created)" if in_flight else "")
+                     + "; `wanvid wait --pending` only saves the submitted ones")

@@ -292,6 +292,11 @@ class IntentRecord:
         return self.state == INTENT_OPEN
 
 
+# Called by ``Journal.open_intent`` inside its transaction: (task ids, open intents) of the
+# submit's fingerprint; raising there writes no intent.
+IntentCheck = Callable[[list[str], list[IntentRecord]], None]
+
+
 def default_journal_path(environ: Mapping[str, str]) -> Path:
     """``$WANVID_STATE_DIR/journal.db``, else the platform's per-user state directory."""
     state_dir = environ.get(STATE_DIR_ENV, "").strip()
@@ -366,6 +371,7 @@ class Journal:
         self.path = Path(path).expanduser()
         self._now = now
         self._lock = threading.RLock()
+        self.opened: set[int] = set()  # the intents written through this instance
         check_damage(self.path)
         try:
             _open_private(self.path)
@@ -551,22 +557,35 @@ class Journal:
 
     def open_intent(self, *, model: str, model_name: str, base_url: str,
                     prompt: str | None, params: Mapping[str, Any], inputs: list[str],
-                    fingerprint: str | None = None, output: str | None = None) -> int:
+                    fingerprint: str | None = None, output: str | None = None,
+                    check: IntentCheck | None = None) -> int:
         """Write a submit down before its POST leaves, with this process as its holder;
-        returns the intent's id."""
+        returns the intent's id. ``check`` (a batch's): called in the same write
+        transaction first, with the task ids and the open intents the journal holds for
+        ``fingerprint``; raising there writes nothing, so two processes never both decide
+        that a job is theirs to submit."""
         from wanvid.leases import me
 
         params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
         inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
         pid, started = me()
         with self._write() as db:
+            if check is not None and fingerprint:
+                tasks = [str(r[0]) for r in db.execute(
+                    "SELECT task_id FROM tasks WHERE fingerprint = ? ORDER BY rowid",
+                    (fingerprint,))]
+                check(tasks, [_intent(r) for r in db.execute(
+                    f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE fingerprint = ? "
+                    "AND state = ? ORDER BY intent_id", (fingerprint, INTENT_OPEN))])
             cur = db.execute(
                 "INSERT INTO intents (created_at, base_url, model, model_name, prompt, "
                 "fingerprint, params, inputs, output, state, pid, started) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._now(), base_url.rstrip("/"), model, model_name, prompt, fingerprint,
                  params_json, inputs_json, output, INTENT_OPEN, pid, started))
-            return int(cur.lastrowid or 0)
+            intent_id = int(cur.lastrowid or 0)
+        self.opened.add(intent_id)
+        return intent_id
 
     def close_intent(self, intent_id: int, *, note: str | None = None) -> bool:
         """Close an open intent as not created (its answer, or the service's list, proves

@@ -345,6 +345,7 @@ class Waiter:
         order: list[str] = []
         timed_out = False  # --timeout passed: no more queries, no more refills
         ended: set[str] = set()  # seen in a terminal status (on_end called)
+        saving: set[str] = set()  # handed to the download pool
 
         def add(ids: list[str]) -> None:
             nonlocal seq
@@ -368,6 +369,8 @@ class Waiter:
                 self.reporter.status(tid, "ERROR", self.clock() - first_seen.get(tid, start))
                 if self.on_drop is not None:
                     self.on_drop(tid)
+            elif tid in saving and not out.ok:  # its download gave up: no more "downloading"
+                self.reporter.status(tid, "ERROR", self.clock() - first_seen.get(tid, start))
             self._emit(out, results)
 
         def more() -> None:
@@ -542,6 +545,7 @@ class Waiter:
                 stop(outcome)
             else:  # the video comes down beside the loop, which goes on polling
                 handed.append(tid)
+                saving.add(tid)
                 pool.submit(tid, outcome)
             more()
         return [results[t] for t in order if t in results]

@@ -20,6 +20,9 @@ Errors = list[dict[str, object]]
 
 # The signals seen during this run (a SIGTERM that click turned into a plain 130).
 signalled: set[ExitStatus] = set()
+# What to run after Ctrl-C or SIGTERM, when the command knows better than "wait --pending"
+# (a batch: run it again); cleared with ``signalled``.
+resume_hint: list[str] = []
 
 
 def interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -> int:
@@ -27,7 +30,8 @@ def interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -
     from wanvid.intents import after_interrupt
 
     what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
-    env.err(f"wanvid: {what}; {after_interrupt()}")
+    hint = after_interrupt()
+    env.err(f"wanvid: {what}; {resume_hint[-1] if resume_hint else hint}")
     return int(status)
 
 
@@ -84,8 +88,12 @@ def internal(e: Exception, env: Environment, args: list[str]) -> tuple[int, Erro
 
 
 def exception_error(e: BaseException, code: int) -> dict[str, object]:
+    from wanvid.envelope import error as plain
     from wanvid.envelope import exception_error as error
 
+    if isinstance(e, KeyboardInterrupt) and resume_hint:
+        what = "terminated (SIGTERM)" if code == ExitStatus.TERMINATED else "interrupted"
+        return plain(code, f"{what}; {resume_hint[-1]}")
     return error(e, code)
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
     from wanvid.config import Settings
     from wanvid.download import Limits
-    from wanvid.journal import IntentRecord, Journal, TaskRecord
+    from wanvid.journal import IntentCheck, IntentRecord, Journal, TaskRecord
     from wanvid.leases import Leases, Limit, Wait
     from wanvid.models import Model
     from wanvid.net import Deadline
@@ -322,14 +322,17 @@ class Service:
 
     def submit(self, prepared: PreparedSubmit, *, output: str | None = None,
                fingerprint: str | None = None, client: Client | RoutingClient | None = None,
-               hold: bool | None = None, lease: int | None = None) -> Submitted:
+               hold: bool | None = None, lease: int | None = None,
+               check: IntentCheck | None = None) -> Submitted:
         """Send one prepared request and journal the task id the moment it comes back.
 
         ``hold`` shares the account's limits with other wanvid processes (``wanvid.leases``):
         False waits for a free slot of the model and paces the submit; True also keeps
         the slot until a wait of this process sees the task end (``generate``); None
         (the Python API) does neither. ``lease``: a slot already taken (``try_slot``:
-        batch), used instead of waiting for one."""
+        batch), used instead of waiting for one. ``check``: run in the transaction that
+        writes the submit's intent (``Journal.open_intent``); what it raises ends the
+        submit before anything is sent."""
         from wanvid import intents
         from wanvid.client import submitted_task_id
 
@@ -349,7 +352,7 @@ class Service:
                 base_url=self.settings.base_url,
                 prompt=prompt if isinstance(prompt, str) else None,
                 params=prepared.journal_params(), inputs=prepared.input_names(),
-                fingerprint=fingerprint, output=output)
+                fingerprint=fingerprint, output=output, check=check)
             with intents.posting(intent):
                 try:
                     resp = client.submit(prepared.model.path, body)

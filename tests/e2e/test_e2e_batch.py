@@ -237,3 +237,38 @@ def test_killed_batch_resumes_skipping_done_jobs_without_creating_any_twice(
     ok, failed, skipped, _ = summary(r.err)
     assert (ok, failed, skipped) == (len(stems) - len(done_before), 0, len(done_before))
     assert list(work.glob("*.part")) == []  # a download cut by the kill was finished
+
+
+def test_two_batches_of_one_file_at_once_submit_each_job_once(emulator, wv_env,
+                                                               tmp_path: Path) -> None:
+    """`wanvid batch jobs.jsonl` twice at the same time (two terminals, a retried CI step):
+    each job is submitted once (it was 6 to 8 submits for 4 jobs); the batch that finds a
+    job the other submitted meanwhile follows its task, and each video is written by one
+    process (the other finds it saved). Both list every job as SUCCEEDED."""
+    stems = STEMS[:4]
+    work = tmp_path / "work"
+    make_images(work, stems)
+    where = write_jsonl(work / "jobs.jsonl", stems)
+    config = tmp_path / "home" / "config"  # room for all 8 submits to race
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "models.toml").write_text('[[model]]\nname = "wan2.2-i2v-flash"\n'
+                                        'concurrent_tasks = 8\nsubmits_per_second = 100\n',
+                                        encoding="utf-8")
+    emu = emulator(pending=0.3, running=0.6)
+    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url)
+    args = [str(WANVID), "batch", "jobs.jsonl", "-o", "{stem}.mp4", "--json"]
+    procs = [subprocess.Popen(args, cwd=work, env=env, text=True, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        rows = rows_of(out)
+        assert sorted(row["line"] for row in rows) == sorted(where.values()), out
+        assert {row["status"] for row in rows} <= {"SUCCEEDED", "SKIPPED"}, out
+    assert emu.stats()["submits"] == len(stems), outs
+    ids = [{row["line"]: row["task_id"] for row in rows_of(out)} for out, _ in outs]
+    assert ids[0] == ids[1]  # the same task for each job in both
+    for s in stems:
+        assert (work / f"{s}.mp4").is_file()
+    assert list(work.glob("*.part")) == []

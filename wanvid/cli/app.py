@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
 
         state.json = JsonOut(env, jc, streaming=None if "--dry-run" not in args else False)
     runner.signalled.clear()
+    runner.resume_hint.clear()
     previous = runner.install_sigterm() if argv is None else None
     code: int
     try:

@@ -105,12 +105,31 @@ def batch(
                                       [*p.queue, *(r for r, _ in p.resumed)] if j.prepared]))
     runner = Runner(svc, p, jobs=n, reporter=rep, output=output, timeout=timeout,
                     interval=interval, download=not no_download, force=force,
-                    on_row=_row_printer(jo, rep))
+                    on_row=_row_printer(jo, rep), resume=_resume_command(ctx, source))
     summary = runner.summary
-    run = runner.run()
+    try:
+        run = runner.run()
+    except KeyboardInterrupt:  # every job has its row; the closing line says what to run
+        if runner.hint:
+            from wanvid import runner as ending
+
+            ending.resume_hint.append(runner.hint)
+        raise
     if jo is not None:
         jo.write = None
     return _finish(svc, jo, run, source, quiet=quiet)
+
+
+def _resume_command(ctx: typer.Context, source: str) -> str:
+    """This very command (its jobs and its -o make the jobs' fingerprints: without them a
+    re-run would not recognise the jobs done), to run again."""
+    import shlex
+
+    from wanvid.cli.common import State
+
+    state = ctx.obj
+    argv = state.argv if isinstance(state, State) and state.argv else ["batch", source]
+    return shlex.join(["wanvid", *argv])
 
 
 def _report_invalid(svc: Service, jo: JsonOut | None, p: Plan, *, dry_run: bool) -> None:
@@ -181,10 +200,10 @@ def _finish(svc: Service, jo: JsonOut | None, run: Run, source: str, *, quiet: b
         svc.env.err(f"wanvid: error: {len(run.unresolved)} job(s) not submitted: an earlier "
                     "submit may have created their task (or another wanvid process is "
                     "submitting them right now); `wanvid wait --pending` settles "
-                    f"that, then `wanvid batch {source}` does the rest")
+                    f"that, then `{run.resume}` does the rest")
     if run.unsubmitted:
         svc.env.err(f"wanvid: error: {len(run.unsubmitted)} job(s) not submitted before the "
-                    f"timeout; run `wanvid batch {source}` again to do them (finished jobs "
+                    f"timeout; run `{run.resume}` again to do them (finished jobs "
                     "are skipped)")
     if not quiet:
         svc.env.err(f"wanvid: batch: {run.summary.line()}")
