@@ -66,9 +66,9 @@ class Job:
     # filled while running
     task_id: str | None = None
     dest: Path | None = None  # where its video goes, when known before submitting
-    state: str = "queued"  # queued | skipped | submitted | invalid | error | unresolved
+    state: str = "queued"  # queued|skipped|submitted|invalid|error|unresolved|waiting
     result: dict[str, Any] = field(default_factory=dict)
-    intent: IntentRecord | None = None  # unresolved: another live process's submit of it
+    intent: IntentRecord | None = None  # waiting / unresolved: the open submit intent of it
 
 
 def _coerce(name: str, value: Any, line: int) -> Any:
