@@ -1,6 +1,6 @@
 """A batch and generate processes sharing one journal share the account's limits
 (wanvid.leases): against an emulator enforcing 2 concurrent tasks, no submit is throttled
-and every video is saved."""
+and every video is saved; a killed generate's task keeps its slot while it runs."""
 
 from __future__ import annotations
 
@@ -55,3 +55,56 @@ def test_a_batch_beside_generates_is_never_throttled(emulator, wv_env, tmp_path:
     assert stats["submits"] == 7
     assert stats["concurrent_throttled"] == 0 and stats["throttled"] == 0
     assert stats["max_in_flight"] <= 2
+
+
+def test_a_killed_generates_task_keeps_its_slot(emulator, wv_env, tmp_path: Path,
+                                                images) -> None:
+    """`generate` killed -9 once its task is created: the task runs on at the service
+    (one slot: --max-concurrent 1). The next generate used to see the holder gone and
+    submit at once, to be throttled until the task ended; it waits for the orphaned
+    slot, asks the service about that task itself, and submits once it has ended."""
+    import os
+    import signal
+    import sqlite3
+
+    emu = emulator(max_concurrent=1, pending=0.3, running=3)
+    config = Path(wv_env["WANVID_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "models.toml").write_text(MODELS_TOML.replace("= 2", "= 1"), encoding="utf-8")
+    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url)
+    out = tmp_path / "videos"
+    journal = Path(wv_env["WANVID_STATE_DIR"]) / "journal.db"
+
+    def start(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(WANVID), "generate", str(images["first"]), "-p", name,
+                                 "-m", "wan2.2-i2v-flash", "-o", str(out / f"{name}.mp4"),
+                                 "--no-sidecar"], env=env, cwd=tmp_path, text=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def journaled() -> int:
+        if not journal.exists():
+            return 0
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
+        except sqlite3.OperationalError:  # no tables yet
+            return 0
+        finally:
+            db.close()
+
+    first = start("killed")
+    deadline = time.monotonic() + 60
+    while journaled() < 1:  # its task is created, and journaled: killed while it runs
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=30)
+    second = start("next")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert (out / "next.mp4").exists()
+    stats = emu.stats()
+    assert stats["concurrent_throttled"] == 0 and stats["throttled"] == 0, err
+    assert stats["submits"] == 2 and stats["max_in_flight"] <= 1
+    assert "left by a wanvid process that exited" in err
