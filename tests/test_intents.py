@@ -187,7 +187,8 @@ def test_item1_a_kill_during_the_submit_post_no_longer_loses_the_task(run: Run,
         with journal() as j:
             assert j.pending() == []  # before this fix, that was all: the task was lost
             (it,) = j.open_intents()
-            assert (it.model, it.prompt, it.output) == (MODEL, "the cat blinks", "cat.mp4")
+            assert (it.model, it.prompt, it.output) == (MODEL, "the cat blinks",
+                                                        str(Path.cwd() / "cat.mp4"))
         clock.sleep(1)
         r = run(["wait", "--pending"])
     assert r.code == 0, r.err

@@ -783,6 +783,7 @@ class Runner:
         self.by_task.update({j.task_id: j for j, _ in self.plan.resumed if j.task_id})
         for j, _ in self.plan.resumed:  # still in flight: they count against the limits
             if j.task_id:
+                svc.typed_output(j.task_id, j.output or self.output)  # printed as typed
                 self._started(j)
                 if j.prepared is not None:
                     svc.adopt_slot(j.prepared, j.task_id)

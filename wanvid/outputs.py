@@ -80,6 +80,31 @@ def check_output(template: str | None, output_dir: Path | None = None, *,
     os.unlink(name)
 
 
+def absolute_template(template: str, cwd: Path, output_dir: Path | None = None) -> str:
+    """The -o path or template as the journal keeps it: absolute (``~`` expanded, a
+    relative one joined to ``output_dir`` and ``cwd``), so a later run from another
+    directory saves where this one would have. Joined as text, never normalised:
+    ``shown_path`` gives back the typed form (``../x.mp4`` included) from ``cwd``."""
+    text = os.path.expanduser(template)
+    if os.path.isabs(text):
+        return text
+    base = Path(output_dir).expanduser() if output_dir is not None else Path()
+    if not base.is_absolute():
+        base = cwd / base
+    return os.path.join(os.fspath(base), text)
+
+
+def shown_path(path: Path, cwd: Path) -> Path:
+    """A video's path as wanvid prints it when its name came from the journal (absolute):
+    relative to ``cwd`` when it lies under it (what the user typed there), else as is."""
+    if not path.is_absolute():
+        return path
+    try:
+        return path.relative_to(cwd)
+    except ValueError:
+        return path
+
+
 PLACEHOLDERS = ("task_id", "model", "stem", "seed", "date")
 SANITIZE_MAX = 80  # characters per substituted value
 

@@ -111,6 +111,8 @@ class Service:
     _leases: Leases | None = field(default=None, repr=False)
     _task_lease: dict[str, int] = field(default_factory=dict, repr=False)  # task -> my lease
     _orphans_asked: float | None = field(default=None, repr=False)  # env.now() of the last
+    # task -> its -o as typed in this run (the journal keeps it absolute: journal_output)
+    _typed_output: dict[str, str] = field(default_factory=dict, repr=False)
 
     # --- construction -----------------------------------------------------------------
 
@@ -351,8 +353,8 @@ class Service:
                                                           prepared.model.name),
                 base_url=self.settings.base_url,
                 prompt=prompt if isinstance(prompt, str) else None,
-                params=prepared.journal_params(), inputs=prepared.input_names(),
-                fingerprint=fingerprint, output=output, check=check)
+                params=prepared.journal_params(), inputs=self.journal_inputs(prepared),
+                fingerprint=fingerprint, output=self.journal_output(output), check=check)
             with intents.posting(intent):
                 try:
                     resp = client.submit(prepared.model.path, body)
@@ -380,17 +382,59 @@ class Service:
             journal.record_submit(task_id, model=prepared.model.name,
                                   base_url=self.settings.base_url,
                                   params=prepared.journal_params(),
-                                  inputs=prepared.input_names(),
+                                  inputs=self.journal_inputs(prepared),
                                   status=str(out.get("task_status") or "PENDING"),
-                                  fingerprint=fingerprint, output=output, intent=intent)
+                                  fingerprint=fingerprint, output=self.journal_output(output),
+                                  intent=intent)
         except WanvidError as e:
             # The task exists and is paid for: its id must reach the user whatever happens.
             raise WanvidError(f"task {task_id} was created but the journal could not record "
                               f"it ({e.message}); keep the id: `wanvid wait {task_id}` fetches "
                               "the video") from None
+        if output:
+            self._typed_output[task_id] = output
         from wanvid.results import Submitted
 
         return Submitted(task_id, resp, prepared)
+
+    # --- paths: absolute in the journal, as typed on the screen ------------------------
+
+    @property
+    def cwd(self) -> Path | None:
+        """The directory relative paths start in (the environment's, else the process's;
+        None when it is gone)."""
+        if self.env.cwd is not None:
+            return self.env.cwd
+        try:
+            return Path.cwd()
+        except OSError:
+            return None
+
+    def journal_output(self, output: str | None) -> str | None:
+        """The -o path (or template) as the journal keeps it: absolute, so `wait --pending`
+        run from another directory saves (and finishes the .part) where this run would."""
+        cwd = self.cwd
+        if not output or cwd is None:
+            return output
+        from wanvid.outputs import absolute_template
+
+        return absolute_template(output, cwd, self.settings.output_dir)
+
+    def journal_inputs(self, prepared: PreparedSubmit) -> list[str]:
+        """The inputs' names as the journal keeps them: local files absolute (URLs and
+        data: previews as they are), so `tasks --json` means the same files from anywhere."""
+        names = prepared.input_names()
+        cwd = self.cwd
+        if cwd is None or len(names) != len(prepared.media):
+            return names
+        return [os.path.join(cwd, m.path) if m.kind == "file" and m.path is not None
+                else name for m, name in zip(prepared.media, names, strict=True)]
+
+    def typed_output(self, task_id: str, output: str | None) -> None:
+        """``output`` is how this run's user named ``task_id``'s video (a batch's job
+        submitted by an earlier run): its saved path is printed in that form."""
+        if output:
+            self._typed_output[task_id] = output
 
     # --- account limits shared with other wanvid processes (wanvid.leases) -------------
 
@@ -736,28 +780,35 @@ class Service:
             return
         for tid in ids:
             try:
-                self.journal.set_output(tid, output)
+                self.journal.set_output(tid, self.journal_output(output) or output)
             except WanvidError as e:
                 self.env.warn(f"{e.message}; waiting without recording -o")
                 return
 
     def dest_for(self, output: str | None) -> Callable[[str, dict[str, Any]], Path]:
-        """Where each task's video goes: ``output`` (or the template journaled with the task),
-        its values taken from the journal's record."""
-        from wanvid.outputs import output_path
+        """Where each task's video goes: ``output`` (or the task's -o as typed in this run,
+        else the template journaled with the task), its values taken from the journal's
+        record. A journaled (absolute) name under the current directory is given relative
+        to it, so what is printed is what the user typed there."""
+        from wanvid.outputs import output_path, shown_path
 
-        journal, settings = self.journal, self.settings
+        journal, settings, cwd = self.journal, self.settings, self.cwd
 
         def dest(task_id: str, out: dict[str, Any]) -> Path:
             rec = journal.get(task_id)
-            template = output or (rec.output if rec is not None else None)
+            template = output or self._typed_output.get(task_id)
+            journaled = template is None and rec is not None and bool(rec.output)
+            if journaled:
+                assert rec is not None
+                template = rec.output
             stem, seed, model = "", None, out.get("model") or ""
             if rec is not None:
                 model = rec.model or model
                 stem = _stem(rec)
                 seed = rec.params.get("seed") if isinstance(rec.params, dict) else None
-            return output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
+            path = output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
                                date=self._date(), output_dir=settings.output_dir)
+            return shown_path(path, cwd) if journaled and cwd is not None else path
 
         return dest
 

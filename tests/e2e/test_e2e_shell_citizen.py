@@ -81,3 +81,45 @@ def test_submit_with_stdout_closed_or_full_exits_141_and_keeps_the_task(
     assert len(_journal_ids(wv_env, emu.base_url, tmp_path)) == 1
     assert emu.stats()["submits"] == 1
 
+
+
+# --- a relative -o is journaled absolute, printed as typed (issue 17, review #4 item 4) ---
+
+def test_a_relative_output_is_resumed_where_it_was_given(
+        emulator, images, wv_env: dict[str, str], tmp_path: Path) -> None:
+    emu = emulator(pending=30)
+    env = {**wv_env, "DASHSCOPE_HTTP_BASE_URL": emu.base_url}
+    (tmp_path / "t").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    p = _sh(f"{WANVID} generate {images['first']} -p x -o t1.mp4 --timeout 1",
+            env, tmp_path / "t")
+    assert p.returncode == 6, p.stderr
+    emu.advance(60)
+    p = _sh(f"{WANVID} wait --pending", env, tmp_path / "elsewhere")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "t" / "t1.mp4").stat().st_size > 0
+    assert not list((tmp_path / "elsewhere").iterdir())
+    assert p.stdout.strip().endswith("t1.mp4")
+
+
+def test_a_relative_template_resumed_in_its_directory_prints_as_typed_and_journals_absolute(
+        emulator, images, wv_env: dict[str, str], tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    emu = emulator(pending=30)
+    env = {**wv_env, "DASHSCOPE_HTTP_BASE_URL": emu.base_url}
+    work = tmp_path / "t"
+    work.mkdir()
+    shutil.copy(images["first"], work / "cat.png")
+    p = _sh(f"{WANVID} generate cat.png -p x -o 'videos/{{stem}}.mp4' --timeout 1", env, work)
+    assert p.returncode == 6, p.stderr
+    emu.advance(60)
+    p = _sh(f"{WANVID} wait --pending", env, work)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "videos/cat.mp4\n"
+    assert (work / "videos" / "cat.mp4").stat().st_size > 0
+    p = _sh(f"{WANVID} tasks --json", env, tmp_path)  # from another directory
+    (row,) = json.loads(p.stdout)["data"]
+    assert row["path"] == str(work / "videos" / "cat.mp4")
+    assert row["inputs"] == [str(work / "cat.png")]

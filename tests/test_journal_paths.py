@@ -1,0 +1,168 @@
+"""Paths in the journal are absolute; what wanvid prints is what the user typed (issue 17,
+"Absolute paths in the journal"; review 2026-12-03 #4 item 4).
+
+A relative -o (or template) and relative input files are journaled joined with the
+directory they were typed in, so `wanvid wait --pending` from anywhere saves where the
+first run would have and `tasks --json | jq -r '.[].path'` names files from anywhere. The
+saved-path lines keep the typed form in the run that was given it (batch rows included,
+for jobs an earlier run submitted too) and, for a name that only the journal holds, the
+form relative to the current directory when the video lies under it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import responses
+
+from tests.conftest import KEY, FakeClock, Result
+from tests.test_batch import Service as FakeAPI
+from tests.test_batch import images, jsonl
+from wanvid.context import Environment
+from wanvid.outputs import absolute_template, shown_path
+from wanvid.service import Service
+
+Run = Callable[..., Result]
+
+
+def make(clock: FakeClock, **environ: str) -> Service:
+    env = Environment(environ=dict(os.environ, DASHSCOPE_API_KEY=KEY, **environ),
+                      stdin=io.StringIO(""), stdout=io.StringIO(), stderr=io.StringIO(),
+                      stdin_isatty=False, stderr_isatty=False, now=clock.now,
+                      monotonic=clock.now, sleep=clock.sleep, cwd=Path.cwd())
+    return Service(env)
+
+
+# --- the helpers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("template", "output_dir", "expected"), [
+    ("t1.mp4", None, "/w/t1.mp4"),
+    ("videos/{stem}.mp4", None, "/w/videos/{stem}.mp4"),
+    ("clips/", None, "/w/clips/"),  # still a directory
+    ("../x.mp4", None, "/w/../x.mp4"),  # joined as text: shown_path gives ../x.mp4 back
+    ("/abs/{task_id}.mp4", None, "/abs/{task_id}.mp4"),
+    ("a.mp4", Path("out"), "/w/out/a.mp4"),  # a relative output_dir is under cwd too
+    ("a.mp4", Path("/videos"), "/videos/a.mp4"),
+])
+def test_absolute_template(template: str, output_dir: Path | None, expected: str) -> None:
+    assert absolute_template(template, Path("/w"), output_dir) == expected
+
+
+def test_absolute_template_expands_the_home_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/u")
+    assert absolute_template("~/v/{stem}.mp4", Path("/w")) == "/home/u/v/{stem}.mp4"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/w/videos/a.mp4", "videos/a.mp4"),
+    ("/w/../x.mp4", "../x.mp4"),
+    ("/elsewhere/a.mp4", "/elsewhere/a.mp4"),
+    ("/wx/a.mp4", "/wx/a.mp4"),  # a sibling with the same prefix is not under /w
+    ("rel/a.mp4", "rel/a.mp4"),  # a journal written before the fix: as it was
+])
+def test_shown_path(path: str, expected: str) -> None:
+    assert shown_path(Path(path), Path("/w")) == Path(expected)
+
+
+# --- the service ---------------------------------------------------------------------------
+
+def test_a_relative_output_and_input_are_journaled_absolute(clock: FakeClock) -> None:
+    images("a.png")
+    work = Path.cwd()
+    svc = make(clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        svc.submit(svc.prepare(svc.options("a.png")), output="videos/{stem}.mp4")
+    rec = svc.journal.get("t-1")
+    assert rec is not None
+    assert rec.output == str(work / "videos" / "{stem}.mp4")
+    assert rec.inputs == [str(work / "a.png")]
+    (it,) = svc.journal.intents()  # the write-ahead record too (adopted tasks inherit it)
+    assert it.output == rec.output and it.inputs == rec.inputs
+
+
+def test_a_url_input_and_an_absolute_output_are_journaled_as_given(clock: FakeClock) -> None:
+    svc = make(clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        rsps.add(responses.HEAD, "https://img.example/cat.png", status=200,
+                 headers={"Content-Type": "image/png"})
+        svc.submit(svc.prepare(svc.options("https://img.example/cat.png")),
+                   output="/tmp/wanvid-x/{task_id}.mp4")
+    rec = svc.journal.get("t-1")
+    assert rec is not None
+    assert rec.inputs == ["https://img.example/cat.png"]
+    assert rec.output == "/tmp/wanvid-x/{task_id}.mp4"
+
+
+def test_output_dir_and_a_relative_output_are_journaled_as_one_absolute_path(
+        clock: FakeClock) -> None:
+    svc = make(clock, WANVID_OUTPUT_DIR="out")
+    assert svc.journal_output("a.mp4") == str(Path.cwd() / "out" / "a.mp4")
+
+
+def test_wait_o_is_journaled_absolute(clock: FakeClock) -> None:
+    svc = make(clock)
+    svc.journal.update_status("t-9", "RUNNING")
+    svc.remember_output(["t-9"], "clips/")
+    rec = svc.journal.get("t-9")
+    assert rec is not None and rec.output == str(Path.cwd() / "clips") + "/"
+
+
+def test_a_wait_from_another_directory_saves_where_the_submit_was_given_it(
+        clock: FakeClock, tmp_path: Path) -> None:
+    images("a.png", "b.png")
+    work = Path.cwd()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        svc = make(clock)
+        for name in ("a.png", "b.png"):
+            svc.submit(svc.prepare(svc.options(name)), output="videos/{stem}.mp4")
+        os.chdir(other)
+        (far,) = make(clock).wait(["t-1"]).outcomes
+        os.chdir(work)
+        (near,) = make(clock).wait(["t-2"]).outcomes
+    # From elsewhere: saved under the submit's directory, named absolute.
+    assert far.path == work / "videos" / "a.mp4" and far.path.stat().st_size > 0
+    assert not list(other.iterdir())
+    # From the submit's directory: printed as typed there.
+    assert near.path == Path("videos/b.mp4") and (work / "videos" / "b.mp4").is_file()
+    j = make(clock).journal
+    assert [j.get(t).path for t in ("t-1", "t-2")] == [  # type: ignore[union-attr]
+        str(work / "videos" / "a.mp4"), str(work / "videos" / "b.mp4")]
+
+
+# --- the CLI: what is printed -------------------------------------------------------------
+
+def test_generate_prints_a_relative_output_as_typed(run: Run) -> None:
+    images("a.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        r = run(["generate", "a.png", "-p", "x", "-o", "videos/{stem}.mp4"])
+    assert r.code == 0, r.err
+    assert r.out == "videos/a.mp4\n"
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_a_batch_resumed_in_its_directory_prints_its_outputs_as_typed(
+        run: Run, absolute: bool) -> None:
+    images("a.png", "b.png")
+    out = str(Path.cwd() / "abs" / "{stem}.mp4") if absolute else "rel/{stem}.mp4"
+    jobs = jsonl({"image": "a.png"}, {"image": "b.png", "output": "own/{stem}.mp4"})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        first = run(["batch", "-", "-o", out, "--no-download"], stdin=jobs)
+        assert first.code == 0, first.err
+        again = run(["batch", "-", "-o", out], stdin=jobs)  # waits for them, then saves
+    assert again.code == 0, again.err
+    assert sorted(again.out.splitlines()) == sorted([out.format(stem="a"), "own/b.mp4"])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        done = run(["batch", "-", "-o", out], stdin=jobs)  # skipped: already saved
+    assert sorted(done.out.splitlines()) == sorted(again.out.splitlines())
