@@ -166,3 +166,98 @@ def test_a_batch_resumed_in_its_directory_prints_its_outputs_as_typed(
         FakeAPI(rsps)
         done = run(["batch", "-", "-o", out], stdin=jobs)  # skipped: already saved
     assert sorted(done.out.splitlines()) == sorted(again.out.splitlines())
+
+
+# --- names that are not UTF-8 (a file name's undecodable bytes, as os.fsdecode gives them) --
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # 'caf\udce9'
+
+
+def test_the_journal_keeps_names_that_are_not_utf8_unchanged(tmp_path: Path,
+                                                              clock: FakeClock) -> None:
+    from wanvid.journal import Journal
+
+    name = f"/w/{NOT_UTF8}/{{stem}}.mp4"
+    with Journal(tmp_path / "j.db", now=clock.now) as j:
+        it = j.open_intent(model="m", model_name="m", base_url="https://x", prompt=NOT_UTF8,
+                           params={"p": NOT_UTF8}, inputs=[f"/w/{NOT_UTF8}.png"],
+                           output=name)
+        (got,) = j.open_intents()
+        assert got.output == name and got.inputs == [f"/w/{NOT_UTF8}.png"]
+        assert got.params == {"p": NOT_UTF8}
+        j.adopt_intent(it, "t-1")
+        j.record_submit("t-2", model="m", base_url="https://x", params={},
+                        inputs=[f"{NOT_UTF8}.png"], output=name)
+        j.set_output("t-3", f"{NOT_UTF8}.mp4")
+        j.record_download("t-2", path=f"/w/{NOT_UTF8}.mp4", size=1, sha256="0" * 64)
+        one, two, three = (j.get(t) for t in ("t-1", "t-2", "t-3"))
+        assert one is not None and two is not None and three is not None
+        assert one.output == two.output == name and one.inputs == [f"/w/{NOT_UTF8}.png"]
+        assert two.inputs == [f"{NOT_UTF8}.png"] and two.path == f"/w/{NOT_UTF8}.mp4"
+        assert three.output == f"{NOT_UTF8}.mp4"
+    # The journal stays readable by anything that reads SQLite: a UTF-8 text or bytes.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "j.db")
+    path, inputs = db.execute("SELECT path, inputs FROM tasks WHERE task_id = 't-2'").fetchone()
+    assert path == b"/w/caf\xe9.mp4" and inputs == '["caf\\udce9.png"]'
+
+
+def _bad_file(suffix: str) -> str:
+    from tests.fixtures_media import png_bytes
+
+    name = NOT_UTF8 + suffix
+    Path(name).write_bytes(png_bytes(640, 480))
+    return name
+
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["submit", "IMG", "-p", "x"], "IMAGE caf\\xe9.png"),
+    (["generate", "IMG", "-p", "x"], "IMAGE caf\\xe9.png"),
+    (["submit", "a.png", "--last-frame", "IMG", "-m", "wan2.2-kf2v-flash"],
+     "--last-frame caf\\xe9.png"),
+    (["batch", "-", "-o", "OUT"], "-o caf\\xe9.mp4"),
+    (["generate", "a.png", "-p", "x", "-o", "OUT"], "-o caf\\xe9.mp4"),
+    (["wait", "t-1", "-o", "OUT"], "-o caf\\xe9.mp4"),
+    (["download", "t-1", "-o", "OUT"], "-o caf\\xe9.mp4"),
+    (["submit", "a.png", "-p", "PROMPT"], "--prompt caf\\xe9"),
+])
+def test_a_name_that_is_not_utf8_is_refused_before_anything_is_sent(
+        run: Run, args: list[str], shown: str) -> None:
+    images("a.png")
+    subst = {"IMG": _bad_file(".png"), "OUT": NOT_UTF8 + ".mp4", "PROMPT": NOT_UTF8}
+    with responses.RequestsMock() as rsps:  # any request fails the test
+        r = run([subst.get(a, a) for a in args],
+                stdin=jsonl({"image": "a.png"}) if args[0] == "batch" else None)
+        assert len(rsps.calls) == 0
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and r.err.startswith(f"wanvid: error: {shown}: not valid "
+                                                       "UTF-8"), r.err
+    assert "(nothing was sent)" in r.err
+
+
+def test_a_directory_whose_name_is_not_utf8_works(run: Run) -> None:
+    import json
+
+    work = Path(NOT_UTF8)
+    work.mkdir()
+    os.chdir(work)
+    images("a.png")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        r = run(["generate", "a.png", "-p", "x", "-o", "videos/{stem}.mp4"])
+        assert r.code == 0, r.err
+        assert r.out == "videos/a.mp4\n"
+        t = run(["tasks", "--json"])
+    assert t.code == 0, t.err
+    (row,) = json.loads(t.out)["data"]
+    assert row["path"] == str(Path.cwd() / "videos" / "a.mp4")
+    assert row["inputs"] == [str(Path.cwd() / "a.png")]
+    side = json.loads(Path("videos/a.json").read_text(errors="strict"))  # escaped, valid
+    assert side["inputs"][0]["name"] == str(Path.cwd() / "a.png")
+
+
+def test_a_stem_that_is_not_utf8_makes_a_file_name() -> None:
+    from wanvid.outputs import sanitize
+
+    assert sanitize(NOT_UTF8) == "caf_"

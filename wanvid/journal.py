@@ -492,8 +492,10 @@ class Journal:
             d["updated_at"] = d["submitted_at"]
         for name in ("task_id", "model", "base_url", "status"):
             d[name] = "" if d[name] is None else str(d[name])
-        for name in ("video_url", "code", "message", "path", "sha256", "fingerprint", "output"):
+        for name in ("video_url", "code", "message", "sha256", "fingerprint"):
             d[name] = None if d[name] is None else str(d[name])
+        for name in ("path", "output"):  # a name that is not UTF-8 is kept as its bytes
+            d[name] = _unname(d[name])
         return TaskRecord(**{c: d[c] for c in _COLUMNS})
 
     def _select(self, where: str = "", args: tuple[Any, ...] = (),
@@ -518,8 +520,8 @@ class Journal:
         """Write a task down the moment the service returns its id; ``intent`` (the
         submit's write-ahead record) is closed with it, in the same transaction."""
         now = self._now()
-        params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
-        inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
+        params_json = _dumps(_scrub(params))
+        inputs_json = _dumps(_scrub(list(inputs)))
         status = status.upper()
         with self._write() as db:
             self._insert_task(db, task_id, model=model, base_url=base_url,
@@ -545,7 +547,7 @@ class Journal:
                 "submitted_at, status, updated_at, fingerprint, output) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, model, base_url, params_json, inputs_json, now, status, now,
-                 fingerprint, output))
+                 fingerprint, _name(output)))
         else:  # a poll got there first (another process): fill in what it lacked
             db.execute(
                 "UPDATE tasks SET model = ?, base_url = ?, params = ?, inputs = ?, "
@@ -553,7 +555,7 @@ class Journal:
                 "fingerprint = COALESCE(?, fingerprint), output = COALESCE(?, output) "
                 "WHERE task_id = ?",
                 (model, base_url, params_json, inputs_json, now,
-                 _merge_status(row["status"], status), fingerprint, output, task_id))
+                 _merge_status(row["status"], status), fingerprint, _name(output), task_id))
 
     def open_intent(self, *, model: str, model_name: str, base_url: str,
                     prompt: str | None, params: Mapping[str, Any], inputs: list[str],
@@ -566,8 +568,8 @@ class Journal:
         that a job is theirs to submit."""
         from wanvid.leases import me
 
-        params_json = json.dumps(_scrub(params), ensure_ascii=False, sort_keys=True, default=str)
-        inputs_json = json.dumps(_scrub(list(inputs)), ensure_ascii=False, default=str)
+        params_json = _dumps(_scrub(params))
+        inputs_json = _dumps(_scrub(list(inputs)))
         pid, started = me()
         with self._write() as db:
             if check is not None and fingerprint:
@@ -581,8 +583,9 @@ class Journal:
                 "INSERT INTO intents (created_at, base_url, model, model_name, prompt, "
                 "fingerprint, params, inputs, output, state, pid, started) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self._now(), base_url.rstrip("/"), model, model_name, prompt, fingerprint,
-                 params_json, inputs_json, output, INTENT_OPEN, pid, started))
+                (self._now(), base_url.rstrip("/"), model, model_name, _text(prompt),
+                 fingerprint, params_json, inputs_json, _name(output), INTENT_OPEN, pid,
+                 started))
             intent_id = int(cur.lastrowid or 0)
         self.opened.add(intent_id)
         return intent_id
@@ -610,7 +613,8 @@ class Journal:
             self._insert_task(db, task_id, model=row["model"], base_url=row["base_url"],
                               params_json=row["params"], inputs_json=row["inputs"],
                               status=status.upper(), fingerprint=row["fingerprint"],
-                              output=row["output"], submitted_at=float(row["created_at"]))
+                              output=_unname(row["output"]),
+                              submitted_at=float(row["created_at"]))
             db.execute("UPDATE intents SET state = ?, task_id = ?, closed_at = ? "
                        "WHERE intent_id = ?", (INTENT_ADOPTED, task_id, now, intent_id))
             return True
@@ -680,28 +684,29 @@ class Journal:
         with ``wait --pending`` after an interrupt saves under the same name."""
         now = self._now()
         with self._write() as db:
-            cur = db.execute("UPDATE tasks SET output = ? WHERE task_id = ?", (output, task_id))
+            cur = db.execute("UPDATE tasks SET output = ? WHERE task_id = ?",
+                             (_name(output), task_id))
             if cur.rowcount == 0:
                 db.execute(
                     "INSERT INTO tasks (task_id, submitted_at, status, updated_at, output) "
-                    "VALUES (?, ?, 'PENDING', ?, ?)", (task_id, now, now, output))
+                    "VALUES (?, ?, 'PENDING', ?, ?)", (task_id, now, now, _name(output)))
 
     def record_download(self, task_id: str, *, path: str | os.PathLike[str], size: int,
                         sha256: str) -> None:
         """Record a saved video under its absolute path (a relative one is taken from the
         current directory), so the record means the same file from anywhere."""
-        path = os.path.abspath(os.fspath(path))
+        stored = _name(os.path.abspath(os.fspath(path)))
         now = self._now()
         with self._write() as db:
             cur = db.execute(
                 "UPDATE tasks SET path = ?, size = ?, sha256 = ?, downloaded_at = ?, "
                 "updated_at = ? WHERE task_id = ?",
-                (os.fspath(path), size, sha256, now, now, task_id))
+                (stored, size, sha256, now, now, task_id))
             if cur.rowcount == 0:
                 db.execute(
                     "INSERT INTO tasks (task_id, submitted_at, status, updated_at, path, "
                     "size, sha256, downloaded_at) VALUES (?, ?, 'SUCCEEDED', ?, ?, ?, ?, ?)",
-                    (task_id, now, now, os.fspath(path), size, sha256, now))
+                    (task_id, now, now, stored, size, sha256, now))
 
     def record_upload(self, sha256: str, *, model: str, base_url: str, url: str,
                       expires_at: float, size: int | None = None) -> None:
@@ -826,11 +831,63 @@ def _intent(row: sqlite3.Row) -> IntentRecord:
         prompt=None if d["prompt"] is None else str(d["prompt"]),
         fingerprint=None if d["fingerprint"] is None else str(d["fingerprint"]),
         params=_loads(d["params"], dict), inputs=[str(v) for v in _loads(d["inputs"], list)],
-        output=None if d["output"] is None else str(d["output"]), state=str(d["state"]),
+        output=_unname(d["output"]), state=str(d["state"]),
         task_id=None if d["task_id"] is None else str(d["task_id"]),
         closed_at=_number(d["closed_at"], float),
         note=None if d["note"] is None else str(d["note"]),
         pid=_number(d["pid"], int), started=None if d["started"] is None else str(d["started"]))
+
+
+def _dumps(value: object) -> str:
+    """JSON text for a column: readable (UTF-8); a string that is no valid UTF-8 (a file
+    name's undecodable bytes, as ``os.fsdecode`` surrogates) is kept ``\\udcxx``-escaped,
+    which SQLite can store and ``json.loads`` gives back unchanged."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, sort_keys=True, default=str)
+    return text
+
+
+def _name(value: str | None) -> str | bytes | None:
+    """A path or template for a TEXT column: as it is, or, when it is no valid UTF-8 (a
+    file name's undecodable bytes), its bytes (``os.fsencode``), which SQLite stores as a
+    BLOB and ``_unname`` turns back into the same name."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape" if _fs_bytes(value) else "replace")
+    return value
+
+
+def _fs_bytes(value: str) -> bool:
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unname(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+def _text(value: str | None) -> str | None:
+    """Free text (a prompt) for a TEXT column: what is no valid UTF-8 replaced."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _is_damage(e: sqlite3.Error) -> bool:

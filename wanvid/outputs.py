@@ -80,6 +80,33 @@ def check_output(template: str | None, output_dir: Path | None = None, *,
     os.unlink(name)
 
 
+def shown_bytes(value: str) -> str:
+    """A name that is no valid UTF-8, shown with its undecodable bytes as ``\\xe9``."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def check_text(value: str | None, what: str, fix: str) -> None:
+    """``BadInputError`` (exit 2, nothing sent) when ``value`` (a file name, an output
+    template, a prompt) is no valid UTF-8, as a file name of undecodable bytes is (Python
+    holds its bytes as surrogates): wanvid keeps names and prompts as UTF-8 text (the
+    request, the journal, JSON output), so such a name is refused before anything is
+    sent rather than failing on the way."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        from wanvid.sanitize import one_line
+
+        raise BadInputError(f"{what} {one_line(shown_bytes(value), 80)}: not valid UTF-8 "
+                            f"(wanvid keeps names and prompts as UTF-8 text); {fix} "
+                            "(nothing was sent)") from None
+
+
 def absolute_template(template: str, cwd: Path, output_dir: Path | None = None) -> str:
     """The -o path or template as the journal keeps it: absolute (``~`` expanded, a
     relative one joined to ``output_dir`` and ``cwd``), so a later run from another
@@ -119,7 +146,8 @@ def sanitize(part: str) -> str:
     """Make a value from the service safe as (part of) one file name: no path separators,
     no ``..``, no control characters, no leading dots or dashes, at most 80 characters."""
     s = unicodedata.normalize("NFC", str(part))
-    s = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in s)
+    s = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") else c
+                for c in s)  # Cs: a file name's undecodable bytes (os.fsdecode surrogates)
     s = _UNSAFE.sub("_", s)
     s = re.sub(r"\.{2,}", ".", s)
     s = s.strip().lstrip(".-").strip()
@@ -196,9 +224,10 @@ def output_path(template: str | None, *, task_id: str, model: str = "", stem: st
 
 def check_template(output: str | None, flag: str = "-o") -> None:
     """Render an output template once with sample values, so a typo fails before a task is
-    created (and paid for), not after."""
+    created (and paid for), not after; a name that is no valid UTF-8 is refused."""
     if not output:
         return
+    check_text(output, flag, f"choose another {flag}")
     try:
         output_path(output, task_id="t", model="m", stem="s", seed=1, date="20260101")
     except BadInputError as e:

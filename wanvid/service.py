@@ -226,6 +226,7 @@ class Service:
         """Validate everything and build the request (nothing is sent)."""
         from wanvid.params import prepare_submit
 
+        _check_texts(opts)
         s = self.settings
         prepared = prepare_submit(opts, default_model=s.model, default_kf2v_model=s.kf2v_model,
                                   region=s.region, check_region=s.enforce_region,
@@ -1032,6 +1033,27 @@ def _stem(rec: TaskRecord) -> str:
         if not first.startswith("data:"):
             return Path(first.split("?")[0].rstrip("/")).stem
     return ""
+
+
+def _check_texts(opts: SubmitOptions) -> None:
+    """Every name and text of a submit is valid UTF-8 (a file name of undecodable bytes is
+    not): refused before anything is read or sent (``outputs.check_text``)."""
+    from wanvid.outputs import check_text
+
+    files = {"image": "IMAGE", "last_frame": "--last-frame", "first_clip": "--first-clip",
+             "audio": "--audio"}
+    for name, flag in files.items():
+        check_text(getattr(opts, name), flag, "rename the file, or give a link to it with "
+                   "a UTF-8 name (ln -s)")
+    for name in ("prompt", "negative_prompt", "model", "resolution", "shot", "template",
+                 "fit_background"):
+        check_text(getattr(opts, name), f"--{name.replace('_', '-')}", "give UTF-8 text")
+    params = opts.param.items() if isinstance(opts.param, dict) else (
+        (p, None) for p in opts.param or () if isinstance(p, str))
+    for key, value in params:
+        check_text(str(key), "--param", "give UTF-8 text")
+        if isinstance(value, str):
+            check_text(value, "--param", "give UTF-8 text")
 
 
 def _quiet(env: Environment) -> Reporter:

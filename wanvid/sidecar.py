@@ -395,7 +395,12 @@ def save(video: Path, *, task_id: str, record: Any, response: Mapping[str, Any] 
             thumb_name = tdest.name
     data = build(task_id=task_id, record=record, response=response, video=video, size=size,
                  sha256=sha256, downloaded_at=now, thumbnail=thumb_name, batch=batch, cwd=cwd)
-    write_atomic(dest, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode())
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a name that is no UTF-8 (its bytes as surrogates): escaped
+        raw = json.dumps(data, ensure_ascii=True, indent=2).encode()
+    write_atomic(dest, raw + b"\n")
     return dest
 
 
