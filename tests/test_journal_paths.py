@@ -261,3 +261,93 @@ def test_a_stem_that_is_not_utf8_makes_a_file_name() -> None:
     from wanvid.outputs import sanitize
 
     assert sanitize(NOT_UTF8) == "caf_"
+
+
+# --- a journal that cannot be written: listed read-only (`tasks`), refused in one line -------
+
+def test_a_read_only_journal_reads_and_refuses_writes(tmp_path: Path, clock: FakeClock) -> None:
+    from wanvid.errors import ExitStatus, JournalError
+    from wanvid.journal import Journal
+
+    path = tmp_path / "journal.db"
+    with Journal(path, now=clock.now) as j:
+        j.record_submit("t-1", model="m", base_url="https://x", params={}, inputs=[])
+        with Journal(path, now=clock.now, read_only=True) as ro:
+            assert [r.task_id for r in ro.list()] == ["t-1"]
+            j.update_status("t-1", "RUNNING")  # a writer goes on meanwhile (WAL)
+            assert ro.get("t-1").status == "RUNNING"  # type: ignore[union-attr]
+            with pytest.raises(JournalError) as e:
+                ro.update_status("t-1", "SUCCEEDED")
+            assert e.value.exit_status == ExitStatus.JOURNAL
+
+
+def test_a_missing_journal_read_only_is_empty_and_not_created(tmp_path: Path) -> None:
+    from wanvid.journal import Journal
+
+    with Journal(tmp_path / "state" / "journal.db", read_only=True) as ro:
+        assert ro.list() == [] and ro.open_intents() == []
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_newer_journal_is_refused_read_only_too(tmp_path: Path) -> None:
+    import sqlite3
+
+    from wanvid.errors import JournalError
+    from wanvid.journal import SCHEMA_VERSION, Journal
+
+    Journal(tmp_path / "journal.db").close()
+    db = sqlite3.connect(tmp_path / "journal.db")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="newer wanvid"):
+        Journal(tmp_path / "journal.db", read_only=True)
+
+
+@pytest.fixture
+def unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal's file system refuses writes (EROFS), as a read-only mount or a 0444
+    journal does (the e2e test mounts one; as root chmod would not stop the suite)."""
+    import errno
+
+    from wanvid import journal
+
+    def refuse(path: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(journal, "_open_private", refuse)
+
+
+def test_tasks_lists_a_journal_that_cannot_be_written(run: Run, clock: FakeClock,
+                                                      unwritable: None) -> None:
+    import json
+    import sqlite3
+
+    from wanvid.journal import default_journal_path, upgrade
+
+    journal_path = default_journal_path(os.environ)
+    journal_path.parent.mkdir(parents=True)
+    db = sqlite3.connect(journal_path, isolation_level=None)  # (Journal() is refused)
+    db.execute("BEGIN IMMEDIATE")
+    upgrade(db, journal_path)
+    db.execute("INSERT INTO tasks (task_id, submitted_at, status, updated_at) "
+               "VALUES ('t-1', 1, 'RUNNING', 1)")
+    db.execute("COMMIT")
+    db.close()
+    r = run(["tasks"])
+    assert r.code == 0, r.err
+    assert r.out.startswith("t-1 RUNNING") and r.err == ""
+    r = run(["tasks", "--json"])
+    assert r.code == 0 and [t["task_id"] for t in json.loads(r.out)["data"]] == ["t-1"]
+    assert run(["usage"]).code == 0
+
+
+def test_a_command_that_writes_an_unwritable_journal_says_so_in_one_line(
+        run: Run, unwritable: None) -> None:
+    images("a.png")
+    with responses.RequestsMock() as rsps:  # nothing is sent
+        r = run(["submit", "a.png", "-p", "x"])
+        assert len(rsps.calls) == 0
+    assert r.code == 8
+    assert r.err.count("\n") == 1 and "the task journal cannot be written (Read-only file " \
+        "system), and this command writes it" in r.err and "nothing was sent)" in r.err

@@ -13,6 +13,7 @@ The journal never holds image data or the API key: ``record_submit`` abbreviates
 from __future__ import annotations
 
 import builtins
+import errno
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .errors import JournalError
 from .statuses import ACTIVE as ACTIVE_STATUSES  # noqa: F401 - re-exported
@@ -364,32 +365,70 @@ def _open_private(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-class Journal:
-    """The task journal. One instance per process; safe to share between threads."""
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
-    def __init__(self, path: Path, *, now: Callable[[], float] = time.time) -> None:
+
+def _not_writable(e: BaseException) -> bool:
+    """A journal (or its directory) that cannot be written: permissions, a read-only file
+    system (not damage, not a lock)."""
+    if isinstance(e, OSError):
+        return e.errno in _READ_ONLY_ERRNOS
+    text = str(e).lower()
+    return isinstance(e, sqlite3.Error) and ("readonly" in text or "read-only" in text
+                                             or "unable to open database file" in text)
+
+
+def _cannot_write(path: Path, e: BaseException) -> JournalError:
+    why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    return JournalError(f"{path}: the task journal cannot be written ({why}), and this "
+                        "command writes it: make it (and its directory) writable, or set "
+                        f"{STATE_DIR_ENV} to a writable directory (`wanvid tasks` can still "
+                        "list it; nothing was sent)")
+
+
+class Journal:
+    """The task journal. One instance per process; safe to share between threads.
+
+    ``read_only``: for a command that only reads it (``wanvid tasks``): opened with
+    SQLite's ``mode=ro`` (never created, migrated or switched to WAL), so a journal on a
+    read-only file, directory or file system can still be listed; a journal that does not
+    exist reads as empty (no file is made). Writes then fail with ``JournalError``."""
+
+    def __init__(self, path: Path, *, now: Callable[[], float] = time.time,
+                 read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
         self._now = now
         self._lock = threading.RLock()
         self.opened: set[int] = set()  # the intents written through this instance
+        self.read_only = read_only
         check_damage(self.path)
         try:
-            _open_private(self.path)
-            # SQLite creates the -wal and -shm files with the main file's permissions.
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None, check_same_thread=False)
+            if read_only:
+                self._db = self._connect_read_only()
+            else:
+                _open_private(self.path)
+                # SQLite creates the -wal and -shm files with the main file's permissions.
+                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                           isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as e:
+            if not read_only and _not_writable(e):
+                raise _cannot_write(self.path, e) from e
             raise JournalError(f"{self.path}: cannot open the task journal: {e}") from e
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._quick_check()
+            if read_only:
+                self._check_version()
+                return
             self._set_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
             self._migrate()
         except sqlite3.Error as e:
             self._db.close()
             if not _is_damage(e):
+                if not read_only and _not_writable(e):
+                    raise _cannot_write(self.path, e) from e
                 raise JournalError(f"{self.path}: cannot use the task journal: {e}") from e
             raise JournalError(f"{self.path}: the task journal is damaged ({e}): "
                                f"{_way_out(self.path)}") from e
@@ -399,6 +438,40 @@ class Journal:
         self._mark_history()
 
     # -- plumbing ---------------------------------------------------------------------
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection: ``mode=ro``; on a read-only directory or file system
+        where a WAL journal's ``-shm`` cannot be made (SQLite: "unable to open"), and no
+        ``-wal`` holds writes not yet in the file, ``immutable=1`` (nobody can be writing
+        there). No journal: an empty one in memory."""
+        def connect(uri: str) -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+
+        if not self.path.exists():
+            db = connect("file::memory:")
+            db.execute("BEGIN IMMEDIATE")
+            upgrade(db, self.path)
+            db.execute("COMMIT")
+            return db
+        uri = "file:" + quote(os.fsencode(os.path.abspath(self.path))) + "?mode=ro"
+        db = connect(uri)
+        try:
+            db.execute("PRAGMA user_version").fetchone()
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if "unable to open" not in str(e) or (wal.exists() and wal.stat().st_size):
+                raise
+        return connect(uri + "&immutable=1")
+
+    def _check_version(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path}: this journal was written by a newer wanvid "
+                f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade wanvid")
 
     def _quick_check(self) -> None:
         """SQLite's own consistency check (reads every page once, no index cross-checks:

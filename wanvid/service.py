@@ -105,6 +105,7 @@ class Service:
     downloads: int | None = None  # --downloads: videos saved at once; None: config
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
+    _reader: Journal | None = field(default=None, repr=False)  # read-only (``reader``)
     _uploader: Any = field(default=None, repr=False)
     _upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _deadline: Deadline | None = field(default=None, repr=False)
@@ -133,6 +134,19 @@ class Service:
 
             self._journal = Journal(self.env.journal_path, now=self.env.now)
         return self._journal
+
+    @property
+    def reader(self) -> Journal:
+        """The journal for a command that only reads it (``tasks``, ``usage``, ``gallery``):
+        the one this run opened, else opened read-only, so a journal on a read-only file,
+        directory or file system is still listed (and none is created to be listed)."""
+        if self._journal is not None:
+            return self._journal
+        if self._reader is None:
+            from wanvid.journal import Journal
+
+            self._reader = Journal(self.env.journal_path, now=self.env.now, read_only=True)
+        return self._reader
 
     @property
     def deadline(self) -> Deadline:
@@ -963,7 +977,7 @@ class Service:
         """The journal's records, newest first (``since``: seconds back from now;
         ``limit``: at most that many, the newest)."""
         now = self.env.now()
-        return self.journal.list(status=status.upper() if status else None,
+        return self.reader.list(status=status.upper() if status else None,
                                  since=(now - since) if since else None,
                                  newest_first=True, limit=limit)
 

@@ -37,7 +37,7 @@ def gallery(
     svc = service(ctx)
     root = directory or svc.settings.output_dir or Path(".")
     start = parse_since(since, svc.env.now()) if since else None
-    records = svc.journal.list() if svc.env.journal_path.exists() else []
+    records = svc.reader.list() if svc.env.journal_path.exists() else []
     index, count = g.write(root, records=records, since=start, force=force, cwd=svc.env.cwd)
     svc.env.out(str(index))
     svc.env.err(f"wanvid: gallery of {count} video(s): {index}")

@@ -37,7 +37,7 @@ def usage(
     if not svc.env.journal_path.exists():
         records = []
     else:
-        records = svc.journal.list(since=start)
+        records = svc.reader.list(since=start)
     report = summarize(records, by=by, prices=prices, since=start)
     if jo is not None:
         jo.result(report.to_dict())
