@@ -85,6 +85,17 @@ def test_a_relative_output_and_input_are_journaled_absolute(clock: FakeClock) ->
     assert it.output == rec.output and it.inputs == rec.inputs
 
 
+def test_a_dotted_input_is_journaled_normalised(clock: FakeClock) -> None:
+    images("a.png")
+    Path("sub").mkdir()
+    svc = make(clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeAPI(rsps)
+        svc.submit(svc.prepare(svc.options("./sub/../a.png")))
+    rec = svc.journal.get("t-1")
+    assert rec is not None and rec.inputs == [str(Path.cwd() / "a.png")]
+
+
 def test_a_url_input_and_an_absolute_output_are_journaled_as_given(clock: FakeClock) -> None:
     svc = make(clock)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

@@ -442,7 +442,8 @@ class Service:
         cwd = self.cwd
         if cwd is None or len(names) != len(prepared.media):
             return names
-        return [os.path.join(cwd, m.path) if m.kind == "file" and m.path is not None
+        return [os.path.normpath(os.path.join(cwd, m.path))
+                if m.kind == "file" and m.path is not None
                 else name for m, name in zip(prepared.media, names, strict=True)]
 
     def typed_output(self, task_id: str, output: str | None) -> None:
