@@ -9,6 +9,7 @@ killed mid-way and run again (done jobs skipped, none created twice).
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -16,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests import envelope_schema
 from tests.e2e.conftest import WANVID, is_sidecar
@@ -272,3 +275,60 @@ def test_two_batches_of_one_file_at_once_submit_each_job_once(emulator, wv_env,
     for s in stems:
         assert (work / f"{s}.mp4").is_file()
     assert list(work.glob("*.part")) == []
+    # each video written by one of them; the other says it found it saved
+    errs = "".join(err for _, err in outs)
+    assert errs.count(" already saved ") == len(stems), errs
+    assert len(re.findall(r"^wanvid: \S+ saved ", errs, re.MULTILINE)) == len(stems), errs
+
+
+@pytest.mark.parametrize(("sig", "code", "what"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")])
+def test_a_signalled_batch_json_lists_every_job_and_its_command_finishes_the_batch(
+        emulator, wv, wv_env, tmp_path: Path, sig: int, code: int, what: str) -> None:
+    """Ctrl-C (or SIGTERM) while the first of 4 jobs runs (-j 1): a job line for each of
+    the 4 (1 with its task id, 3 NOT_SUBMITTED; the 3 were missing), the summary names
+    the batch command as run (not `wanvid wait --pending`, which submits nothing), and
+    running that command finishes the batch with 3 submits more."""
+    stems = STEMS[:4]
+    work = tmp_path / "work"
+    make_images(work, stems)
+    where = write_jsonl(work / "jobs.jsonl", stems)
+    emu = emulator(pending=2, running=0.3)
+    args = ["batch", "jobs.jsonl", "-j", "1", "-o", "{stem}.mp4", "--json"]
+    proc = subprocess.Popen([str(WANVID), *args], cwd=work,
+                            env=dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url), text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        while True:  # the first job is submitted and waited for
+            line = proc.stderr.readline()
+            assert line, "the batch ended before it was waiting"
+            if " PENDING (" in line:
+                break
+        tid = line.split()[1]
+        os.kill(proc.pid, sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code, stderr
+    rows = {row["line"]: row for row in rows_of(stdout)}
+    assert sorted(rows) == sorted(where.values())
+    first = where[stems[0]]
+    assert (rows[first]["task_id"], rows[first]["status"]) == (tid, "PENDING")
+    command = "wanvid batch jobs.jsonl -j 1 -o '{stem}.mp4' --json"
+    for line in sorted(rows):
+        assert rows[line]["exit_code"] == code and rows[line]["resume"] == command
+        if line != first:
+            assert (rows[line]["status"], rows[line]["task_id"]) == ("NOT_SUBMITTED", None)
+    last = envelope_schema.last(stdout, "batch", exit_code=code)
+    assert last["errors"][0]["code"] == what
+    assert (last["data"]["unsubmitted"], last["data"]["unfinished"]) == (3, 1)
+    assert last["data"]["resume"] == command
+    assert f"run `{command}` again" in stderr.splitlines()[-1]
+    r = wv(*args, base_url=emu.base_url)
+    assert r.code == 0, r.err
+    assert emu.stats()["submits"] == 4
+    assert sorted(row["status"] for row in rows_of(r.out)) == ["SUCCEEDED"] * 4
