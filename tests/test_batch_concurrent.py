@@ -359,3 +359,33 @@ def test_a_download_that_gives_up_leaves_the_heartbeat(clock: FakeClock, tmp_pat
     assert outs["cut"].exit_status == ExitStatus.NETWORK and outs["slow"].ok
     assert clock.t >= 600 and any("slow still RUNNING" in s for s in said)
     assert not any("cut still" in s for s in said), [s for s in said if "cut" in s]
+
+
+def test_an_interrupted_batch_lists_a_job_it_waited_for_as_unresolved(
+        run: Run, clock: FakeClock) -> None:
+    """Ctrl-C while job 1 waits for another live process's submit of it: job 1 is
+    UNRESOLVED naming that process (the batch run again waits for it again), jobs 2 and
+    3 (wan2.2-i2v-flash: 2 at once) are listed with their tasks, job 4 NOT_SUBMITTED."""
+    text = jobs()
+    _interrupted_first_submit(run, text)
+    real_sleep = clock.sleep
+
+    def sleep(s: float) -> None:
+        if len(clock.sleeps) == 2:
+            raise KeyboardInterrupt
+        real_sleep(s)
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        svc = Service(rsps, states={"*": ["RUNNING"]})
+        r = run(ARGS, stdin=text)
+    assert r.code == 130, r.err
+    assert svc.submit_calls == 2
+    rows = {row["line"]: row for row in envelope_schema.rows(r.out, "batch")}
+    assert sorted(rows) == [1, 2, 3, 4]
+    assert rows[1]["status"] == "UNRESOLVED" and rows[1]["task_id"] is None
+    assert "is submitting this job right now" in rows[1]["message"]
+    assert rows[1]["resume"] == "wanvid " + " ".join(ARGS[:3]) + " '{stem}.mp4' --json"
+    assert [(rows[n]["task_id"], rows[n]["status"]) for n in (2, 3, 4)] == [
+        ("t-1", "RUNNING"), ("t-2", "RUNNING"), (None, "NOT_SUBMITTED")]
+    assert {rows[n]["exit_code"] for n in rows} == {130}
