@@ -145,6 +145,8 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l fail-with -x -d 
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l models -r -F -d 'Also accept the models of this catalogue (a user models.toml, e.g. "$(wanvid models --path)"); default: the shipped ones only.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l submit-latency -x -d 'Answer each submit this many seconds after creating its task (POST /_emulator/config?submit_latency=S changes it).'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l slow-headers -x -d 'Send each video download\'s status line and headers one byte every this many seconds (0: off; POST /_emulator/config?slow_headers=S changes it).'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l no-checksums -d 'Serve videos without an ETag and without x-oss-hash-crc64ecma (nothing to verify a download against).'
+complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l corrupt-ranges -d 'Answer every range request (206) with the wrong bytes under the right headers.'
 complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l help -s h -d 'Show this message and exit.'
 
 # wanvid gallery

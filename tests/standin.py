@@ -110,12 +110,13 @@ def head(status: str = "200 OK", **headers: str) -> bytes:
 
 
 def trickle(body: bytes, every: float, *, length: bool = True,
-            content_type: str = "application/json") -> Answer:
-    """One byte every ``every`` seconds (with a Content-Length when ``length``)."""
+            content_type: str = "application/json", **headers: str) -> Answer:
+    """One byte every ``every`` seconds (with a Content-Length when ``length``; ``headers``
+    added, ``_`` for ``-`` in their names)."""
 
     def answer(req: Request) -> Iterator[bytes | float]:
         extra = {"Content_Length": str(len(body))} if length else {"Connection": "close"}
-        yield head(Content_Type=content_type, **extra)
+        yield head(Content_Type=content_type, **extra, **headers)
         for i in range(len(body)):
             yield body[i:i + 1]
             yield every

@@ -19,6 +19,7 @@ import responses
 from tests import standin
 from tests.conftest import KEY, FakeClock, Result
 from wanvid.client import Client
+from wanvid.crc64 import crc64
 from wanvid.download import Limits, download
 from wanvid.errors import DeadlineExceeded, NetworkError, TooLarge
 from wanvid.net import Deadline
@@ -55,7 +56,8 @@ def no_sleep(seconds: float) -> None:
 
 def test_trickling_download_is_resumed_on_new_connections_then_fails_clearly(
         server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
-    srv = server(standin.trickle(VIDEO, 0.02, content_type="video/mp4"))  # ~50 bytes/s
+    srv = server(standin.trickle(VIDEO, 0.02, content_type="video/mp4",  # ~50 bytes/s
+                                 x_oss_hash_crc64ecma=str(crc64(VIDEO))))
     dest = tmp_path / "v.mp4"
     with pytest.raises(NetworkError) as ei:
         download(srv.url + "/v.mp4", dest, limits=STALL, sleep=no_sleep)

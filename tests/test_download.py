@@ -19,6 +19,7 @@ import responses
 
 from wanvid import download as dl
 from wanvid import outputs
+from wanvid.crc64 import crc64
 from wanvid.download import DownloadResult, download
 from wanvid.errors import BadInputError, ExitStatus, NetworkError, URLExpiredError
 from wanvid.outputs import output_path, sanitize
@@ -77,13 +78,18 @@ def header(request: requests.PreparedRequest, name: str) -> str | None:
 
 class Server:
     """A storage host stand-in that serves `data` with Range support and records what
-    each request asked for."""
+    each request asked for. Like OSS it sends the whole object's CRC-64
+    (``x-oss-hash-crc64ecma``) on every answer unless `crc` is false, and an opaque ETag."""
 
     def __init__(self, data: bytes, *, honour_range: bool = True,
                  cut_after: Callable[[int], int | None] = lambda call: None,
                  status: int | None = None, extra_headers: dict[str, str] | None = None,
-                 ) -> None:
+                 crc: bool = True, etag: str | None = '"etag-1"',
+                 corrupt_ranges: bool = False) -> None:
         self.data = data
+        self.etag = etag
+        self.corrupt_ranges = corrupt_ranges  # a 206's bytes are the wrong ones
+        self.crc = str(crc64(data)) if crc else None
         self.honour_range = honour_range
         self.cut_after = cut_after
         self.status = status
@@ -100,7 +106,12 @@ class Server:
         if self.status is not None:
             return self.status, {}, b"<Error><Code>AccessDenied</Code></Error>"
         start, status = 0, 200
-        headers = {"Content-Type": "video/mp4", "ETag": '"etag-1"', **self.extra}
+        headers = {"Content-Type": "video/mp4"}
+        if self.etag is not None:
+            headers["ETag"] = self.etag
+        if self.crc is not None:
+            headers["x-oss-hash-crc64ecma"] = self.crc
+        headers.update(self.extra)
         if rng and self.honour_range:
             m = re.fullmatch(r"bytes=(\d+)-", rng)
             assert m, rng
@@ -111,6 +122,8 @@ class Server:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{len(self.data) - 1}/{len(self.data)}"
         body = memoryview(self.data)[start:]  # no copy: keeps memory measurements honest
+        if status == 206 and self.corrupt_ranges:  # the right range, the wrong data
+            body = memoryview(random.Random(start).randbytes(len(body)))
         headers["Content-Length"] = str(len(body))
         return status, headers, io.BufferedReader(CutBody(body, self.cut_after(call)))
 
@@ -293,11 +306,12 @@ def test_short_body_without_an_error_is_resumed(
     def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
         rng = header(request, "Range")
         calls.append(rng)
+        crc = {"x-oss-hash-crc64ecma": str(crc64(VIDEO))}
         if rng is None:  # announces the whole file, sends a third of it, closes cleanly
-            return 200, {"Content-Length": str(len(VIDEO))}, VIDEO[:100_000]
+            return 200, {"Content-Length": str(len(VIDEO)), **crc}, VIDEO[:100_000]
         start = int(rng[6:-1])
         return 206, {"Content-Range": f"bytes {start}-{len(VIDEO) - 1}/{len(VIDEO)}",
-                     "Content-Length": str(len(VIDEO) - start)}, VIDEO[start:]
+                     "Content-Length": str(len(VIDEO) - start), **crc}, VIDEO[start:]
 
     mock.add_callback(responses.GET, URL.split("?")[0], callback=callback)
     dest = tmp_path / "v.mp4"
@@ -383,6 +397,148 @@ def test_a_changed_object_restarts_instead_of_resuming(
 
     assert server.ranges == [f"bytes={HALF}-", None]
     assert dest.read_bytes() == VIDEO
+
+
+# --- verification against the whole object's checksum (review 2026-12-03, finding 4) ---
+
+CRC = str(crc64(VIDEO))
+MD5_ETAG = '"' + hashlib.md5(VIDEO).hexdigest().upper() + '"'
+
+
+def test_crc64_is_crc64_xz_as_oss_computes_it() -> None:
+    """CRC-64/XZ (ECMA-182, reflected, all-ones init and xorout): the check value of
+    "123456789" is 11051210869376104954 (0x995DC9BBDF1939FA), for liblzma and the
+    pure-Python table alike; fed in pieces it is the CRC of the whole."""
+    from wanvid import crc64 as c
+
+    assert c.crc64(b"123456789") == c.crc64_python(b"123456789") == 11051210869376104954
+    assert c.crc64(b"") == c.crc64_python(b"") == 0
+    data = random.Random(3).randbytes(100_003)
+    assert c.crc64(data) == c.crc64_python(data)
+    whole = c.Crc64()
+    for piece in (data[:1], bytearray(data[1:4097]), memoryview(data)[4097:]):
+        whole.update(piece)
+    assert whole.digest() == str(c.crc64_python(data))
+    assert c.fast()  # liblzma is where Python's lzma module is (CI's Linux)
+
+
+@pytest.mark.parametrize("etag", [None, '"etag-1"', 'W/"' + "a" * 32 + '"'],
+                         ids=["no-etag", "opaque-etag", "weak-etag"])
+def test_without_any_checksum_a_cut_download_is_fetched_whole_again(
+        etag: str | None, mock: responses.RequestsMock, tmp_path: Path) -> None:
+    """No CRC-64, no MD5 ETag: nothing could show that a 206's bytes are wrong, so the cut
+    download is never resumed with Range; the second body is the whole object."""
+    server = serve(mock, Server(VIDEO, crc=False, etag=etag, corrupt_ranges=True,
+                                cut_after=lambda call: HALF if call == 0 else None))
+    dest = tmp_path / "v.mp4"
+    result = download(URL, dest, sleep=lambda s: None)
+    assert server.ranges == [None, None]
+    assert dest.read_bytes() == VIDEO and result.sha256 == sha(VIDEO)
+    assert result.resumed is False and result.fetched == HALF + len(VIDEO)
+
+
+def test_without_any_checksum_a_part_left_by_an_earlier_run_is_not_resumed(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    part_of(dest).write_bytes(VIDEO[:HALF])
+    dest.with_name("v.mp4.part.json").write_text(json.dumps(
+        {"source": dl._source(URL), "etag": '"etag-1"', "total": len(VIDEO), "crc64": None}))
+    server = serve(mock, Server(VIDEO, crc=False, corrupt_ranges=True))
+    download(URL, dest)
+    assert server.ranges == [None]
+    assert dest.read_bytes() == VIDEO
+
+
+def test_a_206_that_brings_no_checksum_for_a_part_without_record_restarts(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    part_of(dest).write_bytes(VIDEO[:HALF])  # no .part.json: an older wanvid's, or lost
+    server = serve(mock, Server(VIDEO, crc=False, corrupt_ranges=True))
+    download(URL, dest)
+    assert server.ranges == [f"bytes={HALF}-", None]
+    assert dest.read_bytes() == VIDEO
+
+
+def test_a_resume_with_wrong_bytes_is_caught_by_the_crc_and_fetched_again(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    server = serve(mock, Server(VIDEO, corrupt_ranges=True,
+                                cut_after=lambda call: HALF if call == 0 else None))
+    dest = tmp_path / "v.mp4"
+    result = download(URL, dest, sleep=lambda s: None)
+    assert server.ranges == [None, f"bytes={HALF}-", None]
+    assert dest.read_bytes() == VIDEO and result.sha256 == sha(VIDEO)
+
+
+def test_an_honest_resume_with_a_crc_fetches_only_the_missing_bytes(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    server = serve(mock, Server(VIDEO, etag=None))
+    dest = tmp_path / "v.mp4"
+    part_of(dest).write_bytes(VIDEO[:HALF])
+    dest.with_name("v.mp4.part.json").write_text(json.dumps(
+        {"source": dl._source(URL), "etag": None, "total": len(VIDEO), "crc64": CRC}))
+    result = download(URL, dest)
+    assert server.ranges == [f"bytes={HALF}-"]
+    assert result.fetched == len(VIDEO) - HALF and dest.read_bytes() == VIDEO
+
+
+def test_a_wrong_crc_on_every_try_fails_clearly_and_saves_nothing(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    serve(mock, Server(VIDEO, extra_headers={"x-oss-hash-crc64ecma": "12345"}))
+    dest = tmp_path / "v.mp4"
+    with pytest.raises(NetworkError, match=r"verification twice \(its CRC-64 \d+ does not "
+                       r"match the storage host's x-oss-hash-crc64ecma 12345\)"):
+        download(URL, dest)
+    assert not dest.exists() and not part_of(dest).exists()
+
+
+def test_a_crc_that_changed_since_the_part_was_started_restarts(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    dest = tmp_path / "v.mp4"
+    part_of(dest).write_bytes(VIDEO[:HALF])
+    dest.with_name("v.mp4.part.json").write_text(json.dumps(
+        {"source": dl._source(URL), "etag": '"etag-1"', "total": len(VIDEO), "crc64": "7"}))
+    server = serve(mock, Server(VIDEO))
+    download(URL, dest)
+    assert server.ranges == [f"bytes={HALF}-", None]
+    assert dest.read_bytes() == VIDEO
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["liblzma", "pure-python"])
+def test_the_crc_is_preferred_unless_only_the_slow_one_is_at_hand(
+        fast: bool, mock: responses.RequestsMock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both an MD5 ETag and a CRC, one check is made: the CRC when liblzma computes
+    it (cheaper than MD5), else the MD5 (the pure-Python CRC is ~16 MiB/s)."""
+    from wanvid import crc64 as c
+
+    if not fast:
+        monkeypatch.setattr(c, "_BACKEND", [None])
+    wrong = "12345"  # a CRC that does not match: seen only when the CRC is the check
+    serve(mock, Server(VIDEO, etag=MD5_ETAG, extra_headers={"x-oss-hash-crc64ecma": wrong}))
+    dest = tmp_path / "v.mp4"
+    if fast:
+        with pytest.raises(NetworkError, match="CRC-64"):
+            download(URL, dest)
+    else:
+        assert download(URL, dest).sha256 == sha(VIDEO)
+
+
+def test_an_existing_file_is_recognised_by_its_crc_without_fetching_the_body(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    served: list[int] = []
+
+    class Counted(Server):
+        def __call__(self, request: requests.PreparedRequest
+                     ) -> tuple[int, dict[str, str], io.BufferedReader | bytes]:
+            status, headers, body = super().__call__(request)
+            served.append(status)
+            return status, headers, b"x" * 64  # not the video: must not be compared
+    serve(mock, Counted(VIDEO))
+    dest = tmp_path / "v.mp4"
+    dest.write_bytes(VIDEO)
+    assert dl.same_as_remote(URL, dest) == (len(VIDEO), sha(VIDEO))
+    dest.write_bytes(VIDEO[:-1] + b"\x00")
+    assert dl.same_as_remote(URL, dest) is None
 
 
 # --- HTTP errors ---------------------------------------------------------------------

@@ -788,6 +788,55 @@ def test_drop_download_cuts_first_attempt_then_resume_completes(
     assert api.emu.stats.bytes_served == 2 * cut + (size - cut) + size
 
 
+def test_every_video_answer_carries_the_whole_objects_crc64(make: Callable[..., Api]) -> None:
+    """As OSS: ``x-oss-hash-crc64ecma`` is the CRC-64/XZ of the whole object, in decimal,
+    on a 200 and on a 206 alike (a padded, shared video too)."""
+    from wanvid.crc64 import crc64_python
+
+    for api in (make(), make(video_mb=1)):
+        _, url = api.finished_url()
+        whole = requests.get(url)
+        part = requests.get(url, headers={"Range": "bytes=100-"})
+        want = str(crc64_python(whole.content))
+        assert whole.headers["x-oss-hash-crc64ecma"] == want
+        assert part.status_code == 206 and part.headers["x-oss-hash-crc64ecma"] == want
+        assert part.headers["ETag"] == whole.headers["ETag"]
+
+
+def test_no_checksums_and_corrupt_ranges_faults(make: Callable[..., Api]) -> None:
+    api = make(storage_checksums=False, corrupt_ranges=True)
+    tid, url = api.finished_url()
+    video = task_video(load_fixture(), tid)
+    whole = requests.get(url)
+    assert whole.content == video  # a whole body is never corrupted
+    assert "ETag" not in whole.headers and "x-oss-hash-crc64ecma" not in whole.headers
+    part = requests.get(url, headers={"Range": "bytes=100-"})
+    assert part.status_code == 206 and part.headers["Content-Range"].startswith("bytes 100-")
+    assert part.content == bytes(255 - b for b in video[100:])
+    api.emu.configure({"storage_checksums": ["true"], "corrupt_ranges": ["false"]})
+    part = requests.get(url, headers={"Range": "bytes=100-"})
+    assert part.content == video[100:] and "x-oss-hash-crc64ecma" in part.headers
+    with pytest.raises(ValueError, match="corrupt_ranges must be true or false"):
+        api.emu.configure({"corrupt_ranges": ["maybe"]})
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["crc", "no-checksums"])
+def test_a_cut_download_resumed_with_wrong_bytes_is_saved_right(
+        checksums: bool, make: Callable[..., Api], tmp_path: Path) -> None:
+    """The reliability table's "a resume answered with wrong bytes": cut at 50 %, every
+    206 carrying the wrong bytes. With the CRC the spliced file fails verification and is
+    fetched again from byte 0; without any checksum no Range is ever sent."""
+    from wanvid.download import download
+
+    api = make(drop_download_at=0.5, corrupt_ranges=True, storage_checksums=checksums)
+    tid, url = api.finished_url()
+    video = task_video(load_fixture(), tid)
+    result = download(url, tmp_path / "v.mp4", sleep=lambda s: None)
+    assert (tmp_path / "v.mp4").read_bytes() == video
+    assert result.sha256 == hashlib.sha256(video).hexdigest()
+    assert api.emu.stats.downloads == (3 if checksums else 2)  # cut, (bad 206,) whole
+
+
 def test_video_mb_pads_a_valid_mp4(make: Callable[..., Api]) -> None:
     api = make(video_mb=1)
     fixture = load_fixture()
@@ -1203,7 +1252,8 @@ def test_config_route_changes_switches_at_run_time(api: Api) -> None:
     url = api.root + "/_emulator/config"
     assert api.s.get(url).json() == {"max_concurrent": 0, "model_limits": False,
                                      "fail_with": "", "fail_rate": 0.0,
-                                     "submit_latency": 0.0, "slow_headers": 0.0}
+                                     "submit_latency": 0.0, "slow_headers": 0.0,
+                                     "storage_checksums": True, "corrupt_ranges": False}
     r = api.s.post(url, params={"max_concurrent": "1", "fail_with": "ip"})
     assert r.status_code == 200 and r.json()["max_concurrent"] == 1
     tid = api.new_task()

@@ -5,13 +5,17 @@ A cut connection is resumed with an HTTP ``Range`` request (checked against the 
 ``Content-Range``). Only a verified file is renamed onto ``dest``: its size agrees with
 Content-Length and with the total of any Content-Range, its top-level MP4 boxes (``ftyp``
 first) account exactly for its length (so a truncated ``mdat`` is caught without trusting
-any header), and its MD5 matches the ETag when the storage host sends a plain-MD5 ETag
-(OSS does for simply uploaded objects). A download that fails verification starts again
-from byte 0 once; a second failure is an error and nothing is saved. The API key never
+any header), and it matches a checksum of the whole object from the storage host: the
+CRC-64 of ``x-oss-hash-crc64ecma`` (OSS sends it for every object, ranged answers
+included; ``wanvid.crc64``), else the MD5 of a plain-MD5 ETag (OSS's for simply uploaded
+objects). A download that fails verification starts again from byte 0 once; a second
+failure is an error and nothing is saved. A host that sends neither checksum gives nothing
+to check a spliced file against, so a cut download is never resumed there: it starts
+again from byte 0 (a fresh whole body is checked by its length and MP4 boxes only). The API key never
 goes to the storage host: the video URL is a pre-signed OSS URL and needs no credentials.
 
 A small ``<dest>.part.json`` sidecar remembers which object (URL without its signature)
-and which ETag/size the ``.part`` belongs to, so a later download of a *different* video
+and which ETag/size/CRC-64 the ``.part`` belongs to, so a later download of a *different* video
 to the same name starts afresh instead of splicing two videos together.
 """
 
@@ -39,6 +43,7 @@ import requests
 import urllib3
 from requests.auth import AuthBase
 
+from . import crc64
 from .errors import (
     BadInputError,
     BusyError,
@@ -68,6 +73,7 @@ MAX_BACKOFF = 8.0
 HASH_BLOCK = 1 << 20
 MAX_SIZE = 2 << 30  # bytes: the biggest video wanvid saves unless told (max_download_mb)
 WRITEBACK_STEP = 16 << 20  # start writing to disk every 16 MiB rather than all at the end
+CRC_HEADER = "x-oss-hash-crc64ecma"  # OSS: the whole object's CRC-64/XZ, in decimal
 
 
 # Errors that mean "the connection broke"; anything else (a full disk...) is not a cut.
@@ -146,28 +152,43 @@ def _source(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{parts.path}"
 
 
-def _hash_file(path: Path | int, md5: bool = False) -> tuple[int, Any, Any]:
-    """(size, sha256 object, md5 object or None) of a file (a path, or an open fd read
-    from offset 0 without moving it), read in blocks."""
+def _hash_file(path: Path | int, md5: bool = False,
+               crc: bool = False) -> tuple[int, Any, Any, crc64.Crc64 | None]:
+    """(size, sha256 object, md5 object or None, CRC-64 or None) of a file (a path, or an
+    open fd read from offset 0 without moving it), read in blocks."""
     h = hashlib.sha256()
     m = hashlib.md5(usedforsecurity=False) if md5 else None
+    c = crc64.Crc64() if crc else None
     size = 0
     buf = bytearray(HASH_BLOCK)
     view = memoryview(buf)
+
+    def add(n: int) -> None:
+        h.update(view[:n])
+        if m is not None:
+            m.update(view[:n])
+        if c is not None:
+            c.update(view[:n])
+
     if isinstance(path, int):
         while n := os.preadv(path, [buf], size):
-            h.update(view[:n])
-            if m is not None:
-                m.update(view[:n])
+            add(n)
             size += n
-        return size, h, m
+        return size, h, m, c
     with open(path, "rb") as f:
         while n := f.readinto(buf):
-            h.update(view[:n])
-            if m is not None:
-                m.update(view[:n])
+            add(n)
             size += n
-    return size, h, m
+    return size, h, m, c
+
+
+def crc_header(headers: Any) -> str | None:
+    """The whole object's CRC-64 from ``x-oss-hash-crc64ecma`` (unsigned decimal, as OSS
+    writes it), or None when absent or not a 64-bit number."""
+    value = (headers.get(CRC_HEADER) or "").strip()
+    if not value.isdigit() or len(value) > 20 or int(value) >= 1 << 64:
+        return None
+    return str(int(value))
 
 
 def plain_md5(etag: str | None) -> str | None:
@@ -259,12 +280,15 @@ def _body_chunks(resp: requests.Response, chunk_size: int) -> Iterator[bytes]:
 
 
 class _HashPipe:
-    """sha256 computed on a worker thread, so hashing overlaps the network reads and disk
-    writes (hashlib releases the GIL). At most ``depth`` chunks wait in the queue."""
+    """sha256 (and the MD5 or CRC-64 verified against) computed on a worker thread, so
+    hashing overlaps the network reads and disk writes (hashlib and the liblzma CRC release
+    the GIL). At most ``depth`` chunks wait in the queue."""
 
-    def __init__(self, h: Any, count: int = 0, depth: int = 8, md5: Any = None) -> None:
+    def __init__(self, h: Any, count: int = 0, depth: int = 8, md5: Any = None,
+                 crc: crc64.Crc64 | None = None) -> None:
         self._h = h
         self._md5 = md5
+        self._crc = crc
         self.count = count  # bytes handed over so far
         self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._t = threading.Thread(target=self._run, name="wanvid-sha256", daemon=True)
@@ -279,6 +303,8 @@ class _HashPipe:
                 self._h.update(data)
                 if self._md5 is not None:
                     self._md5.update(data)
+                if self._crc is not None:
+                    self._crc.update(data)
             finally:
                 self._q.task_done()
 
@@ -297,6 +323,14 @@ class _HashPipe:
     def md5(self) -> str | None:
         self._q.join()
         return None if self._md5 is None else str(self._md5.hexdigest())
+
+    @property
+    def has_crc(self) -> bool:
+        return self._crc is not None
+
+    def crc(self) -> str | None:
+        self._q.join()
+        return None if self._crc is None else self._crc.digest()
 
     def close(self) -> None:
         if self._t.is_alive():
@@ -672,7 +706,7 @@ def _check_existing(dest: Path, expected_sha256: str | None, adopt_url: str | No
     """(size, sha256) of ``dest`` if it is the expected file (or, with ``adopt_url``, a
     complete verified copy of that object); otherwise BadInputError."""
     if expected_sha256:
-        size, h, _ = _hash_file(dest)
+        size, h, _, _ = _hash_file(dest)
         if h.hexdigest() == expected_sha256.lower():
             return size, h.hexdigest()
     if adopt_url is not None:
@@ -732,8 +766,12 @@ def _compare_remote(sess: requests.Session, url: str, path: Path, size: int, lim
         if length is not None and length != size:
             return None
         md5 = plain_md5(resp.headers.get("ETag"))
+        crc = crc_header(resp.headers)
+        if crc is not None and length is not None and (md5 is None or crc64.fast()):
+            got_size, h, _, c = _hash_file(path, crc=True)
+            return (got_size, h.hexdigest()) if c is not None and c.digest() == crc else None
         if md5 is not None and length is not None:
-            got_size, h, m = _hash_file(path, md5=True)
+            got_size, h, m, _ = _hash_file(path, md5=True)
             return (got_size, h.hexdigest()) if m.hexdigest() == md5 else None
         h = hashlib.sha256()
         seen = 0
@@ -832,30 +870,71 @@ class _Fetcher:
             self.pipe.close()
             self.pipe = None
 
-    def _want_md5(self) -> bool:
-        return plain_md5((self.meta or {}).get("etag")) is not None
+    def _checks(self) -> tuple[str | None, str | None]:
+        """(CRC-64, MD5) the complete file is verified against: the CRC when the host sent
+        one (unless only the slow pure-Python CRC is at hand and an MD5 ETag will do), else
+        the MD5 of a plain-MD5 ETag; (None, None) when the host sent neither."""
+        meta = self.meta or {}
+        crc = meta.get("crc64") if isinstance(meta.get("crc64"), str) else None
+        md5 = plain_md5(meta.get("etag"))
+        if crc is not None and (md5 is None or crc64.fast()):
+            return crc, None
+        return None, md5
+
+    def _verifiable(self) -> bool:
+        return self._checks() != (None, None)
 
     def _pipe_at(self, offset: int) -> _HashPipe:
-        """A hash pipe holding the sha256 (and, when the ETag is a plain MD5, the MD5) of
-        the first ``offset`` bytes of the .part."""
-        md5 = self._want_md5()
-        if self.pipe is None or self.pipe.count != offset or (md5 and not self.pipe.has_md5):
+        """A hash pipe holding the sha256 (and the CRC-64 or MD5 of ``_checks``) of the
+        first ``offset`` bytes of the .part."""
+        want_crc, want_md5 = (x is not None for x in self._checks())
+        if self.pipe is None or self.pipe.count != offset or (
+                want_md5 and not self.pipe.has_md5) or (want_crc and not self.pipe.has_crc):
             self._drop_pipe()
             if offset:
-                size, h, m = _hash_file(self.part.f.fileno(), md5=md5)
+                size, h, m, c = _hash_file(self.part.f.fileno(), md5=want_md5, crc=want_crc)
                 if size != offset:
                     raise _Restart
             else:
-                h, m = hashlib.sha256(), (hashlib.md5(usedforsecurity=False) if md5 else None)
-            self.pipe = _HashPipe(h, offset, md5=m)
+                h = hashlib.sha256()
+                m = hashlib.md5(usedforsecurity=False) if want_md5 else None
+                c = crc64.Crc64() if want_crc else None
+            self.pipe = _HashPipe(h, offset, md5=m, crc=c)
         return self.pipe
+
+    def _adopt_checks(self, resp: requests.Response, total: int | None) -> None:
+        """Before continuing the .part with a ranged answer (206, or a 416 saying it is
+        complete): take the whole object's checksums it carries into the resume record
+        (a CRC that differs from the recorded one means the object changed), and refuse
+        to continue (``_Restart``: from byte 0) when nothing can verify the spliced file."""
+        meta = dict(self.meta or {"source": self.source, "etag": resp.headers.get("ETag"),
+                                  "total": total})
+        crc = crc_header(resp.headers)
+        if crc is not None and meta.get("crc64") not in (None, crc):
+            raise _Restart  # the object changed since the .part was started
+        changed = self.meta is None or (crc is not None and meta.get("crc64") != crc)
+        if crc is not None:
+            meta["crc64"] = crc
+        self.meta = meta
+        if not self._verifiable():
+            log.debug("%s: the storage host sends no checksum of the whole object, so a "
+                      "resumed file could not be verified; starting again from byte 0",
+                      self.part.dest.name)
+            raise _Restart
+        if changed:
+            self.part.write_meta(meta)
 
     def _verify(self, size: int, pipe: _HashPipe) -> str:
         """The sha256 of the complete .part once it is verified (see the module docstring);
         a failure starts the download again from byte 0 once, then is an error."""
         problem = mp4_problem(self._read_at, size)
-        expected_md5 = plain_md5((self.meta or {}).get("etag"))
-        if problem is None and expected_md5 is not None:
+        expected_crc, expected_md5 = self._checks()
+        if problem is None and expected_crc is not None:
+            got = pipe.crc()
+            if got != expected_crc:
+                problem = (f"its CRC-64 {got} does not match the storage host's "
+                           f"{CRC_HEADER} {expected_crc}")
+        elif problem is None and expected_md5 is not None:
             got = pipe.md5()
             if got is not None and got != expected_md5:
                 problem = (f"its MD5 {got} does not match the storage host's ETag "
@@ -941,6 +1020,16 @@ class _Fetcher:
 
     def _attempt(self) -> tuple[int, str] | None:
         offset = self.part.size()
+        if offset and self.meta is not None and "crc64" in self.meta and not self._verifiable():
+            # The host sent no checksum of the whole object (no CRC-64, no MD5 ETag): a
+            # spliced file could hold wrong bytes that nothing would show, so never resume.
+            # (A record without the key is an older wanvid's: the 206 tells, _adopt_checks.)
+            log.debug("%s: no checksum to verify a resumed file against; fetching it whole "
+                      "again", self.part.dest.name)
+            self.part.truncate()
+            self._drop_pipe()
+            self.meta = None
+            offset = 0
         # Said before the request, so a display shows the download (not the status query
         # before it) while a slow host has not answered yet.
         total = (self.meta or {}).get("total") if offset else None
@@ -951,6 +1040,7 @@ class _Fetcher:
             if status == 416 and offset:
                 rng = _content_range(resp.headers.get("Content-Range"))
                 if rng is not None and rng[2] == offset:  # the .part is already complete
+                    self._adopt_checks(resp, offset)
                     self._check_mp4(offset)
                     digest = self._verify(offset, self._pipe_at(offset))
                     self.resumed = True
@@ -978,7 +1068,7 @@ class _Fetcher:
             if start == 0:
                 self.part.truncate()  # whatever was there is replaced, tail included
                 self.meta = {"source": self.source, "etag": resp.headers.get("ETag"),
-                             "total": total}
+                             "total": total, "crc64": crc_header(resp.headers)}
                 self.part.write_meta(self.meta)
             else:
                 self.resumed = True
@@ -1016,6 +1106,7 @@ class _Fetcher:
         if offset and ((meta.get("total") is not None and total != meta["total"])
                        or (etag and meta.get("etag") and etag != meta["etag"])):
             raise _Restart  # the object changed since the .part was started
+        self._adopt_checks(resp, total)
         return offset, total
 
     def _check_size(self, total: int | None, start: int) -> None:

@@ -69,6 +69,12 @@ def emulator(
         "--slow-headers", help="Send each video download's status line and headers one "
         "byte every this many seconds (0: off; POST /_emulator/config?slow_headers=S "
         "changes it).")] = 0.0,
+    no_checksums: Annotated[bool, typer.Option(
+        "--no-checksums", help="Serve videos without an ETag and without "
+        "x-oss-hash-crc64ecma (nothing to verify a download against).")] = False,
+    corrupt_ranges: Annotated[bool, typer.Option(
+        "--corrupt-ranges", help="Answer every range request (206) with the wrong bytes "
+        "under the right headers.")] = False,
 ) -> None:
     """Run a local emulator of the Wan video API (no key, no cost).
 
@@ -86,7 +92,8 @@ def emulator(
                          uploads=not no_uploads, upload_max_mb=upload_max_mb,
                          max_concurrent=max_concurrent, model_limits=model_limits,
                          fail_with=fail_with or "", submit_latency=submit_latency,
-                         slow_headers=slow_headers)
+                         slow_headers=slow_headers, storage_checksums=not no_checksums,
+                         corrupt_ranges=corrupt_ranges)
     try:
         cfg.check()
     except ValueError as e:

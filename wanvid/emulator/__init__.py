@@ -58,7 +58,8 @@ emulator from end-to-end tests without sleeping:
 * ``GET /_emulator/hosts``: ``{"api", "storage", "upload"}`` roots (``http://host:port``).
 * ``GET /_emulator/config``: the switches that can change at run time; ``POST
   /_emulator/config?max_concurrent=N&model_limits=true|false&fail_with=CODE&fail_rate=R``
-  (and ``submit_latency=S``, ``slow_headers=S``) changes them (all or nothing: a bad value
+  (and ``submit_latency=S``, ``slow_headers=S``, ``storage_checksums=true|false``,
+  ``corrupt_ranges=true|false``) changes them (all or nothing: a bad value
   is 400 and changes none) and answers the result.
 * ``GET /_emulator/tasks``: every task created, oldest first (``task_id``, ``seq``,
   ``model_name``, ``prompt``, ``status``, ``submit_time`` epoch), so a test can count the
@@ -125,7 +126,14 @@ Behaviour and its limits:
   each (task, range start) is cut at that fraction of the file, so resuming with Range
   completes), ``slow_headers`` (``--slow-headers S``: each video download's status line
   and headers go out one byte every S seconds, so only a bound on the time to the headers
-  ends the wait; also at run time, and turning it off sends the rest at once).
+  ends the wait; also at run time, and turning it off sends the rest at once),
+  ``storage_checksums`` false (``--no-checksums``: videos are served without an ETag and
+  without ``x-oss-hash-crc64ecma``, like an object nothing can verify a download against),
+  ``corrupt_ranges`` (``--corrupt-ranges``: every 206 answer's body is the wrong bytes,
+  each byte inverted, under the right headers). Both also at run time.
+* Every video answer carries the whole object's ETag (the upper-case MD5, quoted, as OSS
+  gives a simply uploaded object) and ``x-oss-hash-crc64ecma`` (its CRC-64/XZ in decimal,
+  on ranged answers too, as OSS sends it).
 """
 
 from wanvid.emulator.config import EmulatorConfig, EmulatorStats

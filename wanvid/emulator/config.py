@@ -39,6 +39,10 @@ class EmulatorConfig:
     # ip); set with fail_rate 0, every task fails with it.
     fail_with: str = ""
     submit_latency: float = 0.0  # a submit creates its task, then answers this many s later
+    # False: video downloads carry neither an ETag nor x-oss-hash-crc64ecma (an object with
+    # nothing to verify a download against); also at run time
+    storage_checksums: bool = True
+    corrupt_ranges: bool = False  # every 206 answer's body is the wrong bytes; also at run time
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep  # how the submit latency is spent
 

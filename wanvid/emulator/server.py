@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20  # download write size
 MAX_BODY = 64 << 20  # largest request body accepted
+_INVERT = bytes(255 - b for b in range(256))  # corrupt_ranges: every byte inverted
 
 
 class Server(ThreadingHTTPServer):
@@ -166,8 +167,9 @@ class Handler(BaseHTTPRequestHandler):
             n = min(pace.chunk, stop - pos)
             pace.wait(n)
             emu.count("bytes_served", n)
+            piece = d.data[pos: pos + n]
             try:
-                self.wfile.write(d.data[pos: pos + n])
+                self.wfile.write(bytes(piece).translate(_INVERT) if d.corrupt else piece)
             except OSError:
                 emu.count("bytes_served", -n)
                 self.close_connection = True
@@ -274,6 +276,10 @@ def serve_forever(config: EmulatorConfig, *, out: TextIO | None = None,
             faults.append("model_limits (each model's concurrent_tasks)")
         if c.fail_with:
             faults.append(f"fail_with={c.fail_with}")
+        if not c.storage_checksums:
+            faults.append("no_checksums (videos without ETag and x-oss-hash-crc64ecma)")
+        if c.corrupt_ranges:
+            faults.append("corrupt_ranges (wrong bytes in every 206)")
         log("  faults: " + (", ".join(faults) if faults else "none"))
         log("  API key: " + ("only the configured key" if c.key is not None
                              else "any Bearer key"))

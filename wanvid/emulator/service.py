@@ -384,7 +384,7 @@ class Emulator:
         return error(404, "NotFound", f"No admin route {path}.")
 
     _RUNTIME = ("max_concurrent", "model_limits", "fail_with", "fail_rate", "submit_latency",
-                "slow_headers")
+                "slow_headers", "storage_checksums", "corrupt_ranges")
 
     def runtime_config(self) -> dict[str, object]:
         """The switches ``POST /_emulator/config`` may change, with their values."""
@@ -392,8 +392,9 @@ class Emulator:
 
     def configure(self, query: dict[str, list[str]]) -> None:
         """Change switches at run time (``max_concurrent=N``, ``model_limits=true``,
-        ``fail_with=CODE``, ``fail_rate=R``, ``submit_latency=S``, ``slow_headers=S``); all or
-        nothing; ValueError
+        ``fail_with=CODE``, ``fail_rate=R``, ``submit_latency=S``, ``slow_headers=S``,
+        ``storage_checksums=true|false``, ``corrupt_ranges=true|false``); all or nothing;
+        ValueError
         names the bad one."""
         import dataclasses
 
@@ -407,9 +408,9 @@ class Emulator:
                     changes[name] = int(raw)
                 except ValueError:
                     raise ValueError("max_concurrent must be a whole number >= 0") from None
-            elif name == "model_limits":
+            elif name in ("model_limits", "storage_checksums", "corrupt_ranges"):
                 if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError("model_limits must be true or false")
+                    raise ValueError(f"{name} must be true or false")
                 changes[name] = raw.lower() in ("true", "1")
             elif name == "fail_rate":
                 try:
@@ -482,4 +483,5 @@ class Emulator:
             status = self.life.status(task, now) if task else UNKNOWN
             modified = self.wall(self.life.ended_at(task)) if task else wall_now
         return self.storage.serve(method, task_id, checked, wall_now, status == SUCCEEDED,
-                                  modified, headers)
+                                  modified, headers, checksums=self.config.storage_checksums,
+                                  corrupt_ranges=self.config.corrupt_ranges)

@@ -1,5 +1,7 @@
 """The result storage standing in for OSS: the served MP4, signed expiring URLs, and
-downloads with single byte ranges and a switch that cuts the first download short."""
+downloads with single byte ranges, the whole object's MD5 ETag and CRC-64
+(``x-oss-hash-crc64ecma``) on every answer, and switches that cut the first download
+short, leave both checksums out, or answer ranges with the wrong bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from wanvid.crc64 import crc64
 from wanvid.emulator.wire import API_PREFIX, MIB, Download, Headers, Response, http_date, oss_error
 
 OSS_ACCESS_KEY_ID = "LTAI5tWanvidEmulator"
@@ -103,9 +106,10 @@ class Storage:
         self._lock = threading.Lock()
         self._video: memoryview | None = None
         self._fixture: bytes | None = None
-        self._per_task: dict[str, tuple[memoryview, str]] = {}
+        self._per_task: dict[str, tuple[memoryview, str, str]] = {}
         self._cut: set[tuple[str, int]] = set()
         self.etag = ""
+        self.crc = ""  # the shared video's CRC-64 (decimal), as OSS sends it
 
     def video_bytes(self, task_id: str | None = None) -> memoryview:
         """The MP4 served for ``task_id``: its own (see ``task_video``) unless the video is
@@ -113,7 +117,8 @@ class Storage:
         the shared one (the bare fixture when not padded)."""
         return self._video_and_etag(task_id)[0]
 
-    def _video_and_etag(self, task_id: str | None) -> tuple[memoryview, str]:
+    def _video_and_etag(self, task_id: str | None) -> tuple[memoryview, str, str]:
+        """The video served for ``task_id``, its ETag and its CRC-64 (decimal)."""
         if task_id is not None and self.video_mb <= 0:
             with self._lock:
                 got = self._per_task.get(task_id)
@@ -121,7 +126,7 @@ class Storage:
                     if self._fixture is None:
                         self._fixture = load_fixture()
                     data = task_video(self._fixture, task_id)
-                    got = (memoryview(data).toreadonly(), _oss_etag(data))
+                    got = (memoryview(data).toreadonly(), _oss_etag(data), str(crc64(data)))
                     self._per_task[task_id] = got
                 return got
         with self._lock:
@@ -131,8 +136,9 @@ class Storage:
                 if self.video_mb > 0:
                     data = padded_video(fixture, int(round(self.video_mb * MIB)))
                 self.etag = _oss_etag(data)
+                self.crc = str(crc64(data))
                 self._video = memoryview(data).toreadonly()
-            return self._video, self.etag
+            return self._video, self.etag, self.crc
 
     def sign(self, task_id: str, expires: int) -> str:
         msg = f"GET\n\nvideo/mp4\n{expires}\n/{task_id}.mp4".encode()
@@ -161,22 +167,28 @@ class Storage:
         return expires
 
     def serve(self, method: str, task_id: str, expires: int, wall_now: float,
-              ready: bool, modified: float, headers: Headers) -> Response | Download:
+              ready: bool, modified: float, headers: Headers, *, checksums: bool = True,
+              corrupt_ranges: bool = False) -> Response | Download:
         """Answer a download of a URL whose signature held: expired (403), no such object
-        (404, ``ready`` false), a bad range (416), else the whole file or one range."""
+        (404, ``ready`` false), a bad range (416), else the whole file or one range. Every
+        answer carries the whole object's ETag (its MD5) and ``x-oss-hash-crc64ecma`` (its
+        CRC-64/XZ, ranged answers too, as OSS does), unless ``checksums`` is off (an object
+        without either: nothing to verify a download against). ``corrupt_ranges``: a 206's
+        body is the wrong bytes (each byte inverted), its headers right."""
         if wall_now > expires:
             return oss_error(403, "AccessDenied", "Request has expired.", extra={
                 "Expires": _iso(expires), "ServerTime": _iso(wall_now)})
         if not ready:
             return oss_error(404, "NoSuchKey", "The specified key does not exist.")
-        data, etag = self._video_and_etag(task_id)
+        data, etag, crc = self._video_and_etag(task_id)
         size = len(data)
-        common = {"Accept-Ranges": "bytes", "ETag": etag,
-                  "Last-Modified": http_date(modified),
+        common = {"Accept-Ranges": "bytes", "Last-Modified": http_date(modified),
                   "x-oss-request-id": uuid.uuid4().hex[:24].upper()}
+        if checksums:
+            common.update({"ETag": etag, "x-oss-hash-crc64ecma": crc})
         if_range = headers.get("If-Range")
         range_value = headers.get("Range")
-        if if_range and if_range.strip() != etag:
+        if if_range and (not checksums or if_range.strip() != etag):
             range_value = None
         try:
             rng = parse_range(range_value, size)
@@ -194,4 +206,5 @@ class Storage:
                         cut_at = point
         if rng:
             common["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return Download(206 if rng else 200, data, start, end, cut_at, common)
+        return Download(206 if rng else 200, data, start, end, cut_at, common,
+                        corrupt=bool(rng) and corrupt_ranges)

@@ -77,6 +77,7 @@ class Download:
     end: int  # inclusive
     cut_at: int | None  # absolute offset where the connection is cut, or None
     headers: dict[str, str]
+    corrupt: bool = False  # send the wrong bytes (each inverted) in place of the right ones
 
 
 class ApiError(Exception):
