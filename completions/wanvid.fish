@@ -196,6 +196,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from models' -l quiet -s q -d 'Pri
 complete -c wanvid -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show this message and exit.'
 
 # wanvid status
+complete -c wanvid -n '__fish_seen_subcommand_from status' -l timeout -x -d 'Give up after this many seconds, every query included (exit 6). Default: 90 s for each task\'s query, retries included.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l json -d 'Print JSON on stdout.'
 complete -c wanvid -n '__fish_seen_subcommand_from status' -l help -s h -d 'Show this message and exit.'

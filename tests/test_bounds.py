@@ -9,12 +9,17 @@ the exception it ends with, never by timing it."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import responses
+import urllib3
 
 from tests import standin
 from tests.conftest import KEY, FakeClock, Result
@@ -326,3 +331,126 @@ def test_download_timeout_covers_the_status_query(run: Run, clock: FakeClock,
     assert "--timeout 100 s reached" in r.err and r.err.count("\n") <= 3, r.err
     assert len(responses.calls) == 2
     assert not (tmp_path / "v.mp4").exists() and r.out == ""
+
+
+# --- a trickling API answer cut by the watchdog is a timeout (review 2026-12-03, finding 9) ---
+
+RUNNING = b'{"output": {"task_status": "RUNNING"}}'
+
+
+def test_trickling_api_answer_without_a_length_cut_by_the_deadline_is_a_timeout(
+        server: Callable[..., standin.StandIn]) -> None:
+    """A body that ends with its connection: the watchdog's shutdown ends it like a clean
+    end would. Its first bytes are not "an answer that is not JSON" (exit 7) but the
+    deadline (exit 6)."""
+    srv = server(standin.trickle(RUNNING, 0.05, length=False))
+    client = Client(srv.url + "/api/v1", KEY, deadline=Deadline(0.4), sleep=no_sleep)
+    with pytest.raises(DeadlineExceeded) as ei:
+        client.get_task("t-1")
+    assert ei.value.message == "--timeout 0.4 s reached during GET /tasks/t-1"
+    assert len(srv.requests) == 1
+
+
+def test_trickling_api_answer_without_a_length_is_cut_by_the_per_request_limit(
+        server: Callable[..., standin.StandIn]) -> None:
+    srv = server(standin.trickle(RUNNING, 0.05, length=False))
+    client = Client(srv.url + "/api/v1", KEY, request_max=0.4, max_retries=1,
+                    sleep=no_sleep)
+    with pytest.raises(NetworkError) as ei:
+        client.get_task("t-1")
+    assert ei.value.message.endswith("timed out")
+    assert len(srv.requests) == 2  # a read timeout: retried once, then given up
+
+
+def test_a_complete_answer_is_kept_even_if_the_watchdog_fires_after_it() -> None:
+    """Only a body cut short is a timeout: one whose Content-Length was all read is kept."""
+    from wanvid.net import _local, _Watch, read_capped
+
+    resp = requests.Response()
+    resp.headers["Content-Length"] = str(len(RUNNING))
+    resp.raw = urllib3.response.HTTPResponse(body=io.BytesIO(RUNNING), preload_content=False)
+    resp.url = "http://x/"
+    watch = _Watch()
+    watch.fired = True
+    _local.watch = watch
+    try:
+        assert read_capped(resp) == RUNNING
+        short = requests.Response()
+        short.raw = urllib3.response.HTTPResponse(body=io.BytesIO(RUNNING[:5]),
+                                                  preload_content=False)
+        short.url = "http://x/"
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            read_capped(short)
+    finally:
+        _local.watch = None
+
+
+TID = "0385dc79-5ff8-4d82-bcb6-0123456789ab"
+
+
+@pytest.mark.parametrize("args", [
+    ["status", TID, "--timeout", "1"],
+    ["status", TID, "--timeout", "1", "--json"],
+    ["download", TID, "-o", "{tmp}/v.mp4", "--timeout", "1", "--json"],
+    ["generate", "https://example.com/cat.png", "-p", "x", "--timeout", "1", "--json"],
+    ["wait", TID, "--timeout", "1", "--json"],
+], ids=["status", "status-json", "download", "generate", "wait"])
+def test_a_trickling_api_host_ends_each_command_at_its_timeout_with_exit_6(
+        args: list[str], server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
+    """The API host sends its answer a byte at a time and never finishes (no length, so
+    only the connection's end would end it): every command ends at --timeout with exit 6
+    and says so, never "not JSON" (exit 7)."""
+    from wanvid.cli import main
+    from wanvid.context import Environment
+
+    srv = server(standin.trickle(RUNNING * 100, 0.05, length=False))
+    environ = dict(os.environ, DASHSCOPE_API_KEY=KEY, WANVID_STATE_DIR=str(tmp_path / "s"),
+                   DASHSCOPE_HTTP_BASE_URL=srv.url + "/api/v1")
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(environ=environ, stdin=io.StringIO(""), stdout=out, stderr=err,
+                      stdin_isatty=False, stderr_isatty=False, cwd=tmp_path)
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in args], env=env)
+    assert code == 6, err.getvalue()
+    assert "not JSON" not in out.getvalue() + err.getvalue()
+    assert "--timeout 1 s reached" in err.getvalue() or "timed out" in err.getvalue()
+    if "--json" in args:
+        last = json.loads(out.getvalue().splitlines()[-1])
+        assert last["exit_code"] == 6 and last["errors"][0]["code"] == "timeout"
+
+
+def test_status_gives_each_task_its_own_bound_without_timeout(
+        run: Run, clock: FakeClock) -> None:
+    """Without --timeout a status query, retries included, has 90 s of its own (one capped
+    Retry-After and the try after it): a host that keeps throttling no longer holds it for
+    4 minutes (then exit 7); each task gets its own 90 s, so a slow first one does not
+    starve the next."""
+    with responses.RequestsMock() as rsps:
+        for tid in ("t-1", "t-2"):
+            rsps.add(responses.GET, f"{INTL}/tasks/{tid}", status=429, json=THROTTLE,
+                     headers={"Retry-After": "60"})
+            rsps.add(responses.GET, f"{INTL}/tasks/{tid}",
+                     json={"output": {"task_id": tid, "task_status": "RUNNING"}})
+        r = run(["status", "t-1", "t-2"])
+    assert r.code == 0, r.err
+    assert clock.sleeps == [60.0, 60.0]  # 120 s in all: each task within its own 90 s
+
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{INTL}/tasks/t-1", status=429, json=THROTTLE,
+                 headers={"Retry-After": "999999"})
+        r = run(["status", "t-1"])
+        assert len(rsps.calls) == 2
+    assert r.code == 6, r.err
+    assert clock.sleeps[2:] == [60.0]  # then the next try would be past the bound
+    assert ("status's own 90 s bound per task (--timeout sets another) reached (throttled "
+            "by the service; the next try would be in 60 s)") in r.err, r.err
+    assert r.err.count("wanvid: error:") == 1
+
+
+def test_status_timeout_bounds_the_whole_command(run: Run, clock: FakeClock) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{INTL}/tasks/t-1", status=429, json=THROTTLE,
+                 headers={"Retry-After": "30"})
+        r = run(["status", "t-1", "--timeout", "50"])
+    assert r.code == 6, r.err
+    assert clock.sleeps == [30.0]
+    assert "--timeout 50 s reached" in r.err and r.out == ""

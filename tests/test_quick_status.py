@@ -86,6 +86,13 @@ CASES: list[tuple[str, list[str], list[tuple[str, dict[str, object]]], dict[str,
     ("html", ["status", "t-1"], [("t-1", dict(body="<html>"))], {}),
     ("stdout-closed", ["status", "t-1", "t-2"], MIXED[:2], {"closed_stdout": True}),
     ("stdout-closed-json", ["status", "t-1", "--json"], OK_1, {"closed_stdout": True}),
+    ("timeout", ["status", "t-1", "--timeout", "30"], OK_1, {}),
+    ("timeout=", ["status", "--timeout=30", "--json", "t-1"], OK_1, {}),
+    ("timeout-reached", ["status", "t-1", "t-2", "--timeout", "1"],
+     [("t-1", dict(status=500, json={"code": "InternalError"}))], {}),
+    ("own-bound-reached", ["status", "t-1", "--json"],
+     [("t-1", dict(status=429, json={"code": "Throttling"}, headers={"Retry-After": "60"}))],
+     {}),
 ]
 
 
@@ -125,7 +132,8 @@ def test_the_expiry_warning_comes_first_on_both(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [
     ["status"], ["status", "t-1"], ["status", "--json", "t-1", "-q"], ["status", "--quiet"],
-    ["status", ""],
+    ["status", ""], ["status", "t-1", "--timeout", "5"], ["status", "--timeout=0.5", "t-1"],
+    ["status", "--timeout", "1", "--timeout", "2"],
 ])
 def test_plain_status_lines(args: list[str]) -> None:
     assert is_plain_status(args)
@@ -135,7 +143,9 @@ def test_plain_status_lines(args: list[str]) -> None:
     [], ["wait", "t-1"], ["--json", "status", "t-1"], ["status", "--help"], ["status", "-h"],
     ["status", "t-1", "--debug"], ["status", "--base-url", "http://x", "t-1"],
     ["status", "--", "t-1"], ["status", "-"], ["status", "--jsn", "t-1"], ["status", "-qj"],
-    ["status", "--json=1"], ["statuss", "t-1"],
+    ["status", "--json=1"], ["statuss", "t-1"], ["status", "t-1", "--timeout"],
+    ["status", "--timeout", "x", "t-1"], ["status", "--timeout=-1", "t-1"],
+    ["status", "--timeout", "nan", "t-1"],
 ])
 def test_everything_else_goes_to_typer(args: list[str]) -> None:
     assert not is_plain_status(args)

@@ -14,7 +14,9 @@ and bounded reads.
   never takes for ever even without ``--timeout``; ``time_limit()`` bounds one phase
   of a watched request the same way (a download's time to its response headers).
 * ``read_capped()``: a response body read in chunks, refused once it passes a size cap,
-  so an endless or huge answer never fills the memory.
+  so an endless or huge answer never fills the memory. A body the watchdog cut (the
+  deadline, or the per-request limit) is a ``ReadTimeout``, never a short answer: a body
+  that ends with its connection looks complete when the watchdog shuts that connection.
 """
 
 from __future__ import annotations
@@ -212,14 +214,17 @@ class Deadline:
         self.seconds: float | None = None
         self.at: float | None = None
         self.interrupted = False
+        self.label: str | None = None  # what the message calls it (None: --timeout)
         self._watches: set[_Watch] = set()
         self._lock = threading.Lock()
         self.start(seconds)
 
-    def start(self, seconds: float | None) -> None:
+    def start(self, seconds: float | None, *, label: str | None = None) -> None:
         """Count ``seconds`` from now (None: no deadline). Everything holding this object
-        (clients, downloads, the wait loop) sees the new deadline."""
+        (clients, downloads, the wait loop) sees the new deadline. ``label`` names it in
+        the message when it is not the command's ``--timeout``."""
         self.seconds = seconds
+        self.label = label
         self.at = self.clock() + seconds if seconds is not None else None
 
     def remaining(self) -> float | None:
@@ -235,6 +240,8 @@ class Deadline:
     def message(self, what: str) -> str:
         if self.interrupted:
             return f"interrupted {what}"
+        if self.label:
+            return f"{self.label} reached {what}"
         return f"--timeout {self.seconds:g} s reached {what}"
 
     def interrupt(self) -> None:
@@ -343,7 +350,11 @@ def _a(noun: str) -> str:
 
 def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "answer") -> bytes:
     """The body of a ``stream=True`` response, at most ``cap`` bytes (decoded), else
-    ``TooLarge``. The bytes are also cached on ``resp`` (``resp.json()`` works after)."""
+    ``TooLarge``. The bytes are also cached on ``resp`` (``resp.json()`` works after).
+    Inside a ``Deadline.watch`` that fired before the body was complete (a server that
+    trickles past the deadline or the request's limit), ``requests.exceptions.ReadTimeout``:
+    the watchdog's shutdown ends a body without a length like a clean end would."""
+    watch: _Watch | None = getattr(_local, "watch", None)
     declared = content_length(resp)
     host = urlsplit(resp.url or "").hostname or "the server"
     if declared is not None and declared > cap:
@@ -371,6 +382,10 @@ def read_capped(resp: requests.Response, cap: int = JSON_MAX, *, what: str = "an
         raise requests.exceptions.ChunkedEncodingError(e) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise requests.exceptions.ConnectionError(e) from e
+    if watch is not None and watch.fired and (declared is None or len(buf) != declared):
+        resp.close()
+        raise requests.exceptions.ReadTimeout(
+            f"{host}: the {what} was cut off after {len(buf)} bytes: it came too slowly")
     body = bytes(buf)
     resp._content = body  # type: ignore[attr-defined]
     resp._content_consumed = True  # type: ignore[attr-defined]

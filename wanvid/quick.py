@@ -20,15 +20,50 @@ if TYPE_CHECKING:
 STATUS_FLAGS = frozenset({"--json", "-q", "--quiet"})
 
 
+def _seconds(value: str) -> float | None:
+    """A ``--timeout`` value as Typer would take it (a number >= 0), else None."""
+    try:
+        v = float(value)
+    except ValueError:
+        return None
+    return v if v >= 0 and v == v else None
+
+
+def split_timeout(rest: list[str]) -> tuple[list[str], float | None, bool]:
+    """(the other arguments, the ``--timeout`` value or None, whether every ``--timeout``
+    was well formed): ``--timeout S`` and ``--timeout=S``, the last one standing."""
+    out: list[str] = []
+    timeout: float | None = None
+    ok = True
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a == "--timeout" or a.startswith("--timeout="):
+            raw = a.partition("=")[2] if "=" in a else (rest[i + 1] if i + 1 < len(rest)
+                                                         else "")
+            i += 1 if "=" in a else 2
+            value = _seconds(raw)
+            ok = ok and value is not None
+            timeout = value
+            continue
+        out.append(a)
+        i += 1
+    return out, timeout, ok
+
+
 def is_plain_status(args: list[str]) -> bool:
-    """``args`` is ``status`` followed only by task ids and status's own flags."""
-    return args[:1] == ["status"] and all(a in STATUS_FLAGS or not a.startswith("-")
-                                          for a in args[1:])
+    """``args`` is ``status`` followed only by task ids, status's own flags and a
+    well-formed ``--timeout``."""
+    if args[:1] != ["status"]:
+        return False
+    rest, _, ok = split_timeout(args[1:])
+    return ok and all(a in STATUS_FLAGS or not a.startswith("-") for a in rest)
 
 
-def status_command(svc: Service, task_ids: list[str] | None, jo: JsonOut | None) -> int:
+def status_command(svc: Service, task_ids: list[str] | None, jo: JsonOut | None,
+                   timeout: float | None = None) -> int:
     """The body of ``wanvid status``: one line (or ``task`` envelope) per task as the
-    service answers; the worst exit status."""
+    service answers; the worst exit status. ``timeout``: see ``Service.status``."""
     from wanvid.envelope import error, status_data
     from wanvid.service import status_line, worst
 
@@ -36,7 +71,7 @@ def status_command(svc: Service, task_ids: list[str] | None, jo: JsonOut | None)
     ids = svc.read_ids(task_ids)
     if jo is not None:
         jo.expect(ids)
-    for st in svc.status(ids):
+    for st in svc.status(ids, timeout):
         if jo is not None:
             d = status_data(st)
             errs = [error(st.exit_status, d["message"] or f"the task is {st.status}",
@@ -61,7 +96,7 @@ def run_status(args: list[str], env: Environment | None = None) -> int:
     real = env is None
     env = env or Environment()
     use_user_catalogue(env.config_dir / "models.toml")  # as cli.main does
-    rest = args[1:]
+    rest, timeout, _ = split_timeout(args[1:])
     ids = [a for a in rest if a not in STATUS_FLAGS] or None
     jo: JsonOut | None = None
     if "--json" in rest:
@@ -78,7 +113,7 @@ def run_status(args: list[str], env: Environment | None = None) -> int:
                 env.warn(warning)
             if {"-q", "--quiet"} & set(rest):
                 env.quiet = svc.quiet = True
-            code, errors = status_command(svc, ids, jo), []
+            code, errors = status_command(svc, ids, jo, timeout), []
         except (Exception, KeyboardInterrupt) as e:
             got = runner.failure(e, env)
             if got is None:

@@ -618,18 +618,32 @@ class Service:
 
     # --- status, cancel ---------------------------------------------------------------
 
-    def status(self, ids: list[str]) -> Iterable[TaskStatus]:
-        """Ask the service about each task (journaled as it answers); yields as it goes."""
+    def status(self, ids: list[str], timeout: float | None = None) -> Iterable[TaskStatus]:
+        """Ask the service about each task (journaled as it answers); yields as it goes.
+        Bounded: ``timeout`` covers every query (exit 6 when it passes); without it (and
+        without a deadline already running) each task's query, retries included, has
+        ``STATUS_BOUND`` seconds, so a server that trickles or never answers cannot hold
+        the command (its requests alone would allow minutes)."""
         if not ids:
             raise BadInputError("status: give at least one TASK_ID (or pipe them in)")
+        self.start_deadline(timeout)
+        own = self.deadline.at is None
         client = self.routing_client()
-        for tid in ids:
-            st = TaskStatus(tid, client.get_task(tid))
-            out = st.output
-            if self.journal.get(tid) is not None or st.status != "UNKNOWN":
-                self.journal.update_status(tid, st.status, video_url=out.get("video_url"),
-                                           code=out.get("code"), message=out.get("message"))
-            yield st
+        try:
+            for tid in ids:
+                if own:
+                    self.deadline.start(STATUS_BOUND, label=f"status's own {STATUS_BOUND:g} s "
+                                        "bound per task (--timeout sets another)")
+                st = TaskStatus(tid, client.get_task(tid))
+                out = st.output
+                if self.journal.get(tid) is not None or st.status != "UNKNOWN":
+                    self.journal.update_status(tid, st.status, video_url=out.get("video_url"),
+                                               code=out.get("code"),
+                                               message=out.get("message"))
+                yield st
+        finally:
+            if own:
+                self.deadline.start(None)
 
     def cancel(self, ids: list[str]) -> Iterable[CancelResult]:
         """Cancel PENDING tasks; a task the service refuses to cancel is a result, not an
@@ -1024,6 +1038,8 @@ class Service:
         return datetime.datetime.fromtimestamp(self.env.now()).strftime("%Y%m%d")
 
 
+STATUS_BOUND = 90.0  # s for one task's status query, retries included (no --timeout): room for
+# one Retry-After of 60 s (the cap) and the try after it
 _REMOTE_HINT = "check `wanvid tasks --remote` before submitting again"
 _INTENT_HINT = "`wanvid wait --pending` finds it if it was (the journal keeps the submit)"
 

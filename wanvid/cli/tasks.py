@@ -26,6 +26,9 @@ def status(
     ctx: typer.Context,
     task_ids: Annotated[list[str] | None, typer.Argument(
         metavar="TASK_ID", help="Task ids (or read from stdin, one per line).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, help="Give up after this many seconds, every query included "
+        "(exit 6). Default: 90 s for each task's query, retries included.")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> int:
@@ -36,7 +39,7 @@ def status(
     from wanvid.quick import status_command  # also run without Typer: wanvid.entry
 
     jo = _json(ctx, "status", json_out)
-    return status_command(service(ctx, quiet), task_ids, jo)
+    return status_command(service(ctx, quiet), task_ids, jo, timeout)
 
 
 # --- wait / download ------------------------------------------------------------------------
