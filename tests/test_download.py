@@ -437,6 +437,18 @@ def test_without_any_checksum_a_cut_download_is_fetched_whole_again(
     assert result.resumed is False and result.fetched == HALF + len(VIDEO)
 
 
+def test_without_any_checksum_giving_up_says_the_next_attempt_starts_over(
+        mock: responses.RequestsMock, tmp_path: Path) -> None:
+    server = serve(mock, Server(VIDEO, crc=False, cut_after=lambda call: HALF))
+    with pytest.raises(NetworkError) as err:
+        download(URL, tmp_path / "v.mp4", sleep=lambda s: None, max_resumes=2)
+    assert server.ranges == [None, None, None]
+    assert err.value.message.endswith(
+        f"after 2 resumes; {HALF} bytes had arrived, but the storage host sends no checksum "
+        "of the whole video to verify a resumed file with, so the next attempt starts again "
+        "from byte 0"), err.value.message
+
+
 def test_without_any_checksum_a_part_left_by_an_earlier_run_is_not_resumed(
         mock: responses.RequestsMock, tmp_path: Path) -> None:
     dest = tmp_path / "v.mp4"

@@ -723,8 +723,9 @@ def same_as_remote(url: str, path: Path, *, session: requests.Session | None = N
                    deadline: Deadline | None = None) -> tuple[int, str] | None:
     """(size, sha256) of ``path`` when it is a complete MP4 identical to the object at
     ``url``, else None. This is how a video saved by a run that died (or could not write
-    the journal) before recording it is recognised: with a plain-MD5 ETag, size and MD5
-    are compared and no body is fetched; otherwise the body is compared with the file as
+    the journal) before recording it is recognised: with the object's CRC-64
+    (``x-oss-hash-crc64ecma``) or a plain-MD5 ETag, size and that checksum are compared
+    and no body is fetched; otherwise the body is compared with the file as
     it streams, stopping at the first difference. Network trouble counts as "not known
     to be the same" (None); so does a body that runs past the file's size. The deadline
     (``DeadlineExceeded``) is not network trouble."""
@@ -832,6 +833,10 @@ class _Fetcher:
         size = self.part.size()
         if not size:
             return "no byte of the video had arrived yet"
+        if self.meta is not None and "crc64" in self.meta and not self._verifiable():
+            return (f"{size} bytes had arrived, but the storage host sends no checksum of "
+                    "the whole video to verify a resumed file with, so the next attempt "
+                    "starts again from byte 0")
         return (f"{size} bytes are kept in {self.part.path} and the next attempt "
                 "continues from there")
 
