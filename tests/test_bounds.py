@@ -92,7 +92,8 @@ def test_deadline_cuts_a_download_that_sends_nothing(
 
 def test_deadline_cuts_a_trickling_download_between_bytes(
         server: Callable[..., standin.StandIn], tmp_path: Path) -> None:
-    srv = server(standin.trickle(VIDEO, 0.05, content_type="video/mp4"))
+    srv = server(standin.trickle(VIDEO, 0.05, content_type="video/mp4",
+                                 x_oss_hash_crc64ecma=str(crc64(VIDEO))))
     dest = tmp_path / "v.mp4"
     with pytest.raises(DeadlineExceeded) as ei:
         download(srv.url + "/v.mp4", dest, limits=NO_STALL, sleep=no_sleep,
