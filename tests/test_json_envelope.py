@@ -233,6 +233,35 @@ def test_wait_reads_submit_json_lines_from_stdin(run: Run) -> None:
     assert envelope_schema.rows(r.out, "wait")[0]["task_id"] == TID
 
 
+FAILED_SUBMIT = ('{"wanvid_json": 1, "command": "submit", "kind": "result", "ok": false, '
+                 '"exit_code": 2, "data": null, "errors": [{"code": "bad_input", '
+                 '"message": "nope.png: no such file"}]}')
+
+
+@pytest.mark.parametrize("cmd", [["status"], ["wait", "--no-download"]])
+def test_a_failed_submit_of_a_loop_is_skipped_and_the_other_tasks_followed(
+        run: Run, cmd: list[str]) -> None:
+    # for f in a.png nope.png b.png; do wanvid submit "$f" --json; done | wanvid wait
+    with responses.RequestsMock() as rsps:
+        _ok_submit(rsps)
+        sub = run(["submit", IMG, "--json"])
+    stdin = FAILED_SUBMIT + "\n" + sub.out
+    with responses.RequestsMock() as rsps:
+        _status("SUCCEEDED", video_url="https://oss.example.com/v.mp4")(rsps)
+        r = run(cmd, stdin=stdin)
+        assert [c.request.url for c in rsps.calls] == [f"{INTL}/tasks/{TID}"]
+    assert r.code == 2, r.err
+    assert TID in r.out
+    assert "nope.png: no such file" in r.err and "skipped, the other tasks go on" in r.err
+    with responses.RequestsMock() as rsps:  # --json: the skipped line is an error of the last
+        _status("SUCCEEDED", video_url="https://oss.example.com/v.mp4")(rsps)
+        r = run([*cmd, "--json"], stdin=stdin)
+    assert r.code == 2, r.err
+    last = json.loads(r.out.splitlines()[-1])
+    assert last["exit_code"] == 2 and not last["ok"]
+    assert any("nope.png" in e["message"] for e in last["errors"]), last
+
+
 @pytest.mark.parametrize("line", [
     "not a task id", '{"task_id": "x y"}', "{broken json",
     '{"wanvid_json": 1, "command": "submit", "kind": "result", "ok": false, "exit_code": 3, '

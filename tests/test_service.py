@@ -85,6 +85,17 @@ def test_read_ids_refuses_what_cannot_be_a_task_id(clock: FakeClock) -> None:
     assert svc.read_ids(["abc-1", " "]) == ["abc-1"]
 
 
+def test_download_refuses_what_cannot_be_a_task_id_before_any_request(
+        clock: FakeClock) -> None:
+    svc = make(clock)
+    for bad in ("bad id!", "a/../b"):
+        with responses.RequestsMock() as rsps:  # any request fails the test
+            with pytest.raises(BadInputError, match="is not a task id") as e:
+                svc.download(bad)
+            assert len(rsps.calls) == 0
+        assert e.value.exit_status == ExitStatus.BAD_INPUT
+
+
 def test_a_refused_task_id_is_escaped_once_and_quoted_once(clock: FakeClock) -> None:
     svc = make(clock)
     with pytest.raises(BadInputError) as e:

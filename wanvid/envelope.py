@@ -294,11 +294,25 @@ def task_id_of(line: str) -> str | None:
     if isinstance(tid, str):
         return tid
     from wanvid.errors import BadInputError
+    from wanvid.sanitize import one_line
 
     errs = env.get("errors") or [{}]
     why = errs[0].get("message") if isinstance(errs[0], dict) else None
-    raise BadInputError(f"a {env.get('command') or 'wanvid'} --json line names no task"
-                        + (f" (it failed: {why})" if why else "") + "; nothing was queried")
+    what = f"a {one_line(env.get('command') or 'wanvid', 20)} --json line names no task" + (
+        f" (it failed: {one_line(why, 200)})" if why else "")
+    if env.get("ok") is False:
+        raise FailedLine(what)
+    raise BadInputError(what + "; nothing was queried")
+
+
+class FailedLine(Exception):
+    """The ``--json`` line of a command that failed (``ok`` false, no task): a submit of
+    a loop that was refused. ``read_ids`` reports and skips it, the other tasks are waited
+    for, and the command exits 2 at the end."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # --- the stream of envelopes of one run -------------------------------------------------

@@ -80,7 +80,7 @@ def status_command(svc: Service, task_ids: list[str] | None, jo: JsonOut | None,
         else:
             svc.env.out(status_line(st.task_id, st.output, svc.env.now()))
         codes.append(st.exit_status)
-    return int(worst(codes))
+    return svc.with_failed_inputs(int(worst(codes)), jo)
 
 
 def run_status(args: list[str], env: Environment | None = None) -> int:

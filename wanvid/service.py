@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from wanvid.client import Client, RoutingClient
     from wanvid.config import Settings
     from wanvid.download import Limits
+    from wanvid.envelope import JsonOut
     from wanvid.journal import IntentCheck, IntentRecord, Journal, TaskRecord
     from wanvid.leases import Leases, Limit, Wait
     from wanvid.models import Model
@@ -90,6 +91,15 @@ def worst(statuses: Iterable[ExitStatus]) -> ExitStatus:
     return ExitStatus.OK
 
 
+def require_task_id(tid: str) -> None:
+    """Refuse, before any request, what cannot be one of the service's task ids."""
+    from wanvid.sanitize import is_task_id, one_line
+
+    if not is_task_id(tid):
+        raise BadInputError(f"'{one_line(tid, 60)}' is not a task id (letters, digits "
+                            "and -_.: only, as the service's ids are); nothing was queried")
+
+
 @dataclass
 class Service:
     """wanvid's use cases over one environment and one set of root options."""
@@ -103,6 +113,7 @@ class Service:
     quiet: bool = False  # no upload progress on stderr
     workspace: str | None = None  # --workspace (wanvid.config.resolve)
     downloads: int | None = None  # --downloads: videos saved at once; None: config
+    failed_inputs: list[str] = field(default_factory=list)  # read_ids: failed --json lines
     _settings: Settings | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
     _reader: Journal | None = field(default=None, repr=False)  # read-only (``reader``)
@@ -665,7 +676,9 @@ class Service:
     def read_ids(self, ids: list[str] | None) -> list[str]:
         """Task ids from arguments, else from stdin when it is not a terminal (an id, or a
         ``--json`` envelope line naming one: ``submit --json | wanvid wait``); anything that
-        cannot be a task id is refused before any request."""
+        cannot be a task id is refused before any request. The line of a command that
+        failed (a refused submit of a loop) is reported, kept in ``failed_inputs`` and
+        skipped (``with_failed_inputs`` makes the exit status 2)."""
         if ids:
             got = [i.strip() for i in ids if i.strip()]
         elif not self.env.stdin_isatty:
@@ -673,16 +686,37 @@ class Service:
                    if line.strip() and not line.startswith("#")]
         else:
             return []
-        from wanvid.envelope import task_id_of
-        from wanvid.sanitize import is_task_id, one_line
+        from wanvid.envelope import FailedLine, task_id_of
 
-        got = [t for t in (task_id_of(line) for line in got) if t is not None]
-        for tid in got:
-            if not is_task_id(tid):
-                raise BadInputError(f"'{one_line(tid, 60)}' is not a task id (letters, digits "
-                                    "and -_.: only, as the service's ids are); nothing was "
-                                    "queried")
-        return got
+        tids = []
+        for line in got:
+            try:
+                tid = task_id_of(line)
+            except FailedLine as e:  # a refused submit of a loop: the others go on
+                self.failed_inputs.append(e.message)
+                continue
+            if tid is not None:
+                require_task_id(tid)
+                tids.append(tid)
+        failed = self.failed_inputs
+        if failed and not tids:
+            more = f" (and {len(failed) - 1} more such lines)" if len(failed) > 1 else ""
+            raise BadInputError(f"{failed[0]}{more}; nothing was queried")
+        for message in failed:
+            self.env.err(f"wanvid: error: {message}; skipped, the other tasks go on")
+        return tids
+
+    def with_failed_inputs(self, code: int, jo: JsonOut | None = None) -> int:
+        """The exit status of a run whose input had failed ``--json`` lines (``read_ids``
+        skipped them): 2 unless the run failed otherwise; each is an error of the last
+        JSON line."""
+        if not self.failed_inputs:
+            return code
+        if jo is not None:
+            from wanvid.envelope import error
+
+            jo.pending_errors.extend(error(ExitStatus.BAD_INPUT, m) for m in self.failed_inputs)
+        return code or int(ExitStatus.BAD_INPUT)
 
     def pending_ids(self) -> list[str]:
         """Every unfinished or not-yet-downloaded task in the journal, after resolving the
@@ -930,6 +964,7 @@ class Service:
                     rec.video_url.split("?")[0] == url.split("?")[0]:
                 task_id = name
         else:
+            require_task_id(target)
             task_id = dest_id = target
             st = next(iter(self.status([target])))
             out, answer = st.output, st.response

@@ -85,6 +85,7 @@ def wait(
     code = wait_and_render(svc, ids, output=output, timeout=timeout, interval=interval,
                            download=not no_download, force=force, quiet=quiet,
                            json_out=jo) if ids or not pending else 0
+    code = svc.with_failed_inputs(code, jo)
     return unresolved_exit(svc, jo, code) if pending else code
 
 
