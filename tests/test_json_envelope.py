@@ -121,6 +121,10 @@ CASES: list[tuple[str, list[str], Callable[[responses.RequestsMock], None] | Non
      lambda rsps: rsps.add(responses.GET, f"{INTL}/tasks", status=500, json={}), 7, "result"),
     ("models", ["models", "--json"], None, 0, "result"),
     ("batch-missing-file", ["batch", "nope.jsonl", "--json"], None, 2, "summary"),
+    ("batch-usage-error", ["batch", "--json"], None, 2, "summary"),
+    ("batch-bad-option", ["batch", "jobs.jsonl", "--bogus", "--json"], None, 2, "summary"),
+    ("cancel-usage-error", ["cancel", "--json"], None, 2, "summary"),
+    ("cancel-not-an-id", ["cancel", "x y", "--json"], None, 2, "summary"),
     ("usage", ["usage", "--json"], None, 0, "result"),
     ("usage-bad-since", ["usage", "--since", "soon", "--json"], None, 2, "result"),
     ("config-list", ["config", "list", "--json"], None, 0, "result"),
@@ -278,3 +282,17 @@ def test_what_cannot_be_a_task_id_is_refused_before_any_request(run: Run, line: 
         r = run(["status", "not a task id"])
         assert len(rsps.calls) == 0
     assert r.code == 2
+
+
+def test_a_task_given_up_on_is_unfinished_with_a_resume_not_failed() -> None:
+    from wanvid.context import Environment
+    from wanvid.envelope import JsonOut
+
+    jo = JsonOut(Environment(), "wait", streaming=True)
+    jo.expect(["t-1", "t-2", "t-3", "t-4"])
+    jo.items = [{"exit_code": 0, "task_id": "t-1", "resume": None},
+                {"exit_code": 5, "task_id": "t-2", "resume": None},  # FAILED: failed
+                {"exit_code": 6, "task_id": "t-3", "resume": "wanvid wait t-3"}]  # --timeout
+    d = jo.default_summary()  # t-4: no line at all (Ctrl-C)
+    assert d == {"tasks": 4, "ok": 1, "failed": 1, "unfinished": ["t-4", "t-3"],
+                 "resume": "wanvid wait --pending"}

@@ -357,11 +357,24 @@ class JsonOut:
         self.expected += [t for t in ids if t not in self.expected]
 
     def default_summary(self) -> dict[str, Any]:
+        """The summary of a run that set none of its own: the command's shape, counted from
+        the items (a run stopped before its command set one: usage error, bad input)."""
+        if self.command == "cancel":
+            return {"tasks": len(self.expected) or len(self.items),
+                    "canceled": sum(1 for i in self.items if i.get("canceled")),
+                    "refused": sum(1 for i in self.items if not i.get("canceled"))}
+        if self.command == "batch":
+            return {"succeeded": 0, "failed": 0, "skipped": 0, "invalid": 0,
+                    "unsubmitted": 0, "billed_seconds": 0}
         seen = {i.get("task_id") for i in self.items}
-        unfinished = [t for t in self.expected if t not in seen]
+        # not finished: no task line (Ctrl-C), or given up on (--timeout, the network: the
+        # task line has its `resume`); the task may still succeed, so it is not "failed"
+        gave_up = [i["task_id"] for i in self.items if i["exit_code"] != 0 and i.get("resume")]
+        unfinished = [t for t in self.expected if t not in seen] + gave_up
         return {"tasks": len(self.expected) or len(self.items),
                 "ok": sum(1 for i in self.items if i["exit_code"] == 0),
-                "failed": sum(1 for i in self.items if i["exit_code"] != 0),
+                "failed": sum(1 for i in self.items
+                              if i["exit_code"] != 0 and not i.get("resume")),
                 "unfinished": unfinished,
                 "resume": "wanvid wait --pending" if unfinished else None}
 
