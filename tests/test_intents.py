@@ -472,6 +472,20 @@ def test_decide_a_finished_candidate_with_another_prompt_is_not_a_match() -> Non
     assert (got[0].action, got[0].task_id) == (ADOPT, "x")  # truncated by the service
 
 
+def test_decide_prompts_that_begin_alike_are_told_apart_by_the_exact_one() -> None:
+    # Ctrl-C'd "slow zoom" and "slow zoom in": the first is the beginning of the second
+    told = Listing([cand("a", prompt="slow zoom", known=True),
+                    cand("b", prompt="slow zoom in", known=True)])
+    got = decide([intent(1, "slow zoom"), intent(2, "slow zoom in")], {1: told, 2: told},
+                 set(), now=NOW + 999, settle=SETTLE)
+    assert [(d.action, d.task_id) for d in got] == [(ADOPT, "a"), (ADOPT, "b")]
+    # the beginning alone still matches (the service may cut a prompt): one claimant adopts it
+    got = decide([intent(2, "slow zoom in")],
+                 {2: Listing([cand("a", prompt="slow zoom", known=True)])},
+                 set(), now=NOW + 999, settle=SETTLE)
+    assert (got[0].action, got[0].task_id) == (ADOPT, "a")
+
+
 def test_decide_a_list_that_could_not_be_read_or_was_cut_short_proves_nothing() -> None:
     got = decide([intent(1), intent(2)], {1: Listing(error="boom"), 2: Listing(complete=False)},
                  set(), now=NOW + 9999, settle=SETTLE)

@@ -330,8 +330,16 @@ def decide(intents: list[IntentRecord], listings: Mapping[int, Listing],
             decisions[it.intent_id] = Decision(
                 it.intent_id, OPEN, f"the service's task list could not be read ({why})")
             continue
-        cands[it.intent_id] = {c.task_id: c for c in listing.candidates
-                               if c.task_id not in journaled and fits(it, c, settle)}
+        mine = {c.task_id: c for c in listing.candidates
+                if c.task_id not in journaled and fits(it, c, settle)}
+        # A task whose prompt is this intent's to the letter beats one whose prompt is only
+        # its beginning (a truncation, or another submit's shorter prompt: "slow zoom" is
+        # the beginning of "slow zoom in"): the prefix ones are dropped when one matches.
+        if any(c.prompt_known and (c.orig_prompt or "") == (it.prompt or "")
+               for c in mine.values()):
+            mine = {t: c for t, c in mine.items()
+                    if not c.prompt_known or (c.orig_prompt or "") == (it.prompt or "")}
+        cands[it.intent_id] = mine
     # Adopt a candidate only when it is an intent's only one and no other intent's.
     changed = True
     while changed:
