@@ -120,6 +120,7 @@ CASES: list[tuple[str, list[str], Callable[[responses.RequestsMock], None] | Non
     ("tasks-remote-500", ["tasks", "--remote", "--json"],
      lambda rsps: rsps.add(responses.GET, f"{INTL}/tasks", status=500, json={}), 7, "result"),
     ("models", ["models", "--json"], None, 0, "result"),
+    ("models-path", ["models", "--path", "--json"], None, 0, "result"),
     ("batch-missing-file", ["batch", "nope.jsonl", "--json"], None, 2, "summary"),
     ("batch-usage-error", ["batch", "--json"], None, 2, "summary"),
     ("batch-bad-option", ["batch", "jobs.jsonl", "--bogus", "--json"], None, 2, "summary"),
