@@ -18,18 +18,18 @@ _wanvid_spec() {
         'wanvid config get') opts='--help -h' nargs=1 ;;
         'wanvid config list') opts='--help --json --quiet -h -q' ;;
         'wanvid config path') opts='--help -h' ;;
-        'wanvid config set') opts='--help -h' nargs=2 ;;
+        'wanvid config set') opts='--help --quiet -h -q' nargs=2 ;;
         'wanvid config unset') opts='--help -h' nargs=1 ;;
         'wanvid demo') opts='--force --help --output --quiet -h -o -q' vopts='--output -o' ;;
         'wanvid download') opts='--force --help --json --no-sidecar --output --quiet --timeout -h -o -q' vopts='--output --timeout -o' nargs=1 ;;
         'wanvid emulator') opts='--corrupt-ranges --drop-download-at --error-every --fail-rate --fail-with --help --host --key --max-concurrent --model-limits --models --no-checksums --no-uploads --pending --port --running --slow-headers --storage-rate-mb --submit-latency --throttle-every --upload-max-mb --url-ttl --video-mb -h' vopts='--drop-download-at --error-every --fail-rate --fail-with --host --key --max-concurrent --models --pending --port --running --slow-headers --storage-rate-mb --submit-latency --throttle-every --upload-max-mb --url-ttl --video-mb' ;;
-        'wanvid gallery') opts='--force --help --open --since -h' vopts='--since' nargs=1 ;;
+        'wanvid gallery') opts='--force --help --open --quiet --since -h -q' vopts='--since' nargs=1 ;;
         'wanvid generate') opts='--audio --downloads --duration --first-clip --fit --fit-background --force --help --interval --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-sidecar --no-watermark --output --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --timeout --upload --watermark -d -h -l -m -n -o -p -q -r' vopts='--audio --downloads --duration --first-clip --fit-background --interval --last-frame --model --negative-prompt --output --param --prompt --resolution --seed --shot --template --timeout --upload -d -l -m -n -o -p -r' nargs=1 ;;
         'wanvid models') opts='--help --json --path --quiet -h -q' ;;
         'wanvid status') opts='--help --json --quiet --timeout -h -q' vopts='--timeout' nargs=1 varargs=1 ;;
         'wanvid submit') opts='--audio --dry-run --duration --first-clip --fit --fit-background --help --json --last-frame --model --negative-prompt --no-audio --no-fit --no-prompt-extend --no-watermark --param --prompt --prompt-extend --quiet --resolution --seed --shot --template --upload --watermark -d -h -l -m -n -p -q -r' vopts='--audio --duration --first-clip --fit-background --last-frame --model --negative-prompt --param --prompt --resolution --seed --shot --template --upload -d -l -m -n -p -r' nargs=1 ;;
         'wanvid tasks') opts='--forget --help --json --limit --model --page --page-size --quiet --remote --since --status -h -m -n -q' vopts='--forget --limit --model --page --page-size --since --status -m -n' ;;
-        'wanvid usage') opts='--by --help --json --since -h' vopts='--by --since' ;;
+        'wanvid usage') opts='--by --help --json --quiet --since -h -q' vopts='--by --since' ;;
         'wanvid wait') opts='--downloads --force --help --interval --json --no-download --no-sidecar --output --pending --quiet --timeout -h -o -q' vopts='--downloads --interval --output --timeout -o' nargs=1 varargs=1 ;;
     esac
 }

@@ -101,6 +101,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subco
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from path' -l help -s h -d 'Show this message and exit.'
 
 # wanvid config set
+complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set' -l help -s h -d 'Show this message and exit.'
 complete -c wanvid -n '__fish_seen_subcommand_from config; and __fish_seen_subcommand_from set; and not __fish_seen_subcommand_from api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -a 'api_key region workspace base_url model kf2v_model output_dir poll_interval max_qps jobs fit upload sidecar prices max_seconds max_download_mb downloads' -d 'api_key, region, workspace, base_url, model, kf2v_model, output_dir, poll_interval, max_qps, jobs, fit, sidecar, prices.MODEL'
 
@@ -153,6 +154,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from emulator' -l help -s h -d 'Sh
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l since -x -d 'Only videos submitted since: a duration back (2h, 7d) or a local date (2026-12-01).'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l open -d 'Open the page in your browser.'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l force -d 'Replace an index.html that wanvid did not write.'
+complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery' -l help -s h -d 'Show this message and exit.'
 complete -c wanvid -n '__fish_seen_subcommand_from gallery; and test (__wanvid_npos gallery --since) -eq 0' -F
 
@@ -247,6 +249,7 @@ complete -c wanvid -n '__fish_seen_subcommand_from tasks' -l help -s h -d 'Show 
 complete -c wanvid -n '__fish_seen_subcommand_from usage' -l since -x -d 'Only tasks submitted since: a duration back (2h, 7d) or a local date (2026-12-01).'
 complete -c wanvid -n '__fish_seen_subcommand_from usage' -l by -x -d 'One row per model, day or resolution.'
 complete -c wanvid -n '__fish_seen_subcommand_from usage' -l json -d 'Print JSON on stdout.'
+complete -c wanvid -n '__fish_seen_subcommand_from usage' -l quiet -s q -d 'Print nothing but results.'
 complete -c wanvid -n '__fish_seen_subcommand_from usage' -l help -s h -d 'Show this message and exit.'
 
 # wanvid wait

@@ -300,6 +300,9 @@ def test_config_set_writes_toml_mode_0600(run: Run) -> None:
     assert r.err == f"wanvid: region saved in {cfg_path()}\n"
     assert read_cfg() == {"region": "cn"}
     assert stat.S_IMODE(cfg_path().stat().st_mode) == 0o600
+    q = run(["config", "set", "region", "intl", "-q"])
+    assert (q.code, q.out, q.err) == (0, "", "")
+    assert read_cfg() == {"region": "intl"}
 
 
 def test_config_set_keeps_other_keys_and_tightens_mode(run: Run) -> None:

@@ -96,6 +96,8 @@ def test_cli_gallery(run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert r.code == 0, r.err
     assert r.out == f"{tmp_path / 'v' / 'index.html'}\n"
     assert "gallery of 2 video(s)" in r.err
+    q = run(["gallery", str(tmp_path / "v"), "-q"])
+    assert (q.code, q.out, q.err) == (0, r.out, "")
     assert opened == [(tmp_path / "v" / "index.html").as_uri()]
     r = run(["gallery", str(tmp_path / "nope")])
     assert r.code == 2 and r.err.count("\n") == 1 and "not a directory" in r.err

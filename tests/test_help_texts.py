@@ -63,3 +63,13 @@ def test_usage_lines_name_arguments_the_classic_way() -> None:
 
 def test_root_help_examples_are_whole_lines() -> None:
     assert 'wanvid generate photo.png -p "the cat turns its head"\n' in help_text(())
+
+
+# Commands that print nothing on stderr but results and errors (or are a server) need no -q.
+NO_NOTES = {(), ("completions",), ("config",), ("config", "get"), ("config", "path"),
+            ("config", "unset"), ("emulator",)}
+
+
+def test_every_command_that_prints_notes_takes_quiet() -> None:
+    without = {p for p in command_paths() if "--quiet" not in help_text(p)}
+    assert without == NO_NOTES, "give these -q/--quiet (QuietOpt), or list them in NO_NOTES"

@@ -112,6 +112,7 @@ def config_set(
                                        "prices.MODEL")],
     value: Annotated[str | None, typer.Argument(help="The value. For api_key leave it out: "
                                                 "it is read from a hidden prompt or stdin.")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Store a setting in the config file (mode 0600).
 
@@ -120,6 +121,7 @@ def config_set(
     from wanvid.config import config_path, load_file, parse_value, save_file, store
 
     st = _state(ctx)
+    st.env.quiet = st.env.quiet or quiet
     if value is None or value == "-":
         if key != "api_key" and value is None:
             raise BadInputError(f"config set {key}: give a value")
@@ -137,7 +139,7 @@ def config_set(
     data = load_file(path)
     store(data, key, parsed)
     save_file(path, data)
-    st.env.err(f"wanvid: {key} saved in {path}")
+    st.env.note(f"{key} saved in {path}")
 
 
 @config_app.command("unset")

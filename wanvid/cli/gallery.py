@@ -9,6 +9,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import service
+from wanvid.cli.options import QuietOpt
 
 
 @app.command()
@@ -24,6 +25,7 @@ def gallery(
     = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an index.html that wanvid "
                                         "did not write.")] = False,
+    quiet: QuietOpt = False,
 ) -> int:
     """Write DIR/index.html: one card per video (prompt, actual prompt, model, seed,
     thumbnail...), grouped by batch and prompt, with a text filter. Works offline and
@@ -34,13 +36,13 @@ def gallery(
     from wanvid import gallery as g
     from wanvid.usage import parse_since
 
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     root = directory or svc.settings.output_dir or Path(".")
     start = parse_since(since, svc.env.now()) if since else None
     records = svc.reader.list() if svc.env.journal_path.exists() else []
     index, count = g.write(root, records=records, since=start, force=force, cwd=svc.env.cwd)
     svc.env.out(str(index))
-    svc.env.err(f"wanvid: gallery of {count} video(s): {index}")
+    svc.env.note(f"gallery of {count} video(s): {index}")
     if open_it:
         import webbrowser
 

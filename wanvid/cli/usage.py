@@ -8,7 +8,7 @@ import typer
 
 from wanvid.cli.app import app
 from wanvid.cli.common import service
-from wanvid.cli.options import JsonOpt
+from wanvid.cli.options import JsonOpt, QuietOpt
 
 
 @app.command()
@@ -21,6 +21,7 @@ def usage(
         "--by", help="One row per model, day or resolution.",
         autocompletion=lambda: ["model", "day", "resolution"])] = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> int:
     """Billed seconds and video counts from the journal; money at your own per-second
     prices when the config has them (wanvid config set prices.MODEL 0.05).
@@ -31,7 +32,7 @@ def usage(
     from wanvid.usage import parse_since, price_table, summarize, text_lines
 
     jo = _json(ctx, "usage", json_out)
-    svc = service(ctx)
+    svc = service(ctx, quiet)
     start = parse_since(since, svc.env.now()) if since else None
     prices = price_table(svc.settings.prices)
     if not svc.env.journal_path.exists():
