@@ -207,6 +207,44 @@ def test_ctrl_c_during_generate_json_ends_with_a_summary_naming_the_task(
     assert "wanvid wait --pending" in r.err
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["status", TID, "--json"], "interrupted"),  # nothing submitted: no hint
+    (["tasks", "--remote", "--json"], "interrupted"),
+    (["download", TID, "--json"], "interrupted; what was fetched is kept: the same command "
+                                  "resumes it"),
+    (["wait", TID, "--json"], "interrupted; submitted tasks are in the journal: "
+                              "`wanvid wait --pending` picks them up"),
+])
+def test_ctrl_c_says_what_to_do_next_only_where_something_is_left(
+        run: Run, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str) -> None:
+    from wanvid.client import Client
+
+    def interrupted(self: Client, *a: Any, **kw: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "_request", interrupted)
+    r = run(args)
+    assert r.code == 130
+    assert r.err == f"wanvid: {said}\n"
+    assert envelope_schema.envelopes(r.out)[-1]["errors"][0]["message"] == said
+
+
+def test_ctrl_c_during_a_submit_in_flight_says_so_in_the_envelope_too(
+        run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wanvid import intents
+    from wanvid.client import Client
+
+    def interrupted(self: Client, *a: Any, **kw: Any) -> Any:
+        with intents.posting():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "submit", interrupted)
+    r = run(["submit", IMG, "--json"])
+    assert r.code == 130
+    message = envelope_schema.last(r.out, "submit", exit_code=130)["errors"][0]["message"]
+    assert "a submit was in flight" in message and r.err == f"wanvid: {message}\n"
+
+
 def test_wait_json_summary_counts_and_each_line_is_an_envelope(run: Run) -> None:
     with responses.RequestsMock() as rsps:
         _status("FAILED", code="DataInspectionFailed", message="no")(rsps)

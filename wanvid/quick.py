@@ -103,7 +103,7 @@ def run_status(args: list[str], env: Environment | None = None) -> int:
         from wanvid.envelope import JsonOut
 
         jo = JsonOut(env, "status", streaming=None)
-    runner.signalled.clear()
+    runner.begin("status")
     previous = runner.install_sigterm() if real else None
     try:
         try:

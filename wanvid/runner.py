@@ -23,15 +23,45 @@ signalled: set[ExitStatus] = set()
 # What to run after Ctrl-C or SIGTERM, when the command knows better than "wait --pending"
 # (a batch: run it again); cleared with ``signalled``.
 resume_hint: list[str] = []
+# The command being run ("status", "config list"; set by the CLI): what the line after
+# Ctrl-C or SIGTERM may say to do next depends on it.
+command: list[str] = []
+# Commands that submit or wait for tasks: after Ctrl-C their tasks are in the journal.
+SUBMITTING = frozenset({"submit", "generate", "wait", "batch", "demo"})
+# The line ``interrupted`` wrote, for the --json envelope (said once, read once).
+_said: list[str] = []
+
+
+def begin(name: str) -> None:
+    """A new run of command ``name`` ("status", "config list"): nothing signalled yet."""
+    signalled.clear()
+    resume_hint.clear()
+    _said.clear()
+    command[:] = [name]
+
+
+def interrupt_message(status: ExitStatus) -> str:
+    """What the line after Ctrl-C or SIGTERM says: what happened and, where the command
+    left something to finish, what to run."""
+    from wanvid.intents import after_interrupt
+
+    what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
+    hint = after_interrupt()  # read even when not used: it resets the in-flight flag
+    name = command[-1] if command else None
+    if resume_hint:
+        return f"{what}; {resume_hint[-1]}"
+    if name is None or name in SUBMITTING or "in flight" in hint:
+        return f"{what}; {hint}"
+    if name == "download":
+        return f"{what}; what was fetched is kept: the same command resumes it"
+    return what
 
 
 def interrupted(env: Environment, status: ExitStatus = ExitStatus.INTERRUPTED) -> int:
     """Ctrl-C or SIGTERM: the one line saying so (with what to run next); its exit code."""
-    from wanvid.intents import after_interrupt
-
-    what = "terminated (SIGTERM)" if status == ExitStatus.TERMINATED else "interrupted"
-    hint = after_interrupt()
-    env.err(f"wanvid: {what}; {resume_hint[-1] if resume_hint else hint}")
+    message = interrupt_message(status)
+    _said[:] = [message]
+    env.err(f"wanvid: {message}")
     return int(status)
 
 
@@ -91,6 +121,8 @@ def exception_error(e: BaseException, code: int) -> dict[str, object]:
     from wanvid.envelope import error as plain
     from wanvid.envelope import exception_error as error
 
+    if isinstance(e, KeyboardInterrupt) and _said:
+        return plain(code, _said.pop())  # the line stderr got
     if isinstance(e, KeyboardInterrupt) and resume_hint:
         what = "terminated (SIGTERM)" if code == ExitStatus.TERMINATED else "interrupted"
         return plain(code, f"{what}; {resume_hint[-1]}")

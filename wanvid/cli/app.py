@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         args = ["--help"]  # `wanvid` alone: the help, exit 0
-    from wanvid.cli.argv import json_command, normalize, spec_of
+    from wanvid.cli.argv import command_of, json_command, normalize, spec_of
 
     with _OnlyInvoked(args):  # built once (only the invoked command): for normalize and the run
         command = typer.main.get_command(app)
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
         from wanvid.envelope import JsonOut
 
         state.json = JsonOut(env, jc, streaming=None if "--dry-run" not in args else False)
-    runner.signalled.clear()
-    runner.resume_hint.clear()
+    runner.begin(" ".join(command_of(args, spec)[0]))
     previous = runner.install_sigterm() if argv is None else None
     code: int
     try:
