@@ -37,7 +37,8 @@ def test_remote_lines_are_one_line_each_whatever_the_server_sent() -> None:
          "submit_time": "2026-12-03 10:00:00.000"},
         {"task_id": "t-2\n\x1b[2Jevil", "task_status": None},
     ])
-    assert lines[0] == "t-1 SUCCEEDED wan2.7-i2v 2026-12-03 10:00:00.000"
+    # Beijing time as the service writes it, shown in UTC as --json and gmt_create are
+    assert lines[0] == "t-1 SUCCEEDED wan2.7-i2v 2026-12-03T02:00:00Z"
     assert len(lines) == 2 and "\n" not in lines[1] and "\x1b" not in lines[1]
     assert lines[1].startswith("t-2")
 

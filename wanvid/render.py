@@ -60,9 +60,12 @@ def remote_task_lines(rows: list[dict[str, Any]]) -> list[str]:
 
     def when(t: dict[str, Any]) -> object:
         """``submit_time`` (Beijing time, as the service writes it), else the list's
-        ``gmt_create`` (epoch milliseconds, shown in UTC)."""
+        ``gmt_create`` (epoch milliseconds), shown in UTC as ``tasks --remote --json``
+        shows it."""
         if t.get("submit_time"):
-            return t["submit_time"]
+            from wanvid.envelope import service_time
+
+            return service_time(t["submit_time"]) or ""
         ms = t.get("gmt_create")
         if isinstance(ms, (int, float)) and not isinstance(ms, bool) and 0 < ms < 1e14:
             import datetime
