@@ -559,3 +559,24 @@ def test_config_get_agrees_with_config_list(run, capsys) -> None:  # type: ignor
         got = run(["config", "get", key], key="sk-0123456789abcdefWXYZ")
         assert got.code == 0, got.err
         assert got.out.strip() == rows[key], key
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WANVID_DOWNLOADS", "abc"), ("WANVID_DOWNLOADS", "2.5"), ("WANVID_DOWNLOADS", "0"),
+    ("WANVID_MAX_QPS", "abc"), ("WANVID_MAX_QPS", "-1"), ("WANVID_POLL_INTERVAL", "fast"),
+    ("WANVID_HEARTBEAT", "often"), ("WANVID_MAX_DOWNLOAD_MB", "inf"),
+])
+def test_a_numeric_environment_variable_that_is_not_a_number_is_refused(
+        name: str, value: str) -> None:
+    with pytest.raises(BadInputError) as e:
+        resolve(make_env(**{name: value}))
+    assert e.value.message.startswith(f"{name}={value!r} is not ")
+    assert f"unset {name}" in e.value.message
+
+
+def test_numeric_environment_variables_that_are_numbers_are_taken() -> None:
+    s = resolve(make_env(WANVID_DOWNLOADS="3", WANVID_MAX_QPS="2.5", WANVID_HEARTBEAT="0",
+                         WANVID_POLL_INTERVAL="7", WANVID_MAX_DOWNLOAD_MB="0.5"))
+    assert (s.downloads, s.max_qps, s.poll_interval) == (3, 2.5, 7.0)
+    assert s.max_download == 512 * 1024  # half a MiB, not 0
+    assert resolve(make_env(WANVID_HEARTBEAT="-1")).downloads  # off: taken, not refused

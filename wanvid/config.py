@@ -399,7 +399,12 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
                 "`wanvid config set workspace ID`)")
 
     out = output_dir or env.get("WANVID_OUTPUT_DIR") or _str(data.get("output_dir"))
-    interval = poll_interval or _num(env.get("WANVID_POLL_INTERVAL")) or _num(data.get("poll_interval"))
+    interval = poll_interval or _env_num(env, "WANVID_POLL_INTERVAL") or _num(
+        data.get("poll_interval"))
+    _env_num(env, "WANVID_HEARTBEAT", off=True)  # read by wanvid.progress; checked here
+    downloads = _env_num(env, "WANVID_DOWNLOADS", whole=True)
+    max_mib = _env_num(env, "WANVID_MAX_DOWNLOAD_MB") or _num(data.get("max_download_mb")) \
+        or DEFAULT_MAX_DOWNLOAD_MB
     return Settings(
         api_key=key,
         api_key_source=source,
@@ -409,19 +414,18 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
         kf2v_model=_str(data.get("kf2v_model")) or DEFAULT_KF2V_MODEL,
         output_dir=Path(out).expanduser() if out else None,
         poll_interval=float(interval or DEFAULT_POLL_INTERVAL),
-        max_qps=float(_num(env.get("WANVID_MAX_QPS")) or _num(data.get("max_qps")) or DEFAULT_MAX_QPS),
+        max_qps=float(_env_num(env, "WANVID_MAX_QPS") or _num(data.get("max_qps"))
+                      or DEFAULT_MAX_QPS),
         jobs=int(_num(data.get("jobs")) or DEFAULT_JOBS),
         jobs_set=bool(_num(data.get("jobs"))),
-        downloads=min(32, int(_num(env.get("WANVID_DOWNLOADS")) or _num(data.get("downloads"))
+        downloads=min(32, int(downloads or _num(data.get("downloads"))
                               or DEFAULT_DOWNLOADS)),  # --downloads' own cap
         fit=bool(data.get("fit", False)),
         sidecar=bool(data.get("sidecar", True)),
         prices=data.get("prices"),
         max_seconds=int(_num(data.get("max_seconds")) or 0) or None,
         upload=_str(env.get("WANVID_UPLOAD")) or _str(data.get("upload")) or "auto",
-        max_download=int(_num(env.get("WANVID_MAX_DOWNLOAD_MB"))
-                         or _num(data.get("max_download_mb")) or DEFAULT_MAX_DOWNLOAD_MB)
-        * (1 << 20),
+        max_download=int(max_mib * (1 << 20)),  # 0.5 MiB is 524288 bytes, not 0
         workspace=chosen_ws,
         enforce_region=region_named or url_from_region,
     )
@@ -429,6 +433,31 @@ def resolve(env: Environment, *, region: str | None = None, base_url: str | None
 
 def _str(v: Any) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
+
+
+def _env_num(env: Environment, name: str, *, whole: bool = False,
+             off: bool = False) -> float | None:
+    """A number from the environment variable ``name``: None when unset or empty; any
+    other value that is not a positive number (``whole``: a whole one; ``off``: 0 or less
+    allowed too, it turns the thing off) is refused with one line, before anything is
+    sent."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    value = _num(raw)
+    if off and value is None:
+        try:
+            value = float(raw) if float(raw) <= 0 else None
+        except ValueError:
+            value = None
+    if value is not None and (not whole or value == int(value)):
+        return value
+    from wanvid.sanitize import one_line
+
+    what = "a positive whole number" if whole else (
+        "a number of seconds (0: off)" if off else "a positive number")
+    raise BadInputError(f"{name}={one_line(raw, 40)!r} is not {what}: set it to one, or "
+                        f"unset it (`unset {name}`)")
 
 
 def _num(v: Any) -> float | None:
