@@ -63,6 +63,14 @@ def test_forget_reads_ids_from_stdin(run: Run, four: list[str]) -> None:
     assert _ids(run(["tasks"]).out) == ["t-d", "t-b"]
 
 
+def test_forget_of_an_empty_pipe_is_nothing_to_do(run: Run, four: list[str]) -> None:
+    # tasks --help's example in a cron job with no FAILED task: jq prints nothing
+    r = run(["tasks", "--forget", "-", "--json"], stdin="")
+    assert r.code == 0, r.err
+    assert envelope_schema.data(r.out, "tasks") == {"forgotten": []}
+    assert len(_ids(run(["tasks"]).out)) == 4
+
+
 def test_forget_of_an_unknown_id_removes_nothing(run: Run, four: list[str]) -> None:
     r = run(["tasks", "--forget", "t-a", "--forget", "t-zz"])
     assert r.code == 2 and r.out == ""

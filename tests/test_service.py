@@ -83,6 +83,7 @@ def test_read_ids_refuses_what_cannot_be_a_task_id(clock: FakeClock) -> None:
     with pytest.raises(BadInputError, match="is not a task id"):
         svc.read_ids(None)
     assert svc.read_ids(["abc-1", " "]) == ["abc-1"]
+    assert svc.read_ids(["b-2", "abc-1", "b-2"]) == ["b-2", "abc-1"]  # each once, in order
 
 
 def test_download_refuses_what_cannot_be_a_task_id_before_any_request(

@@ -698,6 +698,7 @@ class Service:
             if tid is not None:
                 require_task_id(tid)
                 tids.append(tid)
+        tids = list(dict.fromkeys(tids))  # `cat ids ids | wanvid wait`: each task once
         failed = self.failed_inputs
         if failed and not tids:
             more = f" (and {len(failed) - 1} more such lines)" if len(failed) > 1 else ""
@@ -1038,7 +1039,10 @@ class Service:
         is then no longer waited for by ``wait --pending``."""
         from wanvid.sanitize import one_line
 
+        piped = not ids and not self.env.stdin_isatty
         ids = self.read_ids(ids)
+        if not ids and piped:  # `... | jq ... | wanvid tasks --forget -` found nothing
+            return []
         if not ids:
             raise BadInputError("--forget: no task ids given (as arguments, or on stdin, one "
                                 "per line)")

@@ -196,7 +196,7 @@ def cancel(
 ) -> int:
     """Cancel tasks that are still PENDING (queued); running tasks cannot be canceled.
 
-    Example: wanvid tasks --status PENDING --json | jq -r '.data[].task_id' | xargs wanvid cancel
+    Example: wanvid tasks --status PENDING --json | jq -r '.data[].task_id' | xargs -r wanvid cancel
     """
     from wanvid.envelope import cancel_data, cancel_errors
 
