@@ -635,8 +635,8 @@ def test_tasks_remote_defaults(run: Run) -> None:
         r = run(["tasks", "--remote"])
         assert "X-DashScope-Async" not in rsps.calls[0].request.headers
     assert r.code == 0
-    assert r.out == ("t-1 SUCCEEDED wan2.2-i2v-flash 2027-01-15 07:30:00.123\n"
-                     "t-2 RUNNING wan2.5-i2v-preview 2027-01-15 07:45:00.456\n")
+    assert r.out == ("t-1 SUCCEEDED wan2.2-i2v-flash 2027-01-14T23:30:00Z\n"
+                     "t-2 RUNNING wan2.5-i2v-preview 2027-01-14T23:45:00Z\n")
 
 
 def test_tasks_remote_filters(run: Run) -> None:

@@ -185,3 +185,14 @@ def test_download_by_url_of_a_journaled_task_records_it_and_repeats_as_done(run)
         assert len(rsps.calls) == fetched
     r = run(["tasks", "--json"])
     assert envelope_schema.data(r.out, "tasks")[0]["path"] == str(Path.cwd() / "a1.mp4")
+
+
+def test_a_task_the_service_does_not_know_is_named_once_with_its_reason(run) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{API}/tasks/t-9", json={
+            "request_id": "r", "output": {"task_id": "t-9", "task_status": "UNKNOWN"}})
+        r = run(["wait", "t-9"])
+    assert r.code == 5
+    assert r.err.splitlines()[-1] == (
+        "wanvid: error: t-9 UNKNOWN: the task is unknown to the service (expired after "
+        "24 h, or never existed in this region)")  # not "UNKNOWN: UNKNOWN: ..."

@@ -357,7 +357,9 @@ def test_wait_pending_json_with_an_intent_left_open_says_so_in_the_summary(
 
     last = envelope_schema.last(r.out, "wait", exit_code=ExitStatus.TIMEOUT)
     assert last["kind"] == "summary" and last["ok"] is False
-    assert "still unresolved" in last["errors"][0]["message"]
+    message = last["errors"][0]["message"]
+    assert "still unresolved" in message and "named above" not in message
+    assert message.count("'same'") == 2, message  # each submit named: nothing is "above"
 
 
 def test_batch_looks_again_at_unfinished_candidates_only_within_its_timeout(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -335,3 +336,12 @@ def test_a_task_given_up_on_is_unfinished_with_a_resume_not_failed() -> None:
     d = jo.default_summary()  # t-4: no line at all (Ctrl-C)
     assert d == {"tasks": 4, "ok": 1, "failed": 1, "unfinished": ["t-4", "t-3"],
                  "resume": "wanvid wait --pending"}
+
+
+def test_a_saved_video_line_still_says_when_its_url_expires() -> None:
+    from wanvid.envelope import outcome_data
+    from wanvid.poll import Outcome
+
+    url = "https://oss.example.com/v.mp4?Expires=1800000000&Signature=s"
+    saved = Outcome(TID, "SUCCEEDED", video_url=url, path=Path("v.mp4"), size=5, sha256="ab")
+    assert outcome_data(saved)["expires_at"] == "2027-01-15T08:00:00Z"  # as status says

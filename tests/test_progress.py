@@ -89,10 +89,12 @@ def _terminal_env(err: io.StringIO, **environ: str) -> Environment:
                        stdout=io.StringIO(), stdout_isatty=False)
 
 
-@pytest.mark.parametrize("no_color", [False, True])
-def test_live_rows_colour_only_without_no_color(no_color: bool) -> None:
+@pytest.mark.parametrize(("no_color", "environ"), [
+    (False, {}), (True, {"NO_COLOR": "1"}), (False, {"NO_COLOR": ""})])  # empty: unset
+def test_live_rows_colour_only_without_no_color(no_color: bool, environ: dict[str, str],
+                                                ) -> None:
     err = io.StringIO()
-    env = _terminal_env(err, **({"NO_COLOR": "1"} if no_color else {}))
+    env = _terminal_env(err, **environ)
     rep = RichReporter(env, namer=lambda tid: "beach")
     rep.add_task(TID)
     rep.status(TID, "FAILED", 3.0)

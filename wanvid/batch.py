@@ -760,7 +760,7 @@ class Runner:
                                                    else job.prepared.duration)
         else:
             self.summary.failed += 1
-            what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
+            what = o.reason()
             line = f"line {job.line}: " if job is not None else ""
             self.service.env.err(f"wanvid: error: {line}{o.task_id} {o.status}: {what}")
         if job is not None:

@@ -86,7 +86,8 @@ class Environment:
 
     @property
     def no_color(self) -> bool:
-        return "NO_COLOR" in self.environ
+        """NO_COLOR set to anything but the empty string (no-color.org)."""
+        return bool(self.environ.get("NO_COLOR"))
 
     def out(self, line: str) -> None:
         """One line of result on stdout (control characters escaped; see ``sanitize``)."""

@@ -215,7 +215,7 @@ def outcome_data(o: Outcome) -> dict[str, Any]:
                          "size": o.size if o.path is not None else None,
                          "sha256": o.sha256 if o.path is not None else None,
                          "video_url": o.video_url or None,
-                         "expires_at": _expires(o.video_url) if o.path is None else None,
+                         "expires_at": _expires(o.video_url),  # as status gives it
                          "code": o.code or None, "message": o.message or None,
                          "usage": o.usage or None, "resume": None}
     if o.exit_status in (ExitStatus.TIMEOUT, ExitStatus.NETWORK):

@@ -146,6 +146,13 @@ class Outcome:
     def ok(self) -> bool:
         return self.exit_status == ExitStatus.OK
 
+    def reason(self) -> str:
+        """Why it did not succeed, for a line: ``CODE: message``, the code left out when
+        the service sent none (it is then the status, already on the line)."""
+        if self.code and self.code != self.status:
+            return f"{self.code}: {self.message}" if self.message else self.code
+        return self.message or self.status
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"task_id": self.task_id, "status": self.status,
                              "exit_code": int(self.exit_status)}

@@ -760,7 +760,7 @@ class Service:
             if len(flying) == len(pending):
                 for it in pending:
                     who = f"wanvid process {it.pid}"
-                    self.notice(f"{_intent_label(it)}: in flight ({who} is submitting it, "
+                    self.notice(f"{intent_label(it)}: in flight ({who} is submitting it, "
                                 "not an interrupted submit): left to it")
                     done.append(IntentDecision(it, intents.Decision(
                         it.intent_id, intents.OPEN, f"in flight in {who}")))
@@ -797,12 +797,12 @@ class Service:
                 if d.action == intents.ADOPT and d.task_id:
                     if journal.adopt_intent(d.intent_id, d.task_id,
                                             status=d.status or "PENDING"):
-                        self.notice(f"{_intent_label(it)}: {d.reason}, which wanvid never "
+                        self.notice(f"{intent_label(it)}: {d.reason}, which wanvid never "
                                     "heard of: adopted (it is waited for like the others)")
                     done.append(IntentDecision(it, d))
                 elif d.action == intents.CLOSE:
                     if journal.close_intent(d.intent_id, note=d.reason):
-                        self.notice(f"{_intent_label(it)}: {d.reason}")
+                        self.notice(f"{intent_label(it)}: {d.reason}")
                     done.append(IntentDecision(it, d))
                 else:
                     still.append(d)
@@ -812,12 +812,12 @@ class Service:
             if not wait or not retry or (left is not None and delay > left):
                 for d in still:  # every open intent is looked at again while any can settle
                     it = by_id[d.intent_id]
-                    self.notice(f"{_intent_label(it)}: left open: {d.reason}; its job is not "
+                    self.notice(f"{intent_label(it)}: left open: {d.reason}; its job is not "
                                 "submitted again (`wanvid wait --pending` tries again)")
                     done.append(IntentDecision(it, d))
                 for d in flown:
                     it = by_id[d.intent_id]
-                    self.notice(f"{_intent_label(it)}: in flight (wanvid process {it.pid} "
+                    self.notice(f"{intent_label(it)}: in flight (wanvid process {it.pid} "
                                 "is submitting it, not an interrupted submit): left to it")
                     done.append(IntentDecision(it, intents.Decision(
                         it.intent_id, intents.OPEN, f"in flight in wanvid process {it.pid}")))
@@ -1089,7 +1089,8 @@ def _intent_hint(message: str) -> str:
     return f"{message}; the service may have created the task: {_INTENT_HINT}"
 
 
-def _intent_label(it: IntentRecord) -> str:
+def intent_label(it: IntentRecord) -> str:
+    """An interrupted submit as a person knows it: when, which model, which prompt."""
     from wanvid.sanitize import one_line
 
     when = datetime.datetime.fromtimestamp(it.created_at).strftime("%H:%M:%S")

@@ -134,7 +134,7 @@ def outcome_printer(svc: Service, rep: QuietReporter, jo: JsonOut | None) -> Any
         elif o.ok:
             rep.result(f"{o.task_id} {o.video_url}")
         if not o.ok:
-            what = f"{o.code}: {o.message}" if o.code else (o.message or o.status)
+            what = o.reason()
             env.err(f"wanvid: error: {o.task_id} {o.status}: {what}")
             if o.exit_status in (ExitStatus.TIMEOUT, ExitStatus.NETWORK):
                 env.err(f"wanvid: resume with: wanvid wait {o.task_id}")
@@ -183,10 +183,15 @@ def unresolved_exit(svc: Service, json_out: JsonOut | None, code: int) -> int:
     msg = (f"{len(left)} interrupted submit(s) still unresolved (named above); "
            "`wanvid wait --pending` tries again")
     svc.env.err(f"wanvid: {msg}")
-    if json_out is not None:
+    if json_out is not None:  # nothing above in a JSON stream: the error names them
         from wanvid.envelope import error
+        from wanvid.service import intent_label
 
-        json_out.pending_errors.append(error(ExitStatus.TIMEOUT, msg))
+        named = "; ".join(intent_label(it) for it in left[:5]) + (
+            f"; and {len(left) - 5} more" if len(left) > 5 else "")
+        json_out.pending_errors.append(error(
+            ExitStatus.TIMEOUT, f"{len(left)} interrupted submit(s) still unresolved: "
+            f"{named}; `wanvid wait --pending` tries again"))
     return int(ExitStatus.TIMEOUT)
 
 
