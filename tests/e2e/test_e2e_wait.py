@@ -43,7 +43,7 @@ def storage_root(api_root: str) -> str:
     assert hosts["storage"] != api_root
     return str(hosts["storage"])
 WAIT_JSON_KEYS = {"task_id", "status", "exit_code", "path", "size", "sha256", "video_url",
-                  "usage"}
+                  "expires_at", "usage"}
 
 
 def sha(data: bytes | bytearray) -> str:
@@ -197,6 +197,7 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
         assert o["size"] == len(task_video(FIXTURE, o["task_id"])) and o["sha256"] == video_sha(o["task_id"])
         assert o["video_url"].startswith(storage_root(emu.root) + "/api/v1/files/"
                                          + o["task_id"] + ".mp4?")
+        assert o["expires_at"].endswith("Z")  # the URL's, saved or not (as status says)
     assert emu.stats()["downloads"] == 3
 
 
