@@ -69,7 +69,7 @@ def test_a_submit_waiting_for_slots_counts_the_holders(run: Run, clock: FakeCloc
     assert svc.created == ["t-1"]
     assert r.err.count(f"2 {MODEL} task(s) of other wanvid processes hold the account's "
                        "2 slot(s); waiting for one to end (nothing sent yet)") == 1
-    assert peer.held(KEY) == 1
+    assert peer.held(KEY) == 2  # the other's remaining task, and t-1 (running on)
     peer.close()
 
 

@@ -13,8 +13,10 @@ before it submits:
   last second; otherwise the process waits, polling the table, and says once on stderr
   which of the two it waits for (``Wait.describe``);
 * ``generate`` keeps its lease until its wait sees the task end (then the next process
-  in line goes). A lease is dropped when the journal shows its task ended (a terminal
-  status, or its video saved), whoever saw it end;
+  in line goes); ``submit``, which exits while its task runs, leaves its lease to the task
+  (``Leases.leave``: an orphan from then on, below). A lease is dropped when the journal
+  shows its task ended (a terminal status, or its video saved), whoever saw it end (a
+  wait, ``status``, ``tasks --remote``);
 * a holder that is gone (no process has its pid, or the process with that pid started at
   another time: the pid was reused, a container's pid 1 after a restart, a recycled pid
   after a reboot; Linux says when a process started, elsewhere the pid alone decides)
@@ -64,6 +66,8 @@ ORPHAN_POLL = 5.0  # seconds between a waiting submit's questions about orphaned
 # Submits counted for the submits-per-second rule are kept this long, and the last of each
 # model always (the rule of a rate under one a second looks at the last one alone).
 SUBMITS_KEPT = 60.0
+# The holder of a lease that belongs to its task (``Leases.leave``): no process has pid 0.
+TASK_OWNED = 0
 SLOTS, RATE = "slots", "rate"  # what a submit waits for (``Wait.reason``)
 # A task in one of these states (or saved) holds no slot at the service.
 ENDED = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "EXPIRED")
@@ -441,6 +445,17 @@ class Leases:
         """The lease now stands for this task (released when a wait sees it end)."""
         self._tx(lambda db: db.execute("UPDATE leases SET task_id = ? WHERE id = ? AND pid = ?",
                                        (task_id, lease, self.pid)))
+
+    def leave(self, lease: int, task_id: str) -> None:
+        """The lease now stands for this task and belongs to it, no longer to this process
+        (``wanvid submit``: the task runs on after the process exits): held by no process
+        (pid ``TASK_OWNED``), so never given back by this one's exit, it is an orphan whose
+        task is known (``orphan_keeps``): kept until a wanvid process sees the task end or
+        ``orphan_age`` passes."""
+        self._tx(lambda db: db.execute(
+            "UPDATE leases SET task_id = ?, pid = ?, started = NULL WHERE id = ? AND pid = ?",
+            (task_id, TASK_OWNED, lease, self.pid)))
+        self.mine.discard(lease)
 
     def release(self, lease: int | None = None, *, task_id: str | None = None) -> None:
         """Give back ``lease`` (this process's own only), and every lease of ``task_id``

@@ -355,9 +355,11 @@ class Service:
         """Send one prepared request and journal the task id the moment it comes back.
 
         ``hold`` shares the account's limits with other wanvid processes (``wanvid.leases``):
-        False waits for a free slot of the model and paces the submit; True also keeps
-        the slot until a wait of this process sees the task end (``generate``); None
-        (the Python API) does neither. ``lease``: a slot already taken (``try_slot``:
+        both wait for a free slot of the model and pace the submit; the task then holds
+        the slot until a wanvid process sees it end: False leaves it to the task at once
+        (``submit``: nobody in this process follows it), True keeps it this process's
+        until its wait sees the task end (``generate``); None (the Python API) does
+        neither. A submit that creates no task gives its slot back. ``lease``: a slot already taken (``try_slot``:
         batch), used instead of waiting for one. ``check``: run in the transaction that
         writes the submit's intent (``Journal.open_intent``); what it raises ends the
         submit before anything is sent."""
@@ -401,8 +403,8 @@ class Service:
         if lease is not None:
             if hold:
                 self._bind_lease(lease, task_id)
-            else:
-                self._give_back(lease)
+            else:  # the task runs on after this process: it keeps the slot (wanvid.leases)
+                self._leave_lease(lease, task_id)
         out = resp["output"]
         try:
             journal.record_submit(task_id, model=prepared.model.name,
@@ -508,14 +510,30 @@ class Service:
             self._task_lease[task_id] = lease
 
     def _take_lease(self, prepared: PreparedSubmit) -> int:
+        from wanvid.progress import heartbeat_seconds
+        from wanvid.render import fmt_duration
+
         m = prepared.model
         key, limit = self._limit(m)
 
+        # Not on a terminal (CI logs, pipes): the heartbeat's "still waiting" line every
+        # WANVID_HEARTBEAT seconds (30) without one, as a task's wait has (-q: none).
+        beat = (float("inf") if self.env.interactive or self.env.quiet
+                else heartbeat_seconds(self.env))
+        since = self.env.monotonic()
+        said = [since]
+
         def waiting(why: Wait) -> None:
             self.env.note(f"{why.describe(m.name)} (nothing sent yet)")
+            said[0] = self.env.monotonic()
 
         def nap(seconds: float) -> None:
             self._follow_orphans()
+            now = self.env.monotonic()
+            why = self.leases.last_wait
+            if why is not None and now - said[0] >= beat:
+                said[0] = now
+                self.env.note(f"{slot_heartbeat(why, m.name)}, {fmt_duration(now - since)}")
             self.env.sleep(seconds)
 
         return self.leases.take(key, limit, sleep=nap,
@@ -554,6 +572,12 @@ class Service:
             self.leases.release(lease)
         except WanvidError:
             pass  # the process's exit frees it too
+
+    def _leave_lease(self, lease: int, task_id: str) -> None:
+        try:
+            self.leases.leave(lease, task_id)
+        except WanvidError:
+            pass  # once this process is gone, its lease follows the intent to the task
 
     def _bind_lease(self, lease: int, task_id: str) -> None:
         self._task_lease[task_id] = lease
@@ -1069,7 +1093,27 @@ class Service:
             bj = 8 * 3600  # the task API speaks Beijing time (UTC+8)
             params["start_time"] = _time.strftime(fmt, _time.gmtime(now - since + bj))
             params["end_time"] = _time.strftime(fmt, _time.gmtime(now + bj))
-        return self.client().list_tasks(**params)
+        resp = self.client().list_tasks(**params)
+        self._free_slots_of_ended(resp)
+        return resp
+
+    def _free_slots_of_ended(self, resp: dict[str, Any]) -> None:
+        """The task list shows these tasks ended: the account slots their leases hold are
+        free (a ``submit``'s task, left to hold its slot until someone sees it end). Only
+        in a journal that exists and can be written; the list itself never fails for it."""
+        from wanvid.envelope import task_list
+        from wanvid.leases import ENDED
+
+        ended = [str(t["task_id"]) for t in task_list(resp)
+                 if isinstance(t.get("task_id"), str)
+                 and str(t.get("task_status") or "").upper() in ENDED]
+        if not ended or not self.env.journal_path.exists():
+            return
+        try:
+            for task_id in ended:
+                self.leases.release(task_id=task_id)
+        except WanvidError:
+            pass
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -1079,6 +1123,18 @@ class Service:
 
 STATUS_BOUND = 90.0  # s for one task's status query, retries included (no --timeout): room for
 # one Retry-After of 60 s (the cap) and the try after it
+
+
+def slot_heartbeat(why: Wait, model: str) -> str:
+    """The heartbeat line of a submit waiting for the account's limit (without elapsed)."""
+    from wanvid.leases import SLOTS
+
+    if why.reason == SLOTS:
+        return (f"still waiting for a {model} slot ({why.others + why.mine} of "
+                f"{why.limit.concurrent} held)")
+    return f"still waiting for the account's {model} submit rate"
+
+
 _REMOTE_HINT = "check `wanvid tasks --remote` before submitting again"
 _INTENT_HINT = "`wanvid wait --pending` finds it if it was (the journal keeps the submit)"
 
