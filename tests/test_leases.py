@@ -568,3 +568,34 @@ def test_a_fast_submit_rate_counts_every_submit_of_its_second(tmp_path: Path,
         assert lease is not None
         a.release(lease)
     assert a.try_take(KEY, lim)[0] is None
+
+
+def test_a_lease_left_to_its_task_outlives_its_holder_until_the_task_ends(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """`wanvid submit` (review F13): its lease belongs to its task once the POST named it;
+    the holder giving back all it holds, exiting, dying frees nothing; the task's end
+    (the journal's status, or a release by task) does, and so does the orphan bound."""
+    from wanvid.journal import Journal
+    from wanvid.leases import ORPHAN_MIN_AGE
+
+    dead: set[int] = set()
+    a, b = leases(tmp_path, clock, 901, dead), leases(tmp_path, clock, 902, dead)
+    lim = Limit(concurrent=2, per_second=0)
+    la, _ = a.try_take(KEY, lim)
+    lx, _ = a.try_take(KEY, lim)
+    assert la is not None and lx is not None
+    a.leave(la, "task-a")
+    a.leave(lx, "task-x")
+    assert a.mine == set()
+    a.release(la)
+    a.release_mine()  # the submit's exit
+    dead.add(901)
+    assert b.held(KEY) == 2
+    assert b.try_take(KEY, lim)[0] is None
+    assert b.last_wait is not None and b.last_wait.orphans == ("task-a", "task-x")
+    with Journal(tmp_path / "journal.db", now=clock.now) as j:
+        j.record_submit("task-a", model="m", base_url="http://h", params={}, inputs=[])
+        j.update_status("task-a", "SUCCEEDED")  # `wanvid status` saw it end
+    assert b.held(KEY) == 1
+    clock.sleep(ORPHAN_MIN_AGE + 1)  # task-x: nobody saw it end; the bound frees it
+    assert b.held(KEY) == 0

@@ -296,7 +296,10 @@ class Leases:
             raise JournalError(f"{self.path}: cannot use the task journal's leases: {e}") from e
 
     def _holds(self, pid: int, started: str | None) -> bool:
-        """Whether the holder a lease names is still running (this process included)."""
+        """Whether the holder a lease names is still running (this process included); a
+        lease left to its task (``TASK_OWNED``) has none."""
+        if pid == TASK_OWNED:
+            return False
         if pid == self.pid and (started is None or self.started is None
                                 or started == self.started):
             return True

@@ -359,10 +359,10 @@ class Service:
         the slot until a wanvid process sees it end: False leaves it to the task at once
         (``submit``: nobody in this process follows it), True keeps it this process's
         until its wait sees the task end (``generate``); None (the Python API) does
-        neither. A submit that creates no task gives its slot back. ``lease``: a slot already taken (``try_slot``:
-        batch), used instead of waiting for one. ``check``: run in the transaction that
-        writes the submit's intent (``Journal.open_intent``); what it raises ends the
-        submit before anything is sent."""
+        neither. A submit that creates no task gives its slot back. ``lease``: a slot
+        already taken (``try_slot``: batch), used instead of waiting for one. ``check``:
+        run in the transaction that writes the submit's intent (``Journal.open_intent``);
+        what it raises ends the submit before anything is sent."""
         from wanvid import intents
         from wanvid.client import submitted_task_id
 

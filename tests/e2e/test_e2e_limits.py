@@ -108,3 +108,36 @@ def test_a_killed_generates_task_keeps_its_slot(emulator, wv_env, tmp_path: Path
     assert stats["concurrent_throttled"] == 0 and stats["throttled"] == 0, err
     assert stats["submits"] == 2 and stats["max_in_flight"] <= 1
     assert "left by a wanvid process that exited" in err
+
+
+def test_readmes_submit_loop_on_a_two_task_model_loses_no_job(emulator, wv_env,
+                                                               tmp_path: Path) -> None:
+    """README's bash-loop recipe, three images, the emulator enforcing the catalogue's 2
+    concurrent tasks of the default model (wan2.2-i2v-flash) with tasks that outlast the
+    submits (review F13): each `submit` gave its slot back as soon as its POST was
+    answered, so the third was throttled, ended in exit 7 after its retries and c.png was
+    silently never made (the pipeline's status is wait's). Its task now keeps the slot:
+    the third submit waits until one of the two is seen to end."""
+    import os
+    import sys
+
+    from tests.e2e.test_readme_recipes import recipes
+    from tests.fixtures_media import png_bytes
+
+    emu = emulator(max_concurrent=2, pending=0.3, running=3)
+    d = tmp_path / "loop"
+    d.mkdir()
+    for i, stem in enumerate("abc"):
+        (d / f"{stem}.png").write_bytes(png_bytes(640 + 8 * i, 480))
+    env = dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    body = recipes()["bash-loop"][1]
+    p = subprocess.run(["bash", "-o", "pipefail", "-c", body], cwd=d, env=env, text=True,
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.splitlines()) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert all((d / f"{s}.mp4").stat().st_size > 0 for s in "abc")
+    stats = emu.stats()
+    assert stats["concurrent_throttled"] == 0 and stats["throttled"] == 0, p.stderr
+    assert stats["submits"] == 3 and stats["max_in_flight"] <= 2
+    assert "waiting for one to end (nothing sent yet)" in p.stderr

@@ -204,8 +204,14 @@ def test_submit_ids_piped_into_wait_save_every_video(emulator, wv, images, work:
 # --- 3. fault switches ----------------------------------------------------------------
 
 
-def test_throttled_submits_create_every_job_exactly_once(emulator, wv, images,
+def test_throttled_submits_create_every_job_exactly_once(emulator, wv, wv_env, images,
                                                          work: Path) -> None:
+    # Six tasks of the model at once (its catalogue says 2: the 3rd submit would wait for
+    # a task to end, asking the service about it, and the throttled count mix in queries).
+    config = Path(wv_env["WANVID_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "models.toml").write_text('[[model]]\nname = "wan2.2-i2v-flash"\n'
+                                        "concurrent_tasks = 6\n", encoding="utf-8")
     emu = emulator(throttle_every=3)
     ids = [submit(wv, emu, images["first"]) for _ in range(6)]
     stats = emu.stats()
