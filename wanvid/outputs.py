@@ -222,6 +222,26 @@ def output_path(template: str | None, *, task_id: str, model: str = "", stem: st
     return path
 
 
+def depends_on(template: str | None, name: str, output_dir: Path | None = None) -> bool:
+    """Whether the file a video is saved as under ``template`` changes with ``name``'s
+    value (a placeholder; ``task_id`` also behind a directory's ``{task_id}.mp4``): when
+    it does not, two tasks that differ only there are saved as one file."""
+    sample: dict[str, str] = {"task_id": "t", "model": "m", "stem": "s", "date": "20260101"}
+    other = {**sample, name: "u"}
+    seeds = (1, 2) if name == "seed" else (1, 1)
+    return (output_path(template, **sample, seed=seeds[0], output_dir=output_dir)
+            != output_path(template, **other, seed=seeds[1], output_dir=output_dir))
+
+
+def same_file(path: Path | str) -> str:
+    """One key for every spelling of a file's name (``a.mp4``, ``./a.mp4``, absolute, a
+    symlinked directory on the way): two tasks with one key would write one file."""
+    try:
+        return os.path.normcase(os.fspath(Path(path).expanduser().resolve()))
+    except (OSError, RuntimeError):
+        return os.path.normcase(os.path.abspath(os.path.expanduser(path)))
+
+
 def check_template(output: str | None, flag: str = "-o") -> None:
     """Render an output template once with sample values, so a typo fails before a task is
     created (and paid for), not after; a name that is no valid UTF-8 is refused."""

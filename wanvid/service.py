@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanvid.context import Environment
-from wanvid.errors import BadInputError, ExitStatus, RejectedError, TaskFailedError, WanvidError
+from wanvid.errors import (
+    BadInputError,
+    ExitStatus,
+    RejectedError,
+    TaskFailedError,
+    WanvidError,
+    WriteError,
+)
 from wanvid.statuses import FAILED_STATES, SUCCEEDED, is_running
 
 if TYPE_CHECKING:
@@ -321,9 +328,11 @@ class Service:
     def fixed_destination(self, output: str | None, prepared: PreparedSubmit) -> Path | None:
         """Where a video will be saved when that does not depend on the task id (so it can
         be checked before paying); None when it does."""
-        if not output or "{task_id}" in output:
-            return None
-        from wanvid.outputs import output_path
+        from wanvid.outputs import depends_on, output_path
+
+        if not output or "{task_id}" in output or \
+                depends_on(output, "task_id", self.settings.output_dir):
+            return None  # a directory: DIR/{task_id}.mp4
 
         first = prepared.media[0] if prepared.media else None
         stem = ""
@@ -874,32 +883,96 @@ class Service:
                 self.env.warn(f"{e.message}; waiting without recording -o")
                 return
 
-    def dest_for(self, output: str | None) -> Callable[[str, dict[str, Any]], Path]:
-        """Where each task's video goes: ``output`` (or the task's -o as typed in this run,
-        else the template journaled with the task), its values taken from the journal's
-        record. A journaled (absolute) name under the current directory is given relative
-        to it, so what is printed is what the user typed there."""
-        from wanvid.outputs import output_path, shown_path
+    def _destination(self, task_id: str, output: str | None, rec: TaskRecord | None,
+                     model: str = "") -> tuple[Path, str | None, bool]:
+        """(path, template, journaled) of ``task_id``'s video: ``output``, else the task's
+        -o as typed in this run, else the template journaled with it (``journaled``); the
+        values come from the journal's record (``model``: the service's, when none)."""
+        from wanvid.outputs import output_path
 
-        journal, settings, cwd = self.journal, self.settings, self.cwd
+        template = output or self._typed_output.get(task_id)
+        journaled = template is None and rec is not None and bool(rec.output)
+        if journaled:
+            assert rec is not None
+            template = rec.output
+        stem, seed = "", None
+        if rec is not None:
+            model = rec.model or model
+            stem = _stem(rec)
+            seed = rec.params.get("seed") if isinstance(rec.params, dict) else None
+        path = output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
+                           date=self._date(), output_dir=self.settings.output_dir)
+        return path, template, journaled
+
+    def dest_for(self, output: str | None) -> Callable[[str, dict[str, Any]], Path]:
+        """Where each task's video goes (``_destination``). A journaled (absolute) name
+        under the current directory is given relative to it, so what is printed is what
+        the user typed there. A second task of this wait named to a file another one is
+        saved as (a name only the service's answer settles: ``check_wait`` refused the
+        others up front) is a ``WriteError``: that task stays pending."""
+        from wanvid.outputs import same_file, shown_path
+
+        journal, cwd = self.journal, self.cwd
+        claimed: dict[str, str] = {}  # file -> the task of this wait saved as it
 
         def dest(task_id: str, out: dict[str, Any]) -> Path:
             rec = journal.get(task_id)
-            template = output or self._typed_output.get(task_id)
-            journaled = template is None and rec is not None and bool(rec.output)
-            if journaled:
-                assert rec is not None
-                template = rec.output
-            stem, seed, model = "", None, out.get("model") or ""
-            if rec is not None:
-                model = rec.model or model
-                stem = _stem(rec)
-                seed = rec.params.get("seed") if isinstance(rec.params, dict) else None
-            path = output_path(template, task_id=task_id, model=model, stem=stem, seed=seed,
-                               date=self._date(), output_dir=settings.output_dir)
-            return shown_path(path, cwd) if journaled and cwd is not None else path
+            path, template, journaled = self._destination(task_id, output, rec,
+                                                          out.get("model") or "")
+            shown = shown_path(path, cwd) if journaled and cwd is not None else path
+            other = claimed.setdefault(same_file(path), task_id)
+            if other != task_id:
+                raise WriteError(f"{task_id}: -o {template} names {shown}, the file task "
+                                 f"{other} of this wait is saved as; the task stays pending: "
+                                 f"`wanvid wait {task_id} -o DIR/` saves it")
+            return shown
 
         return dest
+
+    def check_wait(self, ids: list[str], output: str | None, *, download: bool = True,
+                   force: bool = False) -> None:
+        """Everything about where a wait saves its videos that can be refused before any
+        request (``BadInputError``, exit 2): -o renders and can be written, one file is
+        not named for two tasks (a file name, or a template such as ``{stem}.mp4`` that
+        gives two tasks' inputs one name; their values are the journal's), and, without
+        ``force``, no task would overwrite a video the journal has saved for another."""
+        from wanvid.outputs import depends_on, same_file, shown_path
+
+        self.check_output(output, writable=download)
+        ids = list(dict.fromkeys(ids))
+        _check_single_output(output, len(ids))
+        if not download:
+            return
+        journal, cwd = self.journal, self.cwd
+        planned: dict[str, tuple[str, Path]] = {}  # file -> (task, as shown)
+        for tid in ids:
+            rec = journal.get(tid)
+            path, template, journaled = self._destination(tid, output, rec)
+            if rec is None and depends_on(template, "model", self.settings.output_dir):
+                continue  # the model comes with the service's answer: dest_for checks
+            shown = shown_path(path, cwd) if journaled and cwd is not None else path
+            key = same_file(path)
+            if key in planned:
+                first = planned[key][0]
+                if output:
+                    raise BadInputError(f"-o {output} names one file, {shown}, for tasks "
+                                        f"{first} and {tid}; add {{task_id}} to it (no task "
+                                        "was waited for)")
+                raise BadInputError(f"tasks {first} and {tid} would both be saved as {shown} "
+                                    f"(-o {template}, journaled with them); give -o with "
+                                    "{task_id} to save them apart (no task was waited for)")
+            planned[key] = (tid, shown)
+        there = {key: v for key, v in planned.items() if os.path.lexists(key)}
+        if force or not there:
+            return
+        saved = {same_file(r.path): r.task_id for r in journal.list()
+                 if r.path and r.task_id not in ids}
+        for key, (tid, shown) in there.items():
+            owner = saved.get(key)
+            if owner is not None:
+                raise BadInputError(f"{shown} holds task {owner}'s video, so task {tid} "
+                                    "cannot be saved as it; choose another -o, or pass "
+                                    "--force to overwrite it (no task was waited for)")
 
     def waiter(self, *, reporter: Reporter, output: str | None = None,
                timeout: float | None = None, interval: float | None = None,
@@ -935,9 +1008,8 @@ class Service:
 
         if not ids:
             raise BadInputError("wait: give TASK_IDs, pipe them in, or use --pending")
-        self.check_output(output, writable=download)
+        self.check_wait(ids, output, download=download, force=force)
         self.settings.require_key()
-        _check_single_output(output, len(ids))
         self.remember_output(ids, output)
         reporter = reporter or _quiet(self.env)
         waiter = self.waiter(reporter=reporter, output=output, timeout=timeout,

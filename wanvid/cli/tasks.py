@@ -78,6 +78,9 @@ def wait(
     ids = svc.read_ids(task_ids) if (task_ids or not pending) else []
     if pending:
         svc.start_deadline(timeout)  # resolving interrupted submits counts too
+        # Two tasks named to one file are refused before resolving (a query) too.
+        svc.check_wait(ids + [r.task_id for r in svc.journal.pending()], output,
+                       download=not no_download, force=force)
         ids += [t for t in svc.pending_ids() if t not in ids]
         if not ids and not svc.journal.open_intents():
             svc.env.note("nothing pending in the journal")
