@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal as _signal
 import subprocess
 import sys
 import urllib.request
@@ -148,3 +149,23 @@ def images(tmp_path: Path) -> dict[str, Path]:
         p.write_bytes(png_bytes(w, h))
         out[name] = p
     return out
+
+
+def signal_once_waiting(proc: subprocess.Popen[str], sig: int = _signal.SIGINT,
+                        ) -> tuple[str, str, str]:
+    """Send ``sig`` to a wanvid run once its first task is submitted and waited for (its
+    "ID PENDING (" line on stderr); its task id, stdout and the rest of stderr."""
+    try:
+        assert proc.stderr is not None
+        while True:
+            line = proc.stderr.readline()
+            assert line, "wanvid ended before it was waiting"
+            if " PENDING (" in line:
+                break
+        os.kill(proc.pid, sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return line.split()[1], stdout, stderr

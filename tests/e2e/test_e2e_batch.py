@@ -9,7 +9,6 @@ killed mid-way and run again (done jobs skipped, none created twice).
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import envelope_schema
-from tests.e2e.conftest import WANVID, is_sidecar
+from tests.e2e.conftest import WANVID, is_sidecar, signal_once_waiting
 from tests.fixtures_media import png_bytes
 
 STEMS = ["a", "b", "c", "d", "e", "f"]
@@ -299,20 +298,7 @@ def test_a_signalled_batch_json_lists_every_job_and_its_command_finishes_the_bat
                             env=dict(wv_env, DASHSCOPE_HTTP_BASE_URL=emu.base_url), text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    try:
-        assert proc.stderr is not None
-        while True:  # the first job is submitted and waited for
-            line = proc.stderr.readline()
-            assert line, "the batch ended before it was waiting"
-            if " PENDING (" in line:
-                break
-        tid = line.split()[1]
-        os.kill(proc.pid, sig)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    tid, stdout, stderr = signal_once_waiting(proc, sig)  # the first job is submitted and waited for
     assert proc.returncode == code, stderr
     rows = {row["line"]: row for row in rows_of(stdout)}
     assert sorted(rows) == sorted(where.values())

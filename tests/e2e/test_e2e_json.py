@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests import envelope_schema
-from tests.e2e.conftest import WANVID, Run
+from tests.e2e.conftest import WANVID, Run, signal_once_waiting
 from tests.e2e.test_e2e_wait import no_key, submit
 
 
@@ -128,20 +128,7 @@ def test_signal_during_generate_json_prints_the_summary(
     emu = emulator(pending=30)
     proc = _start(wv_env, work, emu.base_url, "generate", str(images["first"]), "-p", "x",
                   "--json")
-    try:
-        assert proc.stderr is not None
-        while True:  # the task is submitted (and journaled) and the wait loop runs
-            line = proc.stderr.readline()
-            assert line, "generate ended before it was waiting"
-            if " PENDING (" in line:
-                break
-        tid = line.split()[1]
-        os.kill(proc.pid, sig)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    tid, stdout, stderr = signal_once_waiting(proc, sig)  # submitted, journaled, waiting
     r = Run(proc.returncode, stdout, stderr)
     env = check(r, "generate", code)
     assert env["errors"][0]["code"] == what
